@@ -1,0 +1,57 @@
+# initprof — see README.md. Every target is safe to run on a fresh Debian 12 machine
+# after `make deps` (which .ci/run and `make demo` call for you).
+
+GO        ?= go
+BIN       := bin/initprof
+GOFLAGS_B := -trimpath
+# initprof runs as PID 1 inside foreign root filesystems, so it must be static.
+export CGO_ENABLED ?= 0
+
+.PHONY: all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS_B) -o $(BIN) ./cmd/initprof
+
+build-arm64:
+	GOARCH=arm64 $(GO) build $(GOFLAGS_B) -o bin/initprof-arm64 ./cmd/initprof
+
+# The sample extensions every test profiles (Go and C), built with known flags.
+samples:
+	$(MAKE) -C testdata/samples
+
+# The README's test command. Needs root for the BPF, runc and qemu tests; without
+# root those tests skip and say why.
+test: build samples
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) test -count=1 -timeout 45m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench: build samples
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+# Regenerates the bpf2go output for amd64 and arm64 (needs clang-14 and libbpf-dev).
+generate:
+	$(GO) generate ./probes/...
+
+# Fails when the committed bpf2go output differs from a fresh `make generate`.
+generate-check: generate
+	@git diff --exit-code --stat -- probes/ || { echo "probes: committed bpf2go output is stale; run 'make generate' and commit"; exit 1; }
+
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+deps:
+	bash .ci/deps
+
+demo: deps build samples
+	./$(BIN) doctor || true
+	./$(BIN) inspect build/samples/cext-now build/samples/cext-lazy build/samples/goext
+
+clean:
+	rm -rf bin build
