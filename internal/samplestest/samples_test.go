@@ -1,0 +1,635 @@
+package samplestest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/initprof/initprof/internal/testutil"
+)
+
+func monoNS(t testing.TB) uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatalf("clock_gettime: %v", err)
+	}
+	return uint64(ts.Sec)*1e9 + uint64(ts.Nsec)
+}
+
+// allSamples is every binary `make samples` builds by default.
+var allSamples = []string{
+	"goext",
+	"cext", "cext-now", "cext-lazy", "cext-nopie", "cext-delay", "cext-relr",
+	"cmini", "cmini-lazy", "cmini-static", "cmini-static-pie",
+}
+
+const testExtID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+// fakePlatform is a test double of the Lambda Extensions and Telemetry APIs,
+// just enough to drive one extension through register → subscribe → /next
+// (one INVOKE, then SHUTDOWN) and to record what it sent, and when, on
+// CLOCK_MONOTONIC.
+type fakePlatform struct {
+	t   testing.TB
+	srv *httptest.Server
+
+	// holdH18 makes the first /next and the subscribe each wait (up to a few
+	// seconds) for the other to arrive before answering: they can only both
+	// arrive if the extension sent them concurrently.
+	holdH18 bool
+	// subscribeStatus, when not 0, is the status the subscribe gets.
+	subscribeStatus int
+
+	mu             sync.Mutex
+	registerName   string
+	registerBody   string
+	registerAt     uint64 // response about to be written
+	subscribeBody  string
+	subscribeID    string
+	subscribeIn    uint64 // request arrived
+	subscribeAt    uint64 // response about to be written
+	nextIDs        []string
+	nextIn         []uint64 // arrivals
+	initErrors     []string // error-type headers of init/error and exit/error
+	delivered      int      // telemetry events the extension accepted with 200
+	deliverErr     error
+	subArrived     chan struct{}
+	nextArrived    chan struct{}
+	subArrivedOnce sync.Once
+	nxtArrivedOnce sync.Once
+	h18Violation   string
+	registered     chan struct{}
+	regOnce        sync.Once
+}
+
+func newFakePlatform(t testing.TB) *fakePlatform {
+	f := &fakePlatform{t: t, subArrived: make(chan struct{}), nextArrived: make(chan struct{}), registered: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /2020-01-01/extension/register", f.register)
+	mux.HandleFunc("PUT /2022-07-01/telemetry", f.subscribe)
+	mux.HandleFunc("GET /2020-01-01/extension/event/next", f.next)
+	mux.HandleFunc("POST /2020-01-01/extension/init/error", f.initError)
+	mux.HandleFunc("POST /2020-01-01/extension/exit/error", f.initError)
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakePlatform) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+
+func (f *fakePlatform) register(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.registerName = r.Header.Get("Lambda-Extension-Name")
+	f.registerBody = string(b)
+	f.mu.Unlock()
+	w.Header().Set("Lambda-Extension-Identifier", testExtID)
+	w.Header().Set("Content-Type", "application/json")
+	f.mu.Lock()
+	f.registerAt = monoNS(f.t)
+	f.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, `{"functionName":"fn","functionVersion":"$LATEST","handler":"h"}`)
+	f.regOnce.Do(func() { close(f.registered) })
+}
+
+func (f *fakePlatform) subscribe(w http.ResponseWriter, r *http.Request) {
+	in := monoNS(f.t)
+	b, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.subscribeIn = in
+	f.subscribeBody = string(b)
+	f.subscribeID = r.Header.Get("Lambda-Extension-Identifier")
+	f.mu.Unlock()
+	f.subArrivedOnce.Do(func() { close(f.subArrived) })
+	if f.holdH18 {
+		select {
+		case <-f.nextArrived:
+		case <-time.After(3 * time.Second):
+			f.mu.Lock()
+			f.h18Violation = "subscribe was answered without a concurrent /next (waited 3s)"
+			f.mu.Unlock()
+		}
+	}
+	if f.subscribeStatus != 0 {
+		w.WriteHeader(f.subscribeStatus)
+		io.WriteString(w, `{"errorMessage":"bad","errorType":"ValidationError"}`)
+		return
+	}
+	f.mu.Lock()
+	f.subscribeAt = monoNS(f.t)
+	f.mu.Unlock()
+	io.WriteString(w, "OK")
+}
+
+func (f *fakePlatform) next(w http.ResponseWriter, r *http.Request) {
+	in := monoNS(f.t)
+	f.mu.Lock()
+	f.nextIn = append(f.nextIn, in)
+	f.nextIDs = append(f.nextIDs, r.Header.Get("Lambda-Extension-Identifier"))
+	n := len(f.nextIn)
+	f.mu.Unlock()
+	f.nxtArrivedOnce.Do(func() { close(f.nextArrived) })
+	if n == 1 {
+		if f.holdH18 {
+			select {
+			case <-f.subArrived:
+			case <-time.After(3 * time.Second):
+				f.mu.Lock()
+				f.h18Violation = "/next was answered without a concurrent subscribe (waited 3s)"
+				f.mu.Unlock()
+			}
+		}
+		// Deliver one telemetry batch to the subscriber, as the platform
+		// replays init events, so the listener is exercised.
+		f.deliver()
+		w.Header().Set("Lambda-Extension-Event-Identifier", "ev-1")
+		io.WriteString(w, `{"eventType":"INVOKE","deadlineMs":1764140000000,"requestId":"req-1",`+
+			`"invokedFunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:fn",`+
+			`"tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}}`)
+		return
+	}
+	// Mixed case on purpose: consumers must parse eventType case-insensitively.
+	io.WriteString(w, `{"eventType":"Shutdown","shutdownReason":"spindown","deadlineMs":1764140002000}`)
+}
+
+func (f *fakePlatform) deliver() {
+	f.mu.Lock()
+	body := f.subscribeBody
+	f.mu.Unlock()
+	var sub subscription
+	if err := json.Unmarshal([]byte(body), &sub); err != nil {
+		f.setDeliverErr(fmt.Errorf("subscription body is not JSON: %v", err))
+		return
+	}
+	u, err := url.Parse(sub.Destination.URI)
+	if err != nil {
+		f.setDeliverErr(fmt.Errorf("destination URI %q: %v", sub.Destination.URI, err))
+		return
+	}
+	batch := `[{"time":"2026-11-26T05:00:00.000Z","type":"platform.initStart","record":{"initializationType":"on-demand","phase":"init","functionName":"fn","functionVersion":"$LATEST"}},` +
+		`{"time":"2026-11-26T05:00:00.001Z","type":"platform.telemetrySubscription","record":{"name":"x","state":"Subscribed","types":["platform","function"]}}]`
+	// The real sandbox resolves the URI's host (sandbox.localdomain) to
+	// 127.0.0.1; here we only trust its port.
+	resp, err := http.Post("http://127.0.0.1:"+u.Port()+u.Path, "application/json", strings.NewReader(batch))
+	if err != nil {
+		f.setDeliverErr(fmt.Errorf("POST to the telemetry listener at port %s: %v", u.Port(), err))
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		f.setDeliverErr(fmt.Errorf("telemetry listener answered %d", resp.StatusCode))
+		return
+	}
+	f.mu.Lock()
+	f.delivered += 2
+	f.mu.Unlock()
+}
+
+func (f *fakePlatform) setDeliverErr(err error) {
+	f.mu.Lock()
+	f.deliverErr = err
+	f.mu.Unlock()
+}
+
+func (f *fakePlatform) initError(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	f.mu.Lock()
+	f.initErrors = append(f.initErrors, r.URL.Path+" "+r.Header.Get("Lambda-Extension-Function-Error-Type"))
+	f.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+	io.WriteString(w, `{"status":"OK"}`)
+}
+
+type subscription struct {
+	SchemaVersion string   `json:"schemaVersion"`
+	Types         []string `json:"types"`
+	Buffering     struct {
+		MaxItems  int `json:"maxItems"`
+		MaxBytes  int `json:"maxBytes"`
+		TimeoutMs int `json:"timeoutMs"`
+	} `json:"buffering"`
+	Destination struct {
+		Protocol string `json:"protocol"`
+		URI      string `json:"URI"`
+	} `json:"destination"`
+}
+
+type result struct {
+	stdout, stderr string
+	exitCode       int
+	before, after  uint64 // CLOCK_MONOTONIC around the process's life
+	checkpoints    []checkpoint
+}
+
+type checkpoint struct {
+	name string
+	ns   uint64
+}
+
+var checkpointRE = regexp.MustCompile(`^INIT \| checkpoint=(\w+) mono_ns=(\d+)$`)
+
+// runSample runs one sample to completion under the fake platform.
+func runSample(t *testing.T, bin string, env ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(os.Environ(), env...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	var r result
+	r.before = monoNS(t)
+	err := cmd.Run()
+	r.after = monoNS(t)
+	r.stdout, r.stderr = so.String(), se.String()
+	if ctx.Err() != nil {
+		t.Fatalf("%s did not exit within 20s\nstdout:\n%s\nstderr:\n%s", bin, r.stdout, r.stderr)
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.exitCode = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %s: %v", bin, err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(r.stdout))
+	for sc.Scan() {
+		if m := checkpointRE.FindStringSubmatch(sc.Text()); m != nil {
+			ns, err := strconv.ParseUint(m[2], 10, 64)
+			if err != nil {
+				t.Fatalf("bad checkpoint line %q: %v", sc.Text(), err)
+			}
+			r.checkpoints = append(r.checkpoints, checkpoint{m[1], ns})
+		} else if strings.HasPrefix(sc.Text(), "INIT |") {
+			t.Errorf("malformed checkpoint line %q", sc.Text())
+		}
+	}
+	return r
+}
+
+func (r result) at(name string) uint64 {
+	for _, c := range r.checkpoints {
+		if c.name == name {
+			return c.ns
+		}
+	}
+	return 0
+}
+
+func (r result) names() []string {
+	var n []string
+	for _, c := range r.checkpoints {
+		n = append(n, c.name)
+	}
+	return n
+}
+
+// checkClock asserts every checkpoint lies within the process's lifetime as
+// seen by the test on the same clock.
+func checkClock(t *testing.T, r result) {
+	t.Helper()
+	for _, c := range r.checkpoints {
+		if c.ns <= r.before || c.ns >= r.after {
+			t.Errorf("checkpoint %s mono_ns=%d is outside the process's lifetime [%d, %d]", c.name, c.ns, r.before, r.after)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return p
+}
+
+// TestProtocolAndCheckpoints runs every sample through a full init and one
+// invoke, and checks the requests it sends and its ground-truth checkpoints.
+func TestProtocolAndCheckpoints(t *testing.T) {
+	for _, name := range allSamples {
+		t.Run(name, func(t *testing.T) {
+			bin := testutil.Sample(t, name)
+			f := newFakePlatform(t)
+			port := freePort(t)
+			r := runSample(t, bin, "AWS_LAMBDA_RUNTIME_API="+f.addr(), "INITPROF_SAMPLE_PORT="+strconv.Itoa(port))
+			if r.exitCode != 0 {
+				t.Fatalf("exit code %d, want 0 after SHUTDOWN\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
+			}
+			want := []string{"main", "register_ok", "listener_bound", "subscribe_ok", "before_next"}
+			if got := r.names(); strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("checkpoints %v, want %v\nstdout:\n%s", got, want, r.stdout)
+			}
+			for i := 1; i < len(r.checkpoints); i++ {
+				if r.checkpoints[i].ns <= r.checkpoints[i-1].ns {
+					t.Errorf("checkpoint %s (%d) is not after %s (%d)", r.checkpoints[i].name, r.checkpoints[i].ns,
+						r.checkpoints[i-1].name, r.checkpoints[i-1].ns)
+				}
+			}
+			checkClock(t, r)
+
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.registerName != name {
+				t.Errorf("Lambda-Extension-Name %q, want the binary's basename %q", f.registerName, name)
+			}
+			var reg struct{ Events []string }
+			if err := json.Unmarshal([]byte(f.registerBody), &reg); err != nil || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
+				t.Errorf("register body %q, want events INVOKE,SHUTDOWN (err %v)", f.registerBody, err)
+			}
+			var sub subscription
+			if err := json.Unmarshal([]byte(f.subscribeBody), &sub); err != nil {
+				t.Fatalf("subscription body %q is not JSON: %v", f.subscribeBody, err)
+			}
+			if sub.SchemaVersion != "2022-12-13" || strings.Join(sub.Types, ",") != "platform,function" ||
+				sub.Buffering.MaxItems != 1000 || sub.Buffering.MaxBytes != 262144 || sub.Buffering.TimeoutMs != 25 ||
+				sub.Destination.Protocol != "HTTP" {
+				t.Errorf("subscription body has the wrong shape: %s", f.subscribeBody)
+			}
+			u, err := url.Parse(sub.Destination.URI)
+			if err != nil || u.Hostname() != "sandbox.localdomain" || u.Port() != strconv.Itoa(port) || u.Path != "/" {
+				t.Errorf("destination URI %q, want http://sandbox.localdomain:%d/", sub.Destination.URI, port)
+			}
+			if f.subscribeID != testExtID {
+				t.Errorf("subscribe sent Lambda-Extension-Identifier %q, want %q", f.subscribeID, testExtID)
+			}
+			if len(f.nextIDs) != 2 || f.nextIDs[0] != testExtID || f.nextIDs[1] != testExtID {
+				t.Errorf("/next calls sent identifiers %q, want two calls with %q", f.nextIDs, testExtID)
+			}
+			if f.deliverErr != nil {
+				t.Errorf("telemetry delivery: %v", f.deliverErr)
+			}
+			if !strings.Contains(r.stdout, fmt.Sprintf("SHUTDOWN | telemetry_events=%d\n", f.delivered)) || f.delivered != 2 {
+				t.Errorf("delivered %d events; stdout lacks the matching SHUTDOWN line:\n%s", f.delivered, r.stdout)
+			}
+			for _, ty := range []string{"platform.initStart", "platform.telemetrySubscription"} {
+				if !strings.Contains(r.stdout, "TELEMETRY | type="+ty+"\n") {
+					t.Errorf("stdout lacks the received event type %s:\n%s", ty, r.stdout)
+				}
+			}
+			if len(f.initErrors) != 0 {
+				t.Errorf("unexpected error reports: %v", f.initErrors)
+			}
+			// The checkpoints against the platform's own clock readings: each
+			// "_ok" is taken after the platform answered, and before_next
+			// before /next arrived.
+			if r.at("register_ok") <= f.registerAt {
+				t.Errorf("register_ok %d is not after the platform answered register (%d)", r.at("register_ok"), f.registerAt)
+			}
+			if r.at("subscribe_ok") <= f.subscribeAt {
+				t.Errorf("subscribe_ok %d is not after the platform answered subscribe (%d)", r.at("subscribe_ok"), f.subscribeAt)
+			}
+			if len(f.nextIn) > 0 && r.at("before_next") >= f.nextIn[0] {
+				t.Errorf("before_next %d is not before /next arrived (%d)", r.at("before_next"), f.nextIn[0])
+			}
+			if r.at("listener_bound") >= f.subscribeIn {
+				t.Errorf("listener_bound %d is not before subscribe arrived (%d)", r.at("listener_bound"), f.subscribeIn)
+			}
+		})
+	}
+}
+
+// TestH18 checks that INITPROF_SAMPLE_H18=1 sends the subscribe and the first
+// /next concurrently: the fake holds each until the other has arrived.
+func TestH18(t *testing.T) {
+	for _, name := range []string{"goext", "cext", "cmini", "cmini-static"} {
+		t.Run(name, func(t *testing.T) {
+			bin := testutil.Sample(t, name)
+			f := newFakePlatform(t)
+			f.holdH18 = true
+			r := runSample(t, bin, "AWS_LAMBDA_RUNTIME_API="+f.addr(), "INITPROF_SAMPLE_H18=1",
+				"INITPROF_SAMPLE_DEST_HOST=127.0.0.1")
+			if r.exitCode != 0 {
+				t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.h18Violation != "" {
+				t.Fatalf("H18 ordering not concurrent: %s", f.h18Violation)
+			}
+			got := r.names()
+			if len(got) != 5 || strings.Join(got[:3], ",") != "main,register_ok,listener_bound" {
+				t.Fatalf("checkpoints %v, want main,register_ok,listener_bound then subscribe_ok and before_next in either order", got)
+			}
+			if r.at("subscribe_ok") == 0 || r.at("before_next") == 0 {
+				t.Fatalf("checkpoints %v lack subscribe_ok or before_next", got)
+			}
+			// Both requests were in flight at once: /next went out before the
+			// subscribe was answered.
+			if r.at("before_next") >= r.at("subscribe_ok") {
+				t.Errorf("before_next %d is not before subscribe_ok %d under H18", r.at("before_next"), r.at("subscribe_ok"))
+			}
+			checkClock(t, r)
+			var sub subscription
+			json.Unmarshal([]byte(f.subscribeBody), &sub)
+			if u, err := url.Parse(sub.Destination.URI); err != nil || u.Hostname() != "127.0.0.1" {
+				t.Errorf("INITPROF_SAMPLE_DEST_HOST=127.0.0.1 not honoured: URI %q", sub.Destination.URI)
+			}
+			if f.deliverErr != nil {
+				t.Errorf("telemetry delivery: %v", f.deliverErr)
+			}
+		})
+	}
+}
+
+// TestFailures checks the test hooks and the error paths: each prints a clear
+// line on stderr and exits non-zero, reporting to the platform once registered.
+func TestFailures(t *testing.T) {
+	cases := []struct {
+		name      string
+		env       []string
+		subStatus int
+		noPlat    bool
+		wantCode  int
+		wantErr   string // substring of stderr
+		wantReprt string // init/error report, "" for none
+	}{
+		{name: "crash-register", env: []string{"INITPROF_SAMPLE_CRASH=register"}, wantCode: 3, wantErr: "INITPROF_SAMPLE_CRASH=register"},
+		{name: "no-platform", noPlat: true, wantCode: 1, wantErr: "register failed"},
+		{name: "subscribe-400", subStatus: 400, wantCode: 1, wantErr: "telemetry subscribe: HTTP 400",
+			wantReprt: "/2020-01-01/extension/init/error Extension.SubscribeFailed"},
+		{name: "bad-port", env: []string{"INITPROF_SAMPLE_PORT=70000"}, wantCode: 2, wantErr: "INITPROF_SAMPLE_PORT=70000"},
+	}
+	for _, sample := range []string{"goext", "cext", "cmini-static"} {
+		for _, tc := range cases {
+			t.Run(sample+"/"+tc.name, func(t *testing.T) {
+				bin := testutil.Sample(t, sample)
+				f := newFakePlatform(t)
+				f.subscribeStatus = tc.subStatus
+				addr := f.addr()
+				if tc.noPlat {
+					addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+				}
+				r := runSample(t, bin, append([]string{"AWS_LAMBDA_RUNTIME_API=" + addr}, tc.env...)...)
+				if r.exitCode != tc.wantCode {
+					t.Errorf("exit code %d, want %d\nstderr:\n%s", r.exitCode, tc.wantCode, r.stderr)
+				}
+				if !strings.Contains(r.stderr, tc.wantErr) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
+					t.Errorf("stderr %q, want one or two lines containing %q", r.stderr, tc.wantErr)
+				}
+				if r.at("main") == 0 {
+					t.Errorf("no main checkpoint:\n%s", r.stdout)
+				}
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				got := strings.Join(f.initErrors, ";")
+				if got != tc.wantReprt {
+					t.Errorf("error reports %q, want %q", got, tc.wantReprt)
+				}
+			})
+		}
+	}
+}
+
+// TestNoNext checks INITPROF_SAMPLE_NONEXT=1: the sample registers and then
+// never calls /next (the platform's init-timeout subject).
+func TestNoNext(t *testing.T) {
+	for _, name := range []string{"goext", "cext", "cmini"} {
+		t.Run(name, func(t *testing.T) {
+			bin := testutil.Sample(t, name)
+			f := newFakePlatform(t)
+			cmd := exec.Command(bin)
+			cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+f.addr(), "INITPROF_SAMPLE_NONEXT=1")
+			var so bytes.Buffer
+			cmd.Stdout = &so
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			defer func() {
+				cmd.Process.Kill()
+				<-done
+			}()
+			select {
+			case <-f.registered:
+			case err := <-done:
+				t.Fatalf("exited before registering: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("did not register within 10s")
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("exited (%v); want it to keep running without calling /next", err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if len(f.nextIn) != 0 || f.subscribeBody != "" {
+				t.Errorf("NONEXT sample called /next %d times, subscribe %q", len(f.nextIn), f.subscribeBody)
+			}
+		})
+	}
+}
+
+// TestBuildShape checks the build facts later tests rely on: the hot
+// constructor function is in the symbol table, the library-heavy sample
+// really pulls in many libraries, and each variant has its linker flags.
+func TestBuildShape(t *testing.T) {
+	type want struct {
+		interp, bindNow, pie, relr bool
+	}
+	cases := map[string]want{
+		"cext":             {interp: true, bindNow: true, pie: true},
+		"cext-now":         {interp: true, bindNow: true, pie: true},
+		"cext-lazy":        {interp: true, pie: true},
+		"cext-nopie":       {interp: true, bindNow: true},
+		"cext-delay":       {interp: true, bindNow: true, pie: true},
+		"cext-relr":        {interp: true, bindNow: true, pie: true, relr: true},
+		"cmini":            {interp: true, bindNow: true, pie: true},
+		"cmini-lazy":       {interp: true, pie: true},
+		"cmini-static":     {},
+		"cmini-static-pie": {pie: true},
+	}
+	for name, w := range cases {
+		t.Run(name, func(t *testing.T) {
+			f, err := elf.Open(testutil.Sample(t, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			syms, err := f.Symbols()
+			if err != nil {
+				t.Fatalf("symbols: %v (samples must not be stripped)", err)
+			}
+			found := false
+			for _, s := range syms {
+				if s.Name == "cext_hot_spin" && elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Size > 0 {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no cext_hot_spin function symbol")
+			}
+			hasInterp := false
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP {
+					hasInterp = true
+				}
+			}
+			pie := f.Type == elf.ET_DYN
+			bindNow, relr := false, false
+			if flags, err := f.DynValue(elf.DT_FLAGS); err == nil && len(flags) > 0 && flags[0]&uint64(elf.DF_BIND_NOW) != 0 {
+				bindNow = true
+			}
+			if flags, err := f.DynValue(elf.DT_FLAGS_1); err == nil && len(flags) > 0 && flags[0]&uint64(elf.DF_1_NOW) != 0 {
+				bindNow = true
+			}
+			if v, err := f.DynValue(dtRELR); err == nil && len(v) > 0 {
+				relr = true
+			}
+			got := want{interp: hasInterp, bindNow: bindNow, pie: pie, relr: relr}
+			if got != w {
+				t.Errorf("ELF facts %+v, want %+v", got, w)
+			}
+		})
+	}
+}
+
+// TestCextLibraryClosure checks cext loads many more libraries than cmini:
+// the point of cext is a loader phase that costs real time.
+func TestCextLibraryClosure(t *testing.T) {
+	ldd := testutil.RequireTool(t, "ldd")
+	count := func(name string) int {
+		out, err := exec.Command(ldd, testutil.Sample(t, name)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ldd %s: %v\n%s", name, err, out)
+		}
+		n := 0
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "=>") {
+				if strings.Contains(l, "not found") {
+					t.Errorf("ldd %s: %s", name, strings.TrimSpace(l))
+				}
+				n++
+			}
+		}
+		return n
+	}
+	c, m := count("cext"), count("cmini")
+	t.Logf("ldd: cext loads %d libraries, cmini %d", c, m)
+	if c < m+15 {
+		t.Errorf("cext loads %d libraries and cmini %d; want cext to pull in at least 15 more (libcurl + OpenSSL)", c, m)
+	}
+}
+
+// dtRELR is DT_RELR (36), which debug/elf does not name yet.
+const dtRELR = elf.DynTag(36)
