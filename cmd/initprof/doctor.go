@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/initprof/initprof/internal/doctor"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	register(&command{
+		name:    "doctor",
+		summary: "check that this machine can profile, and say how to fix what is missing",
+		usage:   "[--json]",
+		long: `doctor checks every requirement of 'initprof run' on this machine and prints
+one line per item: OK, MISSING or WARN, what it found, and the exact command
+that fixes it. It does the real thing where it can: it loads a BPF program,
+attaches and detaches a uprobe on itself, and opens a cpu-clock perf event, so
+an OK means the kernel really allowed it. Nothing stays attached.
+
+Required for 'initprof run': a 5.15+ kernel with BTF, BPF privileges (root, or
+CAP_BPF+CAP_PERFMON), tracefs with the syscall tracepoints, uprobes and
+cpu-clock perf sampling. kprobes are not required. Optional: uprobe_multi
+links (faster detach), ld.so debug symbols (libc6-dbg: more loader
+checkpoints), cgroup memory and cpu controllers, runc or crun (the OCI
+sandbox; '--sandbox process' works without), qemu-system-aarch64 and a cached
+arm64 kernel (the arm64 microVM).
+
+Exit status: 0 when 'initprof run' can work here, 3 when a privilege or BPF
+itself is the problem (fix that first: without it other checks see less), 1
+when another requirement is missing. Optional items never change it.
+
+Examples:
+  initprof doctor
+  sudo initprof doctor --json | jq '.[] | select(.status != "OK")'
+  sudo setcap cap_bpf,cap_perfmon+ep bin/initprof && bin/initprof doctor`,
+		setup: func(fs *pflag.FlagSet) func(args []string) error {
+			asJSON := fs.Bool("json", false, "print [{name, status, detail, fix, required, privileges}] instead of a table")
+			return func(args []string) error {
+				if len(args) > 0 {
+					return badInput("doctor takes no arguments, got %q", strings.Join(args, " "))
+				}
+				results := doctor.Run()
+				if *asJSON {
+					enc := json.NewEncoder(os.Stdout)
+					enc.SetIndent("", "  ")
+					if err := enc.Encode(results); err != nil {
+						return err
+					}
+				} else {
+					writeDoctorTable(os.Stdout, results)
+				}
+				return doctorError(results)
+			}
+		},
+	})
+}
+
+// writeDoctorTable prints one aligned line per result:
+//
+//	OK       kernel        6.18.44 (BTF: /sys/kernel/btf/vmlinux)
+//	MISSING  runc/crun     neither found on PATH — fix: apt-get install runc (or use --sandbox process)
+func writeDoctorTable(w io.Writer, results []doctor.Result) {
+	width := 0
+	for _, r := range results {
+		width = max(width, len(r.Name))
+	}
+	for _, r := range results {
+		line := fmt.Sprintf("%-8s %-*s %s", r.Status, width+1, r.Name, r.Detail)
+		if r.Status != doctor.OK && r.Fix != "" {
+			line += " — fix: " + r.Fix
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// doctorExitCode maps results to the process exit code: exitPrivileges when
+// a missing requirement is a privilege (or BPF) refusal, exitFailure for any
+// other missing requirement, exitOK otherwise.
+func doctorExitCode(results []doctor.Result) int {
+	ready, privileges := doctor.Verdict(results)
+	switch {
+	case ready:
+		return exitOK
+	case privileges:
+		return exitPrivileges
+	default:
+		return exitFailure
+	}
+}
+
+// doctorError is the error main prints (and exits with) when 'initprof run'
+// cannot work here; nil when it can.
+func doctorError(results []doctor.Result) error {
+	code := doctorExitCode(results)
+	if code == exitOK {
+		return nil
+	}
+	return withCode(code, fmt.Errorf("'initprof run' cannot work here: missing %s (see the fixes above)",
+		strings.Join(doctor.Failing(results), ", ")))
+}
