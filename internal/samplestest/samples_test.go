@@ -461,11 +461,16 @@ func TestFailures(t *testing.T) {
 		wantCode  int
 		wantErr   string // substring of stderr
 		wantReprt string // init/error report, "" for none
+		wantCkpt  string // checkpoints printed; "" means just main
 	}{
 		{name: "crash-register", env: []string{"INITPROF_SAMPLE_CRASH=register"}, wantCode: 3, wantErr: "INITPROF_SAMPLE_CRASH=register"},
+		{name: "crash-after-register", env: []string{"INITPROF_SAMPLE_CRASH=after_register"}, wantCode: 3,
+			wantErr: "INITPROF_SAMPLE_CRASH=after_register", wantCkpt: "main,register_ok"},
+		{name: "bad-crash", env: []string{"INITPROF_SAMPLE_CRASH=everywhere"}, wantCode: 2, wantErr: "unknown crash point"},
+		{name: "bad-delay", env: []string{"INITPROF_SAMPLE_INIT_DELAY_MS=soon"}, wantCode: 2, wantErr: "INITPROF_SAMPLE_INIT_DELAY_MS=soon"},
 		{name: "no-platform", noPlat: true, wantCode: 1, wantErr: "register failed"},
 		{name: "subscribe-400", subStatus: 400, wantCode: 1, wantErr: "telemetry subscribe: HTTP 400",
-			wantReprt: "/2020-01-01/extension/init/error Extension.SubscribeFailed"},
+			wantReprt: "/2020-01-01/extension/init/error Extension.SubscribeFailed", wantCkpt: "main,register_ok,listener_bound"},
 		{name: "bad-port", env: []string{"INITPROF_SAMPLE_PORT=70000"}, wantCode: 2, wantErr: "INITPROF_SAMPLE_PORT=70000"},
 	}
 	for _, sample := range []string{"goext", "cext", "cmini-static"} {
@@ -485,8 +490,12 @@ func TestFailures(t *testing.T) {
 				if !strings.Contains(r.stderr, tc.wantErr) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
 					t.Errorf("stderr %q, want one or two lines containing %q", r.stderr, tc.wantErr)
 				}
-				if r.at("main") == 0 {
-					t.Errorf("no main checkpoint:\n%s", r.stdout)
+				wantCkpt := tc.wantCkpt
+				if wantCkpt == "" {
+					wantCkpt = "main"
+				}
+				if got := strings.Join(r.names(), ","); got != wantCkpt {
+					t.Errorf("checkpoints %s, want %s", got, wantCkpt)
 				}
 				f.mu.Lock()
 				defer f.mu.Unlock()
@@ -497,6 +506,35 @@ func TestFailures(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestInjectedDelays checks the two known delays later tests compare against:
+// INITPROF_SAMPLE_INIT_DELAY_MS between subscribe_ok and before_next, and
+// cext-delay's 2 ms constructor sleep, which happens before main. Both are
+// lower bounds (a sleep never ends early), so they hold on a noisy machine.
+func TestInjectedDelays(t *testing.T) {
+	for _, name := range []string{"goext", "cext", "cmini-static"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakePlatform(t)
+			r := runSample(t, testutil.Sample(t, name), "AWS_LAMBDA_RUNTIME_API="+f.addr(), "INITPROF_SAMPLE_INIT_DELAY_MS=150")
+			if r.exitCode != 0 {
+				t.Fatalf("exit code %d\nstderr:\n%s", r.exitCode, r.stderr)
+			}
+			if gap := r.at("before_next") - r.at("subscribe_ok"); r.at("subscribe_ok") == 0 || gap < 150e6 {
+				t.Errorf("subscribe_ok → before_next took %d ns with INITPROF_SAMPLE_INIT_DELAY_MS=150; want ≥ 150 ms", gap)
+			}
+		})
+	}
+	t.Run("cext-delay", func(t *testing.T) {
+		f := newFakePlatform(t)
+		r := runSample(t, testutil.Sample(t, "cext-delay"), "AWS_LAMBDA_RUNTIME_API="+f.addr())
+		if r.exitCode != 0 || r.at("main") == 0 {
+			t.Fatalf("exit code %d, checkpoints %v\nstderr:\n%s", r.exitCode, r.names(), r.stderr)
+		}
+		if d := r.at("main") - r.before; d < 2e6 {
+			t.Errorf("spawn → main took %d ns in cext-delay, whose constructor sleeps 2 ms", d)
+		}
+	})
 }
 
 // TestNoNext checks INITPROF_SAMPLE_NONEXT=1: the sample registers and then

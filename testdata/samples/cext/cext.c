@@ -19,8 +19,11 @@
  *   INITPROF_SAMPLE_PORT       telemetry listener port on 127.0.0.1 (default 0 = ephemeral)
  *   INITPROF_SAMPLE_DEST_HOST  host in the subscription URI (default sandbox.localdomain)
  *   INITPROF_SAMPLE_H18=1      subscribe concurrently with the first /next
- *   INITPROF_SAMPLE_CRASH=register  exit 3 right after main, before registering
+ *   INITPROF_SAMPLE_CRASH=register        exit 3 right after main, before registering
+ *   INITPROF_SAMPLE_CRASH=after_register  exit 3 right after register_ok (a crash mid-init)
  *   INITPROF_SAMPLE_NONEXT=1   register, then sleep forever without calling /next
+ *   INITPROF_SAMPLE_INIT_DELAY_MS=N  sleep N ms after subscribing, before the first
+ *                              /next (a slow extension init; not under H18)
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -329,13 +332,18 @@ int main(int argc, char **argv)
 	checkpoint("main", t_main);
 
 	const char *crash = getenv("INITPROF_SAMPLE_CRASH");
+	int crash_after_register = 0;
 	if (crash && *crash) {
 		if (strcmp(crash, "register") == 0) {
 			fprintf(stderr, "%s: INITPROF_SAMPLE_CRASH=register: exiting with status 3 before registering\n", ext_name);
 			return 3;
 		}
-		fprintf(stderr, "%s: INITPROF_SAMPLE_CRASH=%s: unknown crash point (want: register)\n", ext_name, crash);
-		return 2;
+		if (strcmp(crash, "after_register") != 0) {
+			fprintf(stderr, "%s: INITPROF_SAMPLE_CRASH=%s: unknown crash point (want: register or after_register)\n",
+				ext_name, crash);
+			return 2;
+		}
+		crash_after_register = 1;
 	}
 	api = getenv("AWS_LAMBDA_RUNTIME_API");
 	if (!api || !*api) {
@@ -360,6 +368,16 @@ int main(int argc, char **argv)
 	int h18 = h18s && strcmp(h18s, "1") == 0;
 	const char *nonexts = getenv("INITPROF_SAMPLE_NONEXT");
 	int nonext = nonexts && strcmp(nonexts, "1") == 0;
+	long delay_ms = 0;
+	const char *ds = getenv("INITPROF_SAMPLE_INIT_DELAY_MS");
+	if (ds && *ds) {
+		char *end;
+		delay_ms = strtol(ds, &end, 10);
+		if (*end || delay_ms < 0 || delay_ms > 600000) {
+			fprintf(stderr, "%s: INITPROF_SAMPLE_INIT_DELAY_MS=%s is not a number of milliseconds (0-600000)\n", ext_name, ds);
+			return 2;
+		}
+	}
 
 	char err[512], msg[1024];
 	if (http_global_init(err, sizeof(err)) < 0) {
@@ -390,6 +408,10 @@ int main(int argc, char **argv)
 		memcpy(ext_id, r.ext_id, sizeof(ext_id));
 		checkpoint("register_ok", t);
 		http_resp_free(&r);
+	}
+	if (crash_after_register) {
+		fprintf(stderr, "%s: INITPROF_SAMPLE_CRASH=after_register: exiting with status 3 after registering\n", ext_name);
+		_exit(3);
 	}
 	if (nonext) {
 		fprintf(stderr, "%s: INITPROF_SAMPLE_NONEXT=1: registered; sleeping forever without calling /next\n", ext_name);
@@ -439,6 +461,11 @@ int main(int argc, char **argv)
 			fail("SubscribeFailed", "pthread_create for the H18 subscribe failed");
 	} else {
 		subscribe();
+		if (delay_ms > 0) {
+			struct timespec d = {.tv_sec = delay_ms / 1000, .tv_nsec = (delay_ms % 1000) * 1000000L};
+			while (nanosleep(&d, &d) != 0 && errno == EINTR)
+				;
+		}
 	}
 
 	/* 4. The event loop. */

@@ -2,7 +2,8 @@
  * Plain-socket HTTP/1.1 transport for cmini. It needs nothing beyond libc, so
  * cmini links -static and -static-pie. One connection per request
  * ("Connection: close") keeps the parser small. The platform address must be a
- * numeric IPv4 address or "localhost" (Lambda always sets 127.0.0.1:9001): a
+ * numeric IPv4 address, "localhost" or "sandbox[.localdomain]" (Lambda always
+ * sets 127.0.0.1:9001): a
  * static glibc binary cannot use the NSS resolver reliably, so none is used.
  */
 #include "http.h"
@@ -51,10 +52,11 @@ static int parse_hostport(const char *hostport, struct sockaddr_in *sa, char *er
 	memset(sa, 0, sizeof(*sa));
 	sa->sin_family = AF_INET;
 	sa->sin_port = htons((unsigned short)port);
-	if (strcmp(host, "localhost") == 0)
+	/* The names Lambda's sandbox maps to itself (its /etc/hosts). */
+	if (strcmp(host, "localhost") == 0 || strcmp(host, "sandbox") == 0 || strcmp(host, "sandbox.localdomain") == 0)
 		strcpy(host, "127.0.0.1");
 	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
-		snprintf(err, errlen, "platform address %s: host must be a numeric IPv4 address or localhost", hostport);
+		snprintf(err, errlen, "platform address %s: host must be a numeric IPv4 address, localhost or sandbox", hostport);
 		return -1;
 	}
 	return 0;

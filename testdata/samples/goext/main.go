@@ -17,8 +17,11 @@
 //	INITPROF_SAMPLE_PORT       telemetry listener port on 127.0.0.1 (default 0 = ephemeral)
 //	INITPROF_SAMPLE_DEST_HOST  host in the subscription URI (default sandbox.localdomain)
 //	INITPROF_SAMPLE_H18=1      subscribe concurrently with the first /next
-//	INITPROF_SAMPLE_CRASH=register  exit 3 right after main, before registering
+//	INITPROF_SAMPLE_CRASH=register        exit 3 right after main, before registering
+//	INITPROF_SAMPLE_CRASH=after_register  exit 3 right after register_ok (a crash mid-init)
 //	INITPROF_SAMPLE_NONEXT=1   register, then sleep forever without calling /next
+//	INITPROF_SAMPLE_INIT_DELAY_MS=N  sleep N ms after subscribing, before the first
+//	                           /next (a slow extension init; not under H18)
 package main
 
 import (
@@ -76,13 +79,14 @@ func run(name string) int {
 		fmt.Fprintf(os.Stderr, name+": "+format+"\n", args...)
 		return 1
 	}
-	switch c := os.Getenv("INITPROF_SAMPLE_CRASH"); c {
-	case "":
+	crash := os.Getenv("INITPROF_SAMPLE_CRASH")
+	switch crash {
+	case "", "after_register":
 	case "register":
 		fmt.Fprintf(os.Stderr, "%s: INITPROF_SAMPLE_CRASH=register: exiting with status 3 before registering\n", name)
 		return 3
 	default:
-		fmt.Fprintf(os.Stderr, "%s: INITPROF_SAMPLE_CRASH=%s: unknown crash point (want: register)\n", name, c)
+		fmt.Fprintf(os.Stderr, "%s: INITPROF_SAMPLE_CRASH=%s: unknown crash point (want: register or after_register)\n", name, crash)
 		return 2
 	}
 	api := os.Getenv("AWS_LAMBDA_RUNTIME_API")
@@ -104,6 +108,15 @@ func run(name string) int {
 	}
 	h18 := os.Getenv("INITPROF_SAMPLE_H18") == "1"
 	nonext := os.Getenv("INITPROF_SAMPLE_NONEXT") == "1"
+	var delay time.Duration
+	if ds := os.Getenv("INITPROF_SAMPLE_INIT_DELAY_MS"); ds != "" {
+		ms, err := strconv.Atoi(ds)
+		if err != nil || ms < 0 || ms > 600000 {
+			fmt.Fprintf(os.Stderr, "%s: INITPROF_SAMPLE_INIT_DELAY_MS=%s is not a number of milliseconds (0-600000)\n", name, ds)
+			return 2
+		}
+		delay = time.Duration(ms) * time.Millisecond
+	}
 
 	e := &extension{
 		name: name,
@@ -128,6 +141,10 @@ func run(name string) int {
 		return errf("register: HTTP 200 but no Lambda-Extension-Identifier header")
 	}
 	checkpoint("register_ok", t)
+	if crash == "after_register" {
+		fmt.Fprintf(os.Stderr, "%s: INITPROF_SAMPLE_CRASH=after_register: exiting with status 3 after registering\n", name)
+		return 3
+	}
 	if nonext {
 		fmt.Fprintf(os.Stderr, "%s: INITPROF_SAMPLE_NONEXT=1: registered; sleeping forever without calling /next\n", name)
 		select {}
@@ -149,6 +166,7 @@ func run(name string) int {
 		go e.subscribe(sub)
 	} else {
 		e.subscribe(sub)
+		time.Sleep(delay)
 	}
 
 	// 4. The event loop.
