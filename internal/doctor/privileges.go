@@ -12,7 +12,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -107,9 +106,9 @@ func isPermission(err error) bool {
 // unprivileged_bpf_disabled=0 anyone may load one, which says nothing about
 // tracing.
 func loadTrivialProgram() (*ebpf.Program, error) {
-	// A no-op on kernels that account BPF memory to the cgroup (5.11+);
-	// needed before that, and harmless when it fails (the load then says why).
-	_ = rlimit.RemoveMemlock()
+	// No rlimit.RemoveMemlock: every supported kernel (5.15+) charges BPF
+	// memory to the cgroup, and importing rlimit would put a BPF map probe in
+	// the init of every initprof process.
 	return ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
 		Name:         "initprof_doctor",
 		Type:         ebpf.Kprobe,
