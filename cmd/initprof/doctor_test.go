@@ -175,3 +175,34 @@ func TestDoctorUnprivileged(t *testing.T) {
 		t.Errorf("as nobody, doctor exited %d, want %d (stderr %q)", code, exitPrivileges, stderr)
 	}
 }
+
+// TestDoctorTracefsFix applies the printed tracefs fix in a private mount
+// namespace (the host stays as it is) and checks that doctor then says OK:
+// the fix it prints really fixes.
+func TestDoctorTracefsFix(t *testing.T) {
+	testutil.RequireRoot(t)
+	unshare := testutil.RequireTool(t, "unshare")
+	bin := testutil.BuildInitprof(t)
+	fix := ""
+	for _, r := range doctor.Run() {
+		if r.Name == "tracefs" {
+			fix = r.Fix
+		}
+	}
+	if fix == "" {
+		fix = "mount -t tracefs nodev /sys/kernel/tracing" // already OK: apply the usual fix anyway
+	}
+	if !strings.HasPrefix(fix, "mount ") {
+		t.Skipf("the tracefs fix here is not a mount command: %q", fix)
+	}
+	out, stderr, _ := runDoctor(t, exec.Command(unshare, "-m", "--propagation", "private", "sh", "-c", fix+" && exec "+bin+" doctor --json"))
+	var results []doctor.Result
+	if err := json.Unmarshal([]byte(out), &results); err != nil {
+		t.Fatalf("after %q: %v\nstdout %s\nstderr %s", fix, err, out, stderr)
+	}
+	for _, r := range results {
+		if r.Name == "tracefs" && r.Status != doctor.OK {
+			t.Errorf("after %q, tracefs is still %s: %s", fix, r.Status, r.Detail)
+		}
+	}
+}
