@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * initprof's timing probes: every checkpoint of a process tree's start, from
+ * execve to its first HTTP request, stamped with bpf_ktime_get_ns
+ * (CLOCK_MONOTONIC, the clock the targets print).
+ *
+ * Everything attaches system-wide and filters here, on the "tracked" map of
+ * tgids: the uprobe PID filter covers one process, not a tree. The first thing
+ * every program does is that one hash lookup, because a uprobe on the host's
+ * ld.so traps every exec on the machine.
+ *
+ * Program names are "initprof_" plus at most six characters, so that the
+ * kernel's 15-character object names keep them recognisable in bpftool.
+ *
+ * The event layout is mirrored by probes/event.go; change both together.
+ */
+#include "include/initprof_types.h"
+#include "include/bpf_helpers.h"
+#include "include/bpf_tracing.h"
+#include "include/bpf_core_read.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define EV_FORK 1
+#define EV_EXEC 2       /* sys_enter_execve: str = filename */
+#define EV_EXEC_DONE 3  /* sched_process_exec: str = filename, a0 = old pid */
+#define EV_EXIT 4       /* sched_process_exit of the group leader: a0 = exit code */
+#define EV_BIND 5       /* a0 fd, a1 port, a2 ret, a3 family */
+#define EV_LISTEN 6     /* a0 fd, a1 backlog, a2 ret */
+#define EV_CONNECT 7    /* a0 fd, a1 port, a2 ret, a3 family */
+#define EV_ACCEPT 8     /* a0 fd, a2 ret (the new fd) */
+#define EV_SEND 9       /* a0 fd, a1 count, a2 ret, a3 syscall (cookie), str = payload */
+#define EV_RECV 10      /* a0 fd, a1 count, a2 ret, a3 syscall (cookie), str = payload */
+#define EV_OPENAT 11    /* a0 dirfd, a1 flags, a2 ret, str = path */
+#define EV_MMAP 12      /* a0 fd, a1 prot, a2 ret (address), a3 len, str = dentry name */
+#define EV_UPROBE 13    /* cookie = checkpoint, a0 = first argument, str = link_map name */
+#define EV_URETPROBE 14 /* cookie = checkpoint, a0 = return value */
+#define EV_OFFCPU 15    /* ts_enter = switched out, ts = ran again, a0 = 1 if runnable */
+#define EV_EXEC_FAIL 16 /* sys_exit_execve with an error: a2 ret */
+
+#define STR_MAX 256
+#define PAYLOAD_MAX 128
+
+/* Cookie bit on a uprobe: the first argument is a struct link_map*; read l_name. */
+#define COOKIE_LINKMAP (1ULL << 32)
+
+struct ev_hdr {
+	u64 ts;
+	u64 ts_enter;
+	u64 faults; /* user page faults of this tgid so far: deltas split them per phase */
+	u64 cookie;
+	s64 a[4];
+	u32 pid; /* tgid */
+	u32 tid;
+	u16 kind;
+	u16 len; /* bytes of str that are valid */
+	u32 _pad;
+};
+
+struct ev_str {
+	struct ev_hdr h;
+	char str[STR_MAX];
+};
+
+struct tracked_val {
+	u64 faults;
+};
+
+struct pending {
+	u64 ts;
+	s64 a[3];
+	u32 kind;
+	u32 sub;
+};
+
+struct offcpu {
+	u64 ts;
+	u64 runnable;
+};
+
+struct config {
+	u32 watch_parent; /* children forked by this tgid are tracked; 0 = none */
+	u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 23);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, struct tracked_val);
+} tracked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32);
+	__type(value, struct pending);
+} pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32);
+	__type(value, struct offcpu);
+} offcpu SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct config);
+} config SEC(".maps");
+
+/* Index 0: ring buffer reservations that failed (events lost). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} drops SEC(".maps");
+
+static __always_inline struct tracked_val *lookup_self(u32 *tgid, u32 *tid)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	*tgid = id >> 32;
+	*tid = (u32)id;
+	return bpf_map_lookup_elem(&tracked, tgid);
+}
+
+static __always_inline void count_drop(void)
+{
+	u32 zero = 0;
+	u64 *n = bpf_map_lookup_elem(&drops, &zero);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void fill_hdr(struct ev_hdr *h, u16 kind, u32 tgid, u32 tid,
+				     struct tracked_val *tv, u64 ts)
+{
+	h->ts = ts;
+	h->ts_enter = 0;
+	h->faults = tv ? tv->faults : 0;
+	h->cookie = 0;
+	h->a[0] = 0;
+	h->a[1] = 0;
+	h->a[2] = 0;
+	h->a[3] = 0;
+	h->pid = tgid;
+	h->tid = tid;
+	h->kind = kind;
+	h->len = 0;
+	h->_pad = 0;
+}
+
+static __always_inline struct ev_hdr *reserve_small(u16 kind, u32 tgid, u32 tid,
+						     struct tracked_val *tv, u64 ts)
+{
+	struct ev_hdr *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+	if (!h) {
+		count_drop();
+		return 0;
+	}
+	fill_hdr(h, kind, tgid, tid, tv, ts);
+	return h;
+}
+
+static __always_inline struct ev_str *reserve_str(u16 kind, u32 tgid, u32 tid,
+						   struct tracked_val *tv, u64 ts)
+{
+	struct ev_str *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop();
+		return 0;
+	}
+	fill_hdr(&e->h, kind, tgid, tid, tv, ts);
+	e->str[0] = 0;
+	return e;
+}
+
+static __always_inline void set_len(struct ev_str *e, long n)
+{
+	e->h.len = n > 0 ? (u16)n : 0;
+}
+
+/* ---- process lifecycle ---- */
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(initprof_fork, struct task_struct *parent, struct task_struct *child)
+{
+	u32 ptgid = BPF_CORE_READ(parent, tgid);
+	u32 ctgid = BPF_CORE_READ(child, tgid);
+	if (ptgid == ctgid)
+		return 0; /* a thread, not a process */
+	struct tracked_val *tv = bpf_map_lookup_elem(&tracked, &ptgid);
+	if (!tv) {
+		u32 zero = 0;
+		struct config *c = bpf_map_lookup_elem(&config, &zero);
+		if (!c || c->watch_parent == 0 || c->watch_parent != ptgid)
+			return 0;
+	}
+	struct tracked_val nv = {};
+	bpf_map_update_elem(&tracked, &ctgid, &nv, BPF_ANY);
+	struct ev_hdr *h = reserve_small(EV_FORK, ctgid, BPF_CORE_READ(child, pid), 0,
+					 bpf_ktime_get_ns());
+	if (!h)
+		return 0;
+	h->a[0] = ptgid;
+	h->a[1] = ctgid;
+	bpf_ringbuf_submit(h, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(initprof_execd, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	u64 ts = bpf_ktime_get_ns();
+	u32 tgid, tid;
+	struct tracked_val *tv = lookup_self(&tgid, &tid);
+	if (!tv)
+		return 0;
+	struct ev_str *e = reserve_str(EV_EXEC_DONE, tgid, tid, tv, ts);
+	if (!e)
+		return 0;
+	e->h.a[0] = old_pid;
+	const char *fn = BPF_CORE_READ(bprm, filename);
+	set_len(e, bpf_probe_read_kernel_str(e->str, sizeof(e->str), fn));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(initprof_exit, struct task_struct *p)
+{
+	u64 ts = bpf_ktime_get_ns();
+	u32 tgid, tid;
+	struct tracked_val *tv = lookup_self(&tgid, &tid);
+	if (!tv || tgid != tid)
+		return 0;
+	struct ev_hdr *h = reserve_small(EV_EXIT, tgid, tid, tv, ts);
+	if (h) {
+		h->a[0] = BPF_CORE_READ(p, exit_code);
+		bpf_ringbuf_submit(h, 0);
+	}
+	bpf_map_delete_elem(&tracked, &tgid);
+	return 0;
+}
+
+/* ---- scheduling and faults ---- */
+
+static __always_inline bool task_runnable(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state) == 0;
+	struct task_struct___pre514 *old = (void *)t;
+	return BPF_CORE_READ(old, state) == 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(initprof_swtch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	u64 ts = 0;
+	u32 ptgid = BPF_CORE_READ(prev, tgid);
+	if (bpf_map_lookup_elem(&tracked, &ptgid)) {
+		ts = bpf_ktime_get_ns();
+		u32 ptid = BPF_CORE_READ(prev, pid);
+		struct offcpu oc = {.ts = ts, .runnable = preempt || task_runnable(prev)};
+		bpf_map_update_elem(&offcpu, &ptid, &oc, BPF_ANY);
+	}
+	u32 ntgid = BPF_CORE_READ(next, tgid);
+	struct tracked_val *tv = bpf_map_lookup_elem(&tracked, &ntgid);
+	if (!tv)
+		return 0;
+	u32 ntid = BPF_CORE_READ(next, pid);
+	struct offcpu *oc = bpf_map_lookup_elem(&offcpu, &ntid);
+	if (!oc)
+		return 0;
+	if (!ts)
+		ts = bpf_ktime_get_ns();
+	struct ev_hdr *h = reserve_small(EV_OFFCPU, ntgid, ntid, tv, ts);
+	if (h) {
+		h->ts_enter = oc->ts;
+		h->a[0] = oc->runnable;
+		bpf_ringbuf_submit(h, 0);
+	}
+	bpf_map_delete_elem(&offcpu, &ntid);
+	return 0;
+}
+
+SEC("tracepoint/exceptions/page_fault_user")
+int initprof_pgflt(void *ctx)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct tracked_val *tv = bpf_map_lookup_elem(&tracked, &tgid);
+	if (tv)
+		__sync_fetch_and_add(&tv->faults, 1);
+	return 0;
+}
+
+/* ---- syscalls ---- */
+
+/* The syscall tracepoints' context (see tracefs events/syscalls/sys_enter_bind/format). */
+struct sys_enter_ctx {
+	u64 common;
+	s64 nr;
+	u64 args[6];
+};
+
+struct sys_exit_ctx {
+	u64 common;
+	s64 nr;
+	s64 ret;
+};
+
+static __always_inline struct file *fd_file(s64 fd)
+{
+	struct task_struct *t = (void *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || fd < 0)
+		return 0;
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if ((u64)fd >= max)
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+static __always_inline bool fd_is_socket(s64 fd)
+{
+	struct file *f = fd_file(fd);
+	if (!f)
+		return false;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	return (mode & S_IFMT) == S_IFSOCK;
+}
+
+static __always_inline void save(u32 tid, u32 kind, u32 sub, s64 a0, s64 a1, s64 a2)
+{
+	struct pending p = {.ts = bpf_ktime_get_ns(), .a = {a0, a1, a2}, .kind = kind, .sub = sub};
+	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execve")
+int initprof_exec_i(struct sys_enter_ctx *ctx)
+{
+	u64 ts = bpf_ktime_get_ns();
+	u32 tgid, tid;
+	struct tracked_val *tv = lookup_self(&tgid, &tid);
+	if (!tv)
+		return 0;
+	struct ev_str *e = reserve_str(EV_EXEC, tgid, tid, tv, ts);
+	if (e) {
+		set_len(e, bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)ctx->args[0]));
+		bpf_ringbuf_submit(e, 0);
+	}
+	save(tid, EV_EXEC_FAIL, 0, 0, 0, 0);
+	return 0;
+}
+
+/* bind, connect: (fd, sockaddr*, len); listen: (fd, backlog); accept: (fd, ...). */
+SEC("tracepoint/syscalls/sys_enter_bind")
+int initprof_sock_i(struct sys_enter_ctx *ctx)
+{
+	u32 tgid, tid;
+	if (!lookup_self(&tgid, &tid))
+		return 0;
+	u32 kind = (u32)bpf_get_attach_cookie(ctx);
+	s64 port = 0, family = 0;
+	if (kind == EV_BIND || kind == EV_CONNECT) {
+		struct sockaddr_in sa = {};
+		bpf_probe_read_user(&sa, sizeof(sa), (void *)ctx->args[1]);
+		family = sa.sin_family;
+		port = (u16)((sa.sin_port >> 8) | (sa.sin_port << 8));
+	} else if (kind == EV_LISTEN) {
+		port = ctx->args[1]; /* the backlog */
+	}
+	save(tid, kind, 0, ctx->args[0], port, family);
+	return 0;
+}
+
+/* write, sendto, read, recvfrom: (fd, buf, count); the cookie says which. */
+SEC("tracepoint/syscalls/sys_enter_write")
+int initprof_io_i(struct sys_enter_ctx *ctx)
+{
+	u32 tgid, tid;
+	if (!lookup_self(&tgid, &tid))
+		return 0;
+	if (!fd_is_socket(ctx->args[0]))
+		return 0;
+	u64 ck = bpf_get_attach_cookie(ctx);
+	save(tid, (u32)ck, (u32)(ck >> 32), ctx->args[0], ctx->args[1], ctx->args[2]);
+	return 0;
+}
+
+/* sendmsg, recvmsg: (fd, struct user_msghdr*, flags): payload from iov[0]. */
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int initprof_msg_i(struct sys_enter_ctx *ctx)
+{
+	u32 tgid, tid;
+	if (!lookup_self(&tgid, &tid))
+		return 0;
+	if (!fd_is_socket(ctx->args[0]))
+		return 0;
+	u64 ck = bpf_get_attach_cookie(ctx);
+	struct user_msghdr m = {};
+	struct iovec iov = {};
+	bpf_probe_read_user(&m, sizeof(m), (void *)ctx->args[1]);
+	if (m.msg_iovlen > 0)
+		bpf_probe_read_user(&iov, sizeof(iov), m.msg_iov);
+	save(tid, (u32)ck, (u32)(ck >> 32), ctx->args[0], (s64)iov.iov_base, iov.iov_len);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int initprof_open_i(struct sys_enter_ctx *ctx)
+{
+	u32 tgid, tid;
+	if (!lookup_self(&tgid, &tid))
+		return 0;
+	/* a1 keeps the path pointer; the exit reads it (still mapped) with the flags in sub. */
+	save(tid, EV_OPENAT, (u32)ctx->args[2], ctx->args[0], ctx->args[1], 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int initprof_mmap_i(struct sys_enter_ctx *ctx)
+{
+	u32 tgid, tid;
+	if (!lookup_self(&tgid, &tid))
+		return 0;
+	s64 fd = (int)ctx->args[4];
+	if (fd < 0)
+		return 0; /* anonymous */
+	save(tid, EV_MMAP, (u32)ctx->args[2], fd, ctx->args[1], ctx->args[5]);
+	return 0;
+}
+
+/* One exit program for every syscall above: the pending entry says what it was. */
+SEC("tracepoint/syscalls/sys_exit_bind")
+int initprof_sys_o(struct sys_exit_ctx *ctx)
+{
+	u64 ts = bpf_ktime_get_ns();
+	u32 tgid, tid;
+	struct tracked_val *tv = lookup_self(&tgid, &tid);
+	if (!tv)
+		return 0;
+	struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+	if (!p)
+		return 0;
+	struct pending pv = *p;
+	bpf_map_delete_elem(&pending, &tid);
+	s64 ret = ctx->ret;
+
+	switch (pv.kind) {
+	case EV_EXEC_FAIL:
+		if (ret == 0)
+			return 0;
+		/* fallthrough */
+	case EV_BIND:
+	case EV_LISTEN:
+	case EV_CONNECT:
+	case EV_ACCEPT: {
+		struct ev_hdr *h = reserve_small(pv.kind, tgid, tid, tv, ts);
+		if (!h)
+			return 0;
+		h->ts_enter = pv.ts;
+		h->a[0] = pv.a[0];
+		h->a[1] = pv.a[1];
+		h->a[2] = ret;
+		h->a[3] = pv.a[2];
+		bpf_ringbuf_submit(h, 0);
+		return 0;
+	}
+	case EV_SEND:
+	case EV_RECV: {
+		if (pv.kind == EV_RECV && ret < 0)
+			return 0; /* EAGAIN from non-blocking readers is noise */
+		struct ev_str *e = reserve_str(pv.kind, tgid, tid, tv, ts);
+		if (!e)
+			return 0;
+		e->h.ts_enter = pv.ts;
+		e->h.a[0] = pv.a[0];
+		e->h.a[1] = pv.a[2];
+		e->h.a[2] = ret;
+		e->h.a[3] = pv.sub;
+		if (ret > 0) {
+			u64 n = ret;
+			if (n > PAYLOAD_MAX)
+				n = PAYLOAD_MAX;
+			if (bpf_probe_read_user(e->str, n & (PAYLOAD_MAX * 2 - 1), (void *)pv.a[1]) == 0)
+				e->h.len = n;
+		}
+		bpf_ringbuf_submit(e, 0);
+		return 0;
+	}
+	case EV_OPENAT: {
+		struct ev_str *e = reserve_str(EV_OPENAT, tgid, tid, tv, ts);
+		if (!e)
+			return 0;
+		e->h.ts_enter = pv.ts;
+		e->h.a[0] = pv.a[0];
+		e->h.a[1] = pv.sub;
+		e->h.a[2] = ret;
+		set_len(e, bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)pv.a[1]));
+		bpf_ringbuf_submit(e, 0);
+		return 0;
+	}
+	case EV_MMAP: {
+		struct ev_str *e = reserve_str(EV_MMAP, tgid, tid, tv, ts);
+		if (!e)
+			return 0;
+		e->h.ts_enter = pv.ts;
+		e->h.a[0] = pv.a[0];
+		e->h.a[1] = pv.sub;
+		e->h.a[2] = ret;
+		e->h.a[3] = pv.a[1];
+		e->h.cookie = pv.a[2]; /* file offset */
+		struct file *f = fd_file(pv.a[0]);
+		if (f) {
+			const unsigned char *name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
+			set_len(e, bpf_probe_read_kernel_str(e->str, sizeof(e->str), name));
+		}
+		bpf_ringbuf_submit(e, 0);
+		return 0;
+	}
+	}
+	return 0;
+}
+
+/* ---- uprobes: the cookie names the checkpoint (see probes/checkpoint.go) ---- */
+
+static __always_inline int on_uprobe(struct pt_regs *ctx, u16 kind)
+{
+	u64 ts = bpf_ktime_get_ns();
+	u32 tgid, tid;
+	struct tracked_val *tv = lookup_self(&tgid, &tid);
+	if (!tv)
+		return 0;
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	if (kind == EV_UPROBE && (cookie & COOKIE_LINKMAP)) {
+		struct ev_str *e = reserve_str(kind, tgid, tid, tv, ts);
+		if (!e)
+			return 0;
+		e->h.cookie = cookie;
+		u64 lm = PT_REGS_PARM1(ctx);
+		e->h.a[0] = lm;
+		const char *name = 0;
+		/* struct link_map { ElfW(Addr) l_addr; char *l_name; ... } */
+		bpf_probe_read_user(&name, sizeof(name), (void *)(lm + 8));
+		set_len(e, bpf_probe_read_user_str(e->str, sizeof(e->str), name));
+		bpf_ringbuf_submit(e, 0);
+		return 0;
+	}
+	struct ev_hdr *h = reserve_small(kind, tgid, tid, tv, ts);
+	if (!h)
+		return 0;
+	h->cookie = cookie;
+	h->a[0] = kind == EV_UPROBE ? PT_REGS_PARM1(ctx) : PT_REGS_RC(ctx);
+	bpf_ringbuf_submit(h, 0);
+	return 0;
+}
+
+SEC("uprobe.multi")
+int initprof_um(struct pt_regs *ctx) { return on_uprobe(ctx, EV_UPROBE); }
+
+SEC("uretprobe.multi")
+int initprof_urm(struct pt_regs *ctx) { return on_uprobe(ctx, EV_URETPROBE); }
+
+SEC("uprobe")
+int initprof_u(struct pt_regs *ctx) { return on_uprobe(ctx, EV_UPROBE); }
+
+SEC("uretprobe")
+int initprof_ur(struct pt_regs *ctx) { return on_uprobe(ctx, EV_URETPROBE); }

@@ -1,0 +1,180 @@
+package probes
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// DefaultDebugDir is where distributions install split debug files, keyed by
+// build ID (Debian's libc6-dbg puts ld.so's symbols there: ld.so itself is stripped).
+const DefaultDebugDir = "/usr/lib/debug"
+
+// symbols is what a uprobe needs from one ELF file: its entry point and the
+// functions it names, all as FILE OFFSETS (the kernel keys uprobes on inode and
+// file offset, and UprobeOptions.Address is a file offset, not a vaddr).
+type symbols struct {
+	path    string
+	entry   uint64            // file offset of e_entry; 0 if it maps to no PT_LOAD
+	offsets map[string]uint64 // function name → file offset
+	full    bool              // a .symtab was found (in the file or its debug file)
+	debug   string            // the debug file used, "" if none
+	buildID string            // hex, "" if the file has no build-ID note
+}
+
+// loadSymbols reads path's entry point and every defined function from its
+// .symtab, its .dynsym and, when the file is stripped, its build-ID debug file
+// under debugDir. Debug files carry no .dynsym and their program headers may not
+// match, so addresses are always converted through the real file's PT_LOADs.
+func loadSymbols(path, debugDir string) (s *symbols, err error) {
+	defer func() {
+		// debug/elf can panic on hostile input; a bad file is an error, not a crash.
+		if r := recover(); r != nil {
+			s, err = nil, fmt.Errorf("%s: malformed ELF file (%v)", path, r)
+		}
+	}()
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a readable ELF file: %w", path, err)
+	}
+	defer f.Close()
+
+	s = &symbols{path: path, offsets: map[string]uint64{}}
+	var loads []*elf.Prog
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			loads = append(loads, p)
+		}
+	}
+	toOffset := func(vaddr uint64) (uint64, bool) {
+		for _, p := range loads {
+			if vaddr >= p.Vaddr && vaddr < p.Vaddr+p.Filesz {
+				return vaddr - p.Vaddr + p.Off, true
+			}
+		}
+		return 0, false
+	}
+	if off, ok := toOffset(f.Entry); ok {
+		s.entry = off
+	}
+	add := func(syms []elf.Symbol) {
+		for _, sym := range syms {
+			t := elf.ST_TYPE(sym.Info)
+			if sym.Value == 0 || sym.Section == elf.SHN_UNDEF || (t != elf.STT_FUNC && t != elf.STT_NOTYPE && t != elf.STT_GNU_IFUNC) {
+				continue
+			}
+			if _, dup := s.offsets[sym.Name]; dup {
+				continue
+			}
+			if off, ok := toOffset(sym.Value); ok {
+				s.offsets[sym.Name] = off
+			}
+		}
+	}
+	if syms, err := f.Symbols(); err == nil && len(syms) > 0 {
+		s.full = true
+		add(syms)
+	}
+	if syms, err := f.DynamicSymbols(); err == nil {
+		add(syms)
+	}
+	s.buildID = buildID(f)
+	if !s.full && s.buildID != "" && len(s.buildID) > 2 && debugDir != "" {
+		dbg := filepath.Join(debugDir, ".build-id", s.buildID[:2], s.buildID[2:]+".debug")
+		if df, err := elf.Open(dbg); err == nil {
+			if syms, err := df.Symbols(); err == nil && len(syms) > 0 {
+				s.full = true
+				s.debug = dbg
+				add(syms)
+			}
+			df.Close()
+		}
+	}
+	return s, nil
+}
+
+// debugPath is where the build-ID debug file would be; for error messages.
+func (s *symbols) debugPath(debugDir string) string {
+	if len(s.buildID) <= 2 {
+		return ""
+	}
+	return filepath.Join(debugDir, ".build-id", s.buildID[:2], s.buildID[2:]+".debug")
+}
+
+// buildID returns the GNU build ID note of f as hex, or "".
+func buildID(f *elf.File) string {
+	var data []byte
+	if sec := f.Section(".note.gnu.build-id"); sec != nil {
+		data, _ = sec.Data()
+	}
+	if data == nil {
+		for _, p := range f.Progs {
+			if p.Type != elf.PT_NOTE || p.Filesz > 1<<16 {
+				continue
+			}
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err == nil {
+				if id := parseBuildIDNotes(b, f.ByteOrder); id != "" {
+					return id
+				}
+			}
+		}
+		return ""
+	}
+	return parseBuildIDNotes(data, f.ByteOrder)
+}
+
+func parseBuildIDNotes(b []byte, bo binary.ByteOrder) string {
+	align4 := func(n uint32) uint32 { return (n + 3) &^ 3 }
+	for len(b) >= 12 {
+		namesz, descsz, typ := bo.Uint32(b), bo.Uint32(b[4:]), bo.Uint32(b[8:])
+		b = b[12:]
+		if uint64(align4(namesz))+uint64(align4(descsz)) > uint64(len(b)) {
+			return ""
+		}
+		name := b[:namesz]
+		desc := b[align4(namesz) : align4(namesz)+descsz]
+		b = b[align4(namesz)+align4(descsz):]
+		if typ == 3 /* NT_GNU_BUILD_ID */ && bytes.Equal(bytes.TrimRight(name, "\x00"), []byte("GNU")) {
+			return hex.EncodeToString(desc)
+		}
+	}
+	return ""
+}
+
+// interpreter returns the PT_INTERP path of an executable, "" for a static one.
+func interpreter(path string) (string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: not a readable ELF file: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err != nil {
+				return "", fmt.Errorf("%s: reading PT_INTERP: %w", path, err)
+			}
+			return string(bytes.TrimRight(b, "\x00")), nil
+		}
+	}
+	return "", nil
+}
+
+var errNotRegular = errors.New("not a regular file")
+
+func checkFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: %w", path, errNotRegular)
+	}
+	return nil
+}
