@@ -11,6 +11,7 @@ package elfinfo
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -111,7 +112,31 @@ func openObject(path string) (o *object, err error) {
 	if n < 64 {
 		return nil, badFile(path, "truncated ELF file (%d bytes, the ELF64 header alone is 64)", size)
 	}
+	// Check the header tables against the file size first, so a cut-off file is
+	// reported as truncated rather than as debug/elf's bare "EOF".
+	var bo binary.ByteOrder = binary.LittleEndian
+	if elf.Data(head[elf.EI_DATA]) == elf.ELFDATA2MSB {
+		bo = binary.BigEndian
+	}
+	for _, tab := range []struct {
+		what      string
+		off       uint64
+		num, size uint64
+	}{
+		{"program headers", bo.Uint64(head[32:]), uint64(bo.Uint16(head[56:])), uint64(bo.Uint16(head[54:]))},
+		{"section headers", bo.Uint64(head[40:]), uint64(bo.Uint16(head[60:])), uint64(bo.Uint16(head[58:]))},
+	} {
+		if tab.num == 0 || tab.off == 0 {
+			continue
+		}
+		if end := tab.num * tab.size; tab.off > uint64(size) || end > uint64(size)-tab.off {
+			return nil, badFile(path, "truncated ELF file (%d bytes): its %s end at byte %d", size, tab.what, tab.off+end)
+		}
+	}
 	ef, err := safeNewFile(f)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, badFile(path, "truncated ELF file (%d bytes): %v", size, err)
+	}
 	if err != nil {
 		return nil, badFile(path, "malformed ELF file: %v", err)
 	}
