@@ -1,0 +1,438 @@
+// Package profile turns what was observed during cold starts into answers: runs
+// made of processes and their checkpoints, phases between checkpoints, the init
+// critical path, distributions over runs, build-to-build comparisons, and the
+// files initprof writes (report.txt, results.json, compare.txt, compare.json,
+// bench.txt).
+//
+// The package knows nothing about how a checkpoint was captured (eBPF, uprobe,
+// log line or platform timeline): callers fill the plain types below and call
+// functions over them, in the manner of google/pprof's profile package. All
+// timestamps are CLOCK_MONOTONIC nanoseconds; they are converted only when printed.
+package profile
+
+import "sort"
+
+// Canonical checkpoint names, in the order an extension passes them during init
+// (DESIGN.md, "Phase model"). Any of them may be missing from a run; phases are
+// built only from those present, and the absent ones are reported, never invented.
+const (
+	CkSpawn            = "spawn"             // the platform decides to exec the file
+	CkExec             = "exec"              // sys_enter_execve
+	CkExecDone         = "exec_done"         // sched_process_exec: the new image is mapped
+	CkLdsoStart        = "ldso_start"        // first instruction of the ELF interpreter
+	CkDepsLoaded       = "deps_loaded"       // every DT_NEEDED object is mapped
+	CkRelocated        = "relocated"         // relocations (symbol binding) are done
+	CkConstructorsDone = "constructors_done" // shared objects' initialisers have run
+	CkEntry            = "entry"             // the executable's e_entry (_start)
+	CkMain             = "main"              // main, Go main.main or Rust main
+	CkRegisterSent     = "register_sent"     // POST /extension/register written
+	CkRegisterOK       = "register_ok"       // its response read
+	CkListenerBound    = "listener_bound"    // first bind() of a listening socket
+	CkSubscribeSent    = "subscribe_sent"    // PUT /telemetry written
+	CkSubscribeOK      = "subscribe_ok"      // its response read
+	CkNext             = "next"              // first GET /extension/event/next
+)
+
+// Checkpoints lists the canonical checkpoints in order.
+var Checkpoints = []string{
+	CkSpawn, CkExec, CkExecDone, CkLdsoStart, CkDepsLoaded, CkRelocated,
+	CkConstructorsDone, CkEntry, CkMain, CkRegisterSent, CkRegisterOK,
+	CkListenerBound, CkSubscribeSent, CkSubscribeOK, CkNext,
+}
+
+// PhaseNames maps each canonical checkpoint to the phase that ENDS at it. These
+// names are the pprof label values too (`-tagfocus phase=relocate`).
+//
+//	phase          from → to                          what happens
+//	spawn          spawn → exec                       the platform forks and calls execve
+//	exec           exec → exec_done                   the kernel loads the image (execve)
+//	to_ldso        exec_done → ldso_start             return to user space in the interpreter
+//	load_deps      ldso_start → deps_loaded           ld.so maps the DT_NEEDED closure
+//	relocate       deps_loaded → relocated            relocation processing, symbol binding
+//	constructors   relocated → constructors_done      shared objects' DT_INIT/DT_INIT_ARRAY
+//	to_entry       constructors_done → entry          ld.so hands over to _start
+//	to_main        entry → main                       libc start, executable's constructors, language runtime start
+//	to_register    main → register_sent               user init before registering
+//	register       register_sent → register_ok        the Extensions API register round trip
+//	listener       register_ok → listener_bound       user init until the first listening socket
+//	to_subscribe   listener_bound → subscribe_sent    user init until the Telemetry subscribe
+//	subscribe      subscribe_sent → subscribe_ok      the Telemetry API subscribe round trip
+//	to_next        subscribe_ok → next                the rest of init until the first /next
+//
+// When one checkpoint between two present ones is missing, the span is named by
+// joining the two phases it covers with "+", e.g. "to_ldso+load_deps" when
+// ldso_start was not seen; when more are missing it is named "FROM_to_TO", e.g.
+// "exec_done_to_next" for a runtime seen only at exec and /next. Either way the
+// name never claims a boundary nobody observed. Only extensions are expected to
+// pass register_sent … subscribe_ok, so their absence from the runtime folds
+// nothing. A span ending at a user checkpoint (--uprobe, --checkpoint) is named
+// after it.
+var PhaseNames = map[string]string{
+	CkExec:             "spawn",
+	CkExecDone:         "exec",
+	CkLdsoStart:        "to_ldso",
+	CkDepsLoaded:       "load_deps",
+	CkRelocated:        "relocate",
+	CkConstructorsDone: "constructors",
+	CkEntry:            "to_entry",
+	CkMain:             "to_main",
+	CkRegisterSent:     "to_register",
+	CkRegisterOK:       "register",
+	CkListenerBound:    "listener",
+	CkSubscribeSent:    "to_subscribe",
+	CkSubscribeOK:      "subscribe",
+	CkNext:             "to_next",
+}
+
+// Aggregate spans reported next to the phases.
+const (
+	// AggLoad is process load: exec → entry (everything before the program's own code).
+	AggLoad = "load"
+	// AggInit is the program's own init: entry → next.
+	AggInit = "init"
+	// AggTimeToReady is exec → next: how long the process took to be ready.
+	AggTimeToReady = "time_to_ready"
+	// AggInitDuration is the platform's Init Duration (initStart → the last /next).
+	AggInitDuration = "init_duration"
+)
+
+// Roles of a process in a run.
+const (
+	RoleExtension = "extension"
+	RoleRuntime   = "runtime"
+	RolePlatform  = "platform"
+)
+
+// Sources of a checkpoint, kept so a reader can judge its precision.
+const (
+	SourceEBPF     = "ebpf"
+	SourceUprobe   = "uprobe"
+	SourceLog      = "log"
+	SourcePlatform = "platform"
+)
+
+// Checkpoint is one instant in a process's init.
+type Checkpoint struct {
+	// Name is a canonical name (Checkpoints) or a user checkpoint's name.
+	Name string `json:"name"`
+	// MonoNs is CLOCK_MONOTONIC in nanoseconds.
+	MonoNs int64 `json:"mono_ns"`
+	// Source is one of the Source* constants.
+	Source string `json:"source"`
+}
+
+// Process is one process of a run (an extension, the runtime) with what was
+// observed of it. The per-phase maps are keyed by phase name (Phases); a phase
+// absent from a map was not measured, which is different from zero.
+type Process struct {
+	Name        string           `json:"name"`
+	Role        string           `json:"role"`
+	PID         int              `json:"pid"`
+	Checkpoints []Checkpoint     `json:"checkpoints"`
+	OnCPUNs     map[string]int64 `json:"on_cpu_ns,omitempty"`
+	RunnableNs  map[string]int64 `json:"runnable_ns,omitempty"`
+	BlockedNs   map[string]int64 `json:"blocked_ns,omitempty"`
+	MinorFaults map[string]int64 `json:"minor_faults,omitempty"`
+	MajorFaults map[string]int64 `json:"major_faults,omitempty"`
+}
+
+// Run is one cold start: the platform's view of INIT and every process in it.
+type Run struct {
+	Index int    `json:"index"`
+	Build string `json:"build"`
+	// InitStartNs and InitEndNs bound INIT on the platform (initStart, the last
+	// /next). Zero when unknown.
+	InitStartNs int64 `json:"init_start_ns"`
+	InitEndNs   int64 `json:"init_end_ns"`
+	// InitDurationMs is the platform's own platform.initReport figure; when zero,
+	// InitEndNs − InitStartNs is used.
+	InitDurationMs float64 `json:"init_duration_ms"`
+	// InitStatus is initReport's status ("success", "error", "timeout").
+	InitStatus string `json:"init_status,omitempty"`
+	// EndedBy names the process whose /next ended INIT, as the platform saw it
+	// ("runtime" or an extension name). When empty it is derived from the
+	// processes' next checkpoints.
+	EndedBy   string    `json:"ended_by,omitempty"`
+	Processes []Process `json:"processes"`
+	// Dropped counts events the probes lost (ring buffer full): the run's
+	// checkpoints may be incomplete.
+	Dropped uint64   `json:"dropped,omitempty"`
+	Notes   []string `json:"notes,omitempty"`
+}
+
+// Span is one phase of a process: the time between two consecutive checkpoints.
+type Span struct {
+	Name    string `json:"name"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	StartNs int64  `json:"start_ns"`
+	EndNs   int64  `json:"end_ns"`
+}
+
+// DurNs is the span's length.
+func (s Span) DurNs() int64 { return s.EndNs - s.StartNs }
+
+var canonRank = func() map[string]int {
+	m := make(map[string]int, len(Checkpoints))
+	for i, c := range Checkpoints {
+		m[c] = i
+	}
+	return m
+}()
+
+// IsCanonical says whether name is one of Checkpoints.
+func IsCanonical(name string) bool { _, ok := canonRank[name]; return ok }
+
+// ordered returns p's checkpoints sorted by time; at equal times canonical order
+// wins, then user checkpoints by name, so the result is deterministic. If a
+// checkpoint name repeats, only its first occurrence counts.
+func ordered(p Process) []Checkpoint {
+	seen := map[string]bool{}
+	cs := make([]Checkpoint, 0, len(p.Checkpoints))
+	for _, c := range p.Checkpoints {
+		if c.Name == "" || seen[c.Name] {
+			continue
+		}
+		seen[c.Name] = true
+		cs = append(cs, c)
+	}
+	sort.SliceStable(cs, func(i, j int) bool {
+		if cs[i].MonoNs != cs[j].MonoNs {
+			return cs[i].MonoNs < cs[j].MonoNs
+		}
+		ri, iok := canonRank[cs[i].Name]
+		rj, jok := canonRank[cs[j].Name]
+		switch {
+		case iok && jok:
+			return ri < rj
+		case iok != jok:
+			return iok
+		}
+		return cs[i].Name < cs[j].Name
+	})
+	return cs
+}
+
+// Checkpoint returns the time of p's checkpoint name (its first occurrence).
+func (p Process) Checkpoint(name string) (int64, bool) {
+	for _, c := range p.Checkpoints {
+		if c.Name == name {
+			return c.MonoNs, true
+		}
+	}
+	return 0, false
+}
+
+// Phases cuts p's init into spans between consecutive present checkpoints,
+// ordered by time (canonical and user checkpoints alike). Spans never have a
+// negative length. See PhaseNames for the names.
+func Phases(p Process) []Span {
+	cs := ordered(p)
+	present := map[string]bool{}
+	for _, c := range cs {
+		present[c.Name] = true
+	}
+	var spans []Span
+	lastCanon := -1 // rank of the latest canonical checkpoint seen so far
+	for i, c := range cs {
+		r, canon := canonRank[c.Name]
+		if i > 0 {
+			spans = append(spans, Span{
+				Name:    spanName(c.Name, r, canon, lastCanon, present, p.Role),
+				From:    cs[i-1].Name,
+				To:      c.Name,
+				StartNs: cs[i-1].MonoNs,
+				EndNs:   c.MonoNs,
+			})
+		}
+		if canon && r > lastCanon {
+			lastCanon = r
+		}
+	}
+	return spans
+}
+
+func spanName(to string, rank int, canon bool, lastCanon int, present map[string]bool, role string) string {
+	if !canon {
+		return to
+	}
+	// Canonical checkpoints that should have come between the previous canonical
+	// one and this one, but were never seen: their phases are folded in.
+	var folded []string
+	for k := lastCanon + 1; k < rank && lastCanon >= 0; k++ {
+		if c := Checkpoints[k]; !present[c] && expected(c, role) {
+			folded = append(folded, PhaseNames[c])
+		}
+	}
+	switch len(folded) {
+	case 0:
+		return PhaseNames[to]
+	case 1:
+		return folded[0] + "+" + PhaseNames[to]
+	}
+	return Checkpoints[lastCanon] + "_to_" + to
+}
+
+// expected says whether a process of this role is expected to pass checkpoint c:
+// only extensions register and subscribe.
+func expected(c, role string) bool {
+	if role == RoleExtension {
+		return true
+	}
+	r := canonRank[c]
+	return r < canonRank[CkRegisterSent] || r > canonRank[CkSubscribeOK]
+}
+
+// Missing lists the canonical checkpoints absent from p, in canonical order. For
+// the runtime and the platform only gaps between the first and the last present
+// canonical checkpoint count, and never register or subscribe steps.
+func Missing(p Process) []string {
+	present := map[string]bool{}
+	first, last := len(Checkpoints), -1
+	for _, c := range p.Checkpoints {
+		if r, ok := canonRank[c.Name]; ok {
+			present[c.Name] = true
+			first, last = min(first, r), max(last, r)
+		}
+	}
+	lo, hi := 0, len(Checkpoints)-1
+	if p.Role != RoleExtension {
+		lo, hi = first, last
+	}
+	var out []string
+	for k := lo; k <= hi; k++ {
+		if c := Checkpoints[k]; !present[c] && expected(c, p.Role) {
+			out = append(out, Checkpoints[k])
+		}
+	}
+	return out
+}
+
+// OutOfOrder lists canonical checkpoints that happened before one that precedes
+// them in the canonical order, as "listener_bound before register_sent". Such
+// runs are still cut by time; this only tells the reader init ran in an
+// unexpected order.
+func OutOfOrder(p Process) []string {
+	cs := ordered(p)
+	var out []string
+	maxRank, maxName := -1, ""
+	for _, c := range cs {
+		r, ok := canonRank[c.Name]
+		if !ok {
+			continue
+		}
+		if r < maxRank {
+			out = append(out, maxName+" before "+c.Name)
+		} else {
+			maxRank, maxName = r, c.Name
+		}
+	}
+	return out
+}
+
+// between returns to − from for two checkpoints of p, when both are present and
+// in order.
+func between(p Process, from, to string) (int64, bool) {
+	a, ok1 := p.Checkpoint(from)
+	b, ok2 := p.Checkpoint(to)
+	if !ok1 || !ok2 || b < a {
+		return 0, false
+	}
+	return b - a, true
+}
+
+// Load is exec → entry. ok is false when either checkpoint is missing.
+func Load(p Process) (int64, bool) { return between(p, CkExec, CkEntry) }
+
+// TimeToReady is exec → next.
+func TimeToReady(p Process) (int64, bool) { return between(p, CkExec, CkNext) }
+
+// OwnInit is entry → next: the program's own init.
+func OwnInit(p Process) (int64, bool) { return between(p, CkEntry, CkNext) }
+
+// InitDurationNs is the run's Init Duration: the platform's initReport figure
+// when present, else InitEndNs − InitStartNs.
+func (r Run) InitDurationNs() (int64, bool) {
+	if r.InitDurationMs > 0 {
+		return int64(r.InitDurationMs * 1e6), true
+	}
+	if r.InitStartNs > 0 && r.InitEndNs > r.InitStartNs {
+		return r.InitEndNs - r.InitStartNs, true
+	}
+	return 0, false
+}
+
+// RunCritical is who ended INIT in one run and by how much.
+type RunCritical struct {
+	Run int `json:"run"`
+	// EndedBy is the process whose /next came last.
+	EndedBy string `json:"ended_by"`
+	// RunnerUp is the process whose /next came just before; empty with one process.
+	RunnerUp string `json:"runner_up,omitempty"`
+	// MarginNs is the gap between the last and the second-to-last /next.
+	MarginNs int64 `json:"margin_ns"`
+	// Source says whether EndedBy came from the platform or from the checkpoints.
+	Source string `json:"source"`
+}
+
+// CriticalPath finds who ended INIT in r: the process with the latest next
+// checkpoint (the platform's EndedBy wins when set, since it is what Lambda
+// counts). ok is false when no process has a next checkpoint and the platform
+// did not say.
+func CriticalPath(r Run) (RunCritical, bool) {
+	type fin struct {
+		name string
+		at   int64
+	}
+	var fs []fin
+	for _, p := range r.Processes {
+		if p.Role == RolePlatform {
+			continue
+		}
+		if t, ok := p.Checkpoint(CkNext); ok {
+			fs = append(fs, fin{processKey(p), t})
+		}
+	}
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].at > fs[j].at })
+	rc := RunCritical{Run: r.Index, Source: "checkpoints"}
+	if len(fs) > 0 {
+		rc.EndedBy = fs[0].name
+	}
+	if len(fs) > 1 {
+		rc.RunnerUp = fs[1].name
+		rc.MarginNs = fs[0].at - fs[1].at
+	}
+	if r.EndedBy != "" && r.EndedBy != rc.EndedBy {
+		// The platform saw a different last /next (e.g. a process whose next the
+		// probes missed): trust it, and measure the margin from what we have.
+		rc.EndedBy, rc.Source = r.EndedBy, "platform"
+		var endAt int64
+		found := false
+		for _, f := range fs {
+			if f.name == r.EndedBy {
+				endAt, found = f.at, true
+			}
+		}
+		rc.RunnerUp, rc.MarginNs = "", 0
+		if found {
+			for _, f := range fs {
+				if f.name != r.EndedBy && f.at <= endAt {
+					rc.RunnerUp, rc.MarginNs = f.name, endAt-f.at
+					break
+				}
+			}
+		}
+	} else if r.EndedBy != "" {
+		rc.Source = "platform"
+	}
+	return rc, rc.EndedBy != ""
+}
+
+// processKey is how a process is named across runs: the runtime is "runtime"
+// whatever its file is called, extensions go by name.
+func processKey(p Process) string {
+	if p.Role == RoleRuntime {
+		return RoleRuntime
+	}
+	return p.Name
+}
