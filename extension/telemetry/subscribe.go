@@ -65,8 +65,12 @@ type ValidationError struct{ Msg string }
 
 func (e *ValidationError) Error() string { return e.Msg }
 
+// invalid builds a ValidationError. The message is forced to one line of valid UTF-8:
+// it quotes pieces of an arbitrary body, and it must survive the JSON error response.
 func invalid(format string, args ...any) error {
-	return &ValidationError{Msg: fmt.Sprintf(format, args...)}
+	msg := strings.ToValidUTF8(fmt.Sprintf(format, args...), "\uFFFD")
+	msg = strings.NewReplacer("\n", " ", "\r", " ").Replace(msg)
+	return &ValidationError{Msg: msg}
 }
 
 // errorBody is Lambda's error response shape.
@@ -296,6 +300,10 @@ func decodeField(raw json.RawMessage, name, want string, dst any) error {
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 func abbreviate(raw json.RawMessage) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) == nil {
+		raw = buf.Bytes()
+	}
 	s := string(bytes.TrimSpace(raw))
 	if len(s) > 40 {
 		s = s[:40] + "..."
