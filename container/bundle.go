@@ -1,0 +1,192 @@
+package container
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/initprof/initprof/elfinfo"
+)
+
+// rootfsLayout is the result of assembling a rootfs: where it is and which
+// copied files a cold run must evict.
+type rootfsLayout struct {
+	dir   string
+	files []string
+}
+
+// buildRootfs assembles the sandbox's root filesystem in dir: the extensions
+// under /opt/extensions, the bootstrap, the interpreter and library closure of
+// each (from the host or cfg.Rootfs), Lambda's /etc files, and empty mount
+// points for what the runtime mounts. It is done once per build under test.
+func buildRootfs(cfg *Config, dir string) (*rootfsLayout, error) {
+	src := "/"
+	if cfg.Rootfs != "" {
+		abs, err := filepath.Abs(cfg.Rootfs)
+		if err != nil {
+			return nil, err
+		}
+		src = abs
+	}
+	t := newTree(src, dir)
+	for _, d := range []string{ExtensionsDir, "/var/runtime", "/var/task", "/tmp", "/proc", "/dev", "/sys", OutMount, "/etc", "/opt/lib", "/opt/bin"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "/tmp"), 0o1777); err != nil {
+		return nil, err
+	}
+	// Mount point for the bind-mounted initprof binary: the root is read-only,
+	// so it must exist before the runtime mounts over it.
+	if err := writeFile(dir, InitprofPath, "", 0o755); err != nil {
+		return nil, err
+	}
+	for _, e := range cfg.Extensions {
+		inside := path.Join(ExtensionsDir, e.Name)
+		if err := t.place(e.Path, inside, 0o755); err != nil {
+			return nil, fmt.Errorf("extension %s: %v", e.Name, err)
+		}
+		if err := addLoadable(t, cfg.Rootfs, e.Path, "extension "+e.Name, 0); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Bootstrap != "" {
+		if err := t.place(cfg.Bootstrap, BootstrapPath, 0o755); err != nil {
+			return nil, fmt.Errorf("bootstrap: %v", err)
+		}
+		if err := addLoadable(t, cfg.Rootfs, cfg.Bootstrap, "bootstrap", 0); err != nil {
+			return nil, err
+		}
+	}
+	for name, content := range map[string]string{"/etc/hosts": etcHosts, "/etc/passwd": etcPasswd, "/etc/group": etcGroup} {
+		if err := writeFile(dir, name, content, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	// The loader consults ld.so.cache first; without it every lookup walks the
+	// default directories, which is not what a real environment does.
+	if _, err := os.Stat(t.hostPath("/etc/ld.so.cache")); err == nil {
+		if _, err := t.materialize("/etc/ld.so.cache"); err != nil {
+			return nil, fmt.Errorf("ld.so.cache: %v", err)
+		}
+	}
+	return &rootfsLayout{dir: dir, files: t.Files()}, nil
+}
+
+// addLoadable copies what the kernel and the loader will open to start the
+// executable at host path p: its ELF interpreter and DT_NEEDED closure, or a
+// script's interpreter (and that one's closure).
+func addLoadable(t *tree, rootfs, p, what string, depth int) error {
+	if depth > 4 {
+		return fmt.Errorf("%s %s: interpreter chain too deep", what, p)
+	}
+	head, err := readHead(p, 256)
+	if err != nil {
+		return fmt.Errorf("%s %s: %v", what, p, err)
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte("#!")):
+		interp := scriptInterpreter(head)
+		if interp == "" {
+			return fmt.Errorf("%s %s: a script with an empty #! line", what, p)
+		}
+		host, err := t.materialize(interp)
+		if err != nil {
+			return fmt.Errorf("%s %s: its interpreter %s is missing from %s: %v", what, p, interp, t.src, err)
+		}
+		return addLoadable(t, rootfs, host, what+" (interpreter "+interp+")", depth+1)
+	case bytes.HasPrefix(head, []byte(elf.ELFMAG)):
+	default:
+		return fmt.Errorf("%s %s: not an ELF executable or a #! script", what, p)
+	}
+	if err := checkArch(p); err != nil {
+		return fmt.Errorf("%s %s: %v", what, p, err)
+	}
+	c, err := elfinfo.ResolveClosure(p, rootfs)
+	if err != nil {
+		return fmt.Errorf("%s: %v", what, err)
+	}
+	if len(c.Missing) > 0 {
+		where := "this host"
+		if rootfs != "" {
+			where = "rootfs " + rootfs
+		}
+		return fmt.Errorf("%s %s: cannot resolve %s in %s: install the missing libraries or pass --rootfs with them",
+			what, p, strings.Join(c.Missing, ", "), where)
+	}
+	if c.Interp != "" {
+		if _, err := t.materialize(c.Interp); err != nil {
+			// The interpreter exists (it is not Missing) but not along a path the
+			// tree can walk: copy the resolved file to the named path.
+			if err2 := t.place(c.InterpHost, c.Interp, 0o755); err2 != nil {
+				return fmt.Errorf("%s: interpreter %s: %v", what, c.Interp, err)
+			}
+		}
+	}
+	for _, l := range c.Libs {
+		if _, err := t.materialize(l.Path); err != nil {
+			if err2 := t.place(l.HostPath, l.Path, 0o755); err2 != nil {
+				return fmt.Errorf("%s: library %s (%s): %v", what, l.Soname, l.Path, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkArch refuses a binary this machine cannot execute: the sandbox runs
+// natively, with no emulation.
+func checkArch(p string) error {
+	f, err := elf.Open(p)
+	if err != nil {
+		return fmt.Errorf("not a readable ELF file: %v", err)
+	}
+	defer f.Close()
+	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "386": elf.EM_386, "arm": elf.EM_ARM, "riscv64": elf.EM_RISCV, "ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390}[runtime.GOARCH]
+	if want != 0 && f.Machine != want {
+		return fmt.Errorf("built for %s, but this machine runs %s (%s): run it on a matching machine", machineName(f.Machine), machineName(want), runtime.GOARCH)
+	}
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return fmt.Errorf("ELF type %s is not an executable", f.Type)
+	}
+	return nil
+}
+
+func machineName(m elf.Machine) string {
+	switch m {
+	case elf.EM_X86_64:
+		return "x86_64"
+	case elf.EM_AARCH64:
+		return "aarch64"
+	}
+	return strings.TrimPrefix(m.String(), "EM_")
+}
+
+func readHead(p string, n int) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	k, err := f.Read(buf)
+	if k == 0 && err != nil {
+		return nil, fmt.Errorf("empty or unreadable: %v", err)
+	}
+	return buf[:k], nil
+}
+
+// scriptInterpreter returns the path on a #! line.
+func scriptInterpreter(head []byte) string {
+	line, _, _ := bytes.Cut(head[2:], []byte("\n"))
+	fields := strings.Fields(string(line))
+	if len(fields) == 0 {
+		return ""
+	}
+	return fields[0]
+}

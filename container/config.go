@@ -1,0 +1,324 @@
+// Package container runs the platform (`initprof platform`, PID 1) and the
+// extensions under test in a sandbox that behaves like a Lambda execution
+// environment: a read-only root holding only what the loader will open, a
+// 512 MB /tmp, its own loopback-only network, Lambda's variables, and a memory
+// limit with the CPU quota Lambda derives from it.
+//
+// Two sandboxes share one contract (Sandbox, Instance):
+//
+//   - NewOCI assembles an OCI bundle once per build under test and runs each
+//     cold start with runc or crun: create (the first process exists but has
+//     not exec'd, so probes can attach to it), start, wait, delete;
+//   - NewProcess runs the same platform as a plain host process for machines
+//     without an OCI runtime: no limits, no private root, and it says so.
+//
+// The package also evicts the bundle's files from the page cache before a cold
+// run (EvictPageCache) and proves the eviction with mincore, because a warm page
+// cache hides exactly the load cost initprof exists to measure.
+//
+// Nothing here knows about BPF or the Lambda APIs: the platform is an opaque
+// command line, and probes only need Instance.PID.
+package container
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths inside the sandbox. The platform and the extensions see these; the
+// host sees their counterparts through Instance.OutDir and the bundle.
+const (
+	ExtensionsDir = "/opt/extensions"
+	BootstrapPath = "/var/runtime/bootstrap"
+	InitprofPath  = "/var/runtime/initprof"
+	OutMount      = "/run/initprof"
+	TimelineName  = "timeline.jsonl"
+	PlatformAddr  = "127.0.0.1:9001"
+)
+
+// DefaultMemoryMB is Lambda's most common memory size and the CLI's default.
+const DefaultMemoryMB = 1024
+
+// mbPerVCPU is Lambda's documented ratio: 1769 MB of memory buys one vCPU.
+const mbPerVCPU = 1769
+
+// cfsPeriod is the CFS period (µs) the CPU quota is expressed against.
+const cfsPeriod = 100000
+
+// tmpSizeMB is the size of /tmp, Lambda's default ephemeral storage.
+const tmpSizeMB = 512
+
+// Extension is one file placed at /opt/extensions/<Name>.
+type Extension struct {
+	// Name is the basename under /opt/extensions. The platform registers it by
+	// this name, so it must match what the extension sends (e.g. "datadog-agent").
+	Name string
+	// Path is the host path of the executable.
+	Path string
+}
+
+// Config describes one build under test and how its sandbox runs.
+type Config struct {
+	Extensions []Extension
+	// Bootstrap is the host path of the runtime placed at /var/runtime/bootstrap,
+	// or "" when the platform runs its built-in simulated runtime.
+	Bootstrap string
+	// Initprof is the host path of a static (CGO_ENABLED=0) initprof binary. The
+	// OCI sandbox bind-mounts it read-only at /var/runtime/initprof and runs it
+	// as PID 1; it is not copied, so it never counts as a cold file.
+	Initprof string
+	// PlatformArgs are appended to the platform's command line, after the
+	// sandbox's own --extensions/--addr/--timeline flags
+	// (e.g. --invokes 1 --runtime sim --runtime-init 180ms).
+	PlatformArgs []string
+	// MemoryMB is the memory limit (default 1024). The CPU quota follows it:
+	// MemoryMB/1769 of one CPU, as on Lambda.
+	MemoryMB int
+	// Env holds extra KEY=VALUE variables for PID 1 (customer variables).
+	Env []string
+	// Rootfs, when set, is a directory (e.g. an exported Lambda base image) that
+	// provides the ELF interpreter and shared libraries instead of the host.
+	Rootfs string
+	// OCIRuntime is "runc", "crun", or a path; "" finds runc then crun on PATH.
+	OCIRuntime string
+	// WorkDir holds bundles and per-run output. "" makes a temporary directory
+	// that Close removes. It must not be a tmpfs: pages of a tmpfs file cannot
+	// be evicted, so a cold run would be warm.
+	WorkDir string
+	// Output, when set, also receives PID 1's stdout and stderr as they arrive.
+	Output io.Writer
+
+	// Init replaces PID 1's whole command line (advanced; tests use it to run a
+	// probe program instead of the platform). Init[0] is a path inside the
+	// sandbox; with the process sandbox it is a host path. The OCI sandbox
+	// bind-mounts Initprof read-only when it is set, as usual.
+	Init []string
+	// DeleteTimeout bounds each OCI runtime command (default 30s).
+	DeleteTimeout time.Duration
+}
+
+// memoryMB returns the effective memory size.
+func (c *Config) memoryMB() int {
+	if c.MemoryMB == 0 {
+		return DefaultMemoryMB
+	}
+	return c.MemoryMB
+}
+
+// CPUQuota returns the CFS quota and period (µs) for a memory size: Lambda
+// gives memory/1769 of one vCPU.
+func CPUQuota(memoryMB int) (quota int64, period uint64) {
+	return int64(cfsPeriod) * int64(memoryMB) / mbPerVCPU, cfsPeriod
+}
+
+// validate checks everything a user can get wrong, with one actionable line each.
+func (c *Config) validate() error {
+	m := c.memoryMB()
+	if m < 128 || m > 10240 {
+		return fmt.Errorf("memory %d MB is outside Lambda's range 128-10240", m)
+	}
+	if len(c.Extensions) == 0 && len(c.Init) == 0 {
+		return fmt.Errorf("no extension given: name at least one executable to run in /opt/extensions")
+	}
+	seen := map[string]bool{}
+	for _, e := range c.Extensions {
+		if e.Name == "" || strings.ContainsAny(e.Name, "/\x00") || e.Name == "." || e.Name == ".." {
+			return fmt.Errorf("extension name %q is not a plain file name (it becomes /opt/extensions/NAME)", e.Name)
+		}
+		if seen[e.Name] {
+			return fmt.Errorf("two extensions are named %q: give each a distinct --name", e.Name)
+		}
+		seen[e.Name] = true
+		if err := checkExecutable(e.Path, "extension "+e.Name); err != nil {
+			return err
+		}
+	}
+	if c.Bootstrap != "" {
+		if err := checkExecutable(c.Bootstrap, "bootstrap"); err != nil {
+			return err
+		}
+	}
+	if c.Initprof == "" && len(c.Init) == 0 {
+		return fmt.Errorf("no initprof binary given to run as PID 1: build one with CGO_ENABLED=0 (make build)")
+	}
+	if c.Initprof != "" {
+		if err := checkExecutable(c.Initprof, "initprof binary"); err != nil {
+			return err
+		}
+	}
+	if c.Rootfs != "" {
+		st, err := os.Stat(c.Rootfs)
+		if err != nil || !st.IsDir() {
+			return fmt.Errorf("rootfs %s: not a directory (give an unpacked root filesystem, e.g. an exported Lambda base image)", c.Rootfs)
+		}
+	}
+	for _, kv := range c.Env {
+		if !strings.Contains(kv, "=") || strings.HasPrefix(kv, "=") {
+			return fmt.Errorf("environment entry %q is not KEY=VALUE", kv)
+		}
+	}
+	return nil
+}
+
+func checkExecutable(path, what string) error {
+	st, err := os.Stat(path)
+	switch {
+	case err != nil && os.IsNotExist(err):
+		return fmt.Errorf("%s %s: no such file", what, path)
+	case err != nil:
+		return fmt.Errorf("%s %s: %v", what, path, err)
+	case st.IsDir():
+		return fmt.Errorf("%s %s: is a directory, not an executable", what, path)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("%s %s: not a regular file", what, path)
+	case st.Mode()&0o111 == 0:
+		return fmt.Errorf("%s %s: not executable (chmod +x it)", what, path)
+	}
+	return nil
+}
+
+// LambdaEnv returns the variables Lambda gives the execution environment, for
+// a function of memoryMB. The platform filters what extensions see (they never
+// get the runtime-only and `_`-prefixed ones); the sandbox hands PID 1 them all.
+func LambdaEnv(memoryMB int) []string {
+	return []string{
+		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+		"LANG=en_US.UTF-8",
+		"TZ=:UTC",
+		"AWS_REGION=us-east-1",
+		"AWS_DEFAULT_REGION=us-east-1",
+		"AWS_LAMBDA_FUNCTION_NAME=initprof-function",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.Itoa(memoryMB),
+		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_LAMBDA_RUNTIME_API=" + PlatformAddr,
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/initprof-function",
+		"AWS_LAMBDA_LOG_STREAM_NAME=2026/01/01/[$LATEST]00000000000000000000000000000000",
+		"AWS_EXECUTION_ENV=AWS_Lambda_provided.al2023",
+		"AWS_ACCESS_KEY_ID=ASIAINITPROFEXAMPLE0",
+		"AWS_SECRET_ACCESS_KEY=initprof/example/secret/key/not/real/000000",
+		"AWS_SESSION_TOKEN=initprof-example-session-token",
+		"LAMBDA_TASK_ROOT=/var/task",
+		"LAMBDA_RUNTIME_DIR=/var/runtime",
+		"_HANDLER=function.handler",
+	}
+}
+
+// env is PID 1's environment: Lambda's variables, then the customer's, which
+// win on a clash as they do on Lambda for the variables a customer may set.
+func (c *Config) env() []string {
+	return mergeEnv(LambdaEnv(c.memoryMB()), c.Env)
+}
+
+func mergeEnv(base, extra []string) []string {
+	idx := map[string]int{}
+	out := make([]string, 0, len(base)+len(extra))
+	for _, kv := range append(append([]string{}, base...), extra...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+// platformArgs is PID 1's command line for the platform, given where the
+// sandbox put the extensions, the bootstrap and the timeline.
+func (c *Config) platformArgs(initprof, extDir, bootstrap, timeline string) []string {
+	args := []string{initprof, "platform",
+		"--extensions", extDir,
+		"--addr", PlatformAddr,
+		"--timeline", timeline,
+	}
+	if bootstrap != "" {
+		args = append(args, "--bootstrap", bootstrap)
+	}
+	return append(args, c.PlatformArgs...)
+}
+
+// Sandbox is one build under test, ready to run cold starts back to back.
+type Sandbox interface {
+	// Kind names the sandbox for reports, e.g. "oci (runc 1.1.5)" or
+	// "process (no isolation: ...)".
+	Kind() string
+	// Create prepares one run: the first process exists (Instance.PID) but has
+	// not started the platform yet, so probes can attach first.
+	Create(ctx context.Context, runID string) (Instance, error)
+	// Files lists the host files that back the sandbox's loadable contents
+	// (extensions, bootstrap, interpreter, libraries): what a cold run evicts.
+	Files() []string
+	// Close removes the bundle (and the work directory when it made one).
+	Close() error
+}
+
+// Instance is one run.
+type Instance interface {
+	// PID is the host pid of the first process, for probes to follow before Start.
+	PID() int
+	// Start lets the first process run the platform.
+	Start() error
+	// Wait blocks until the first process exits and returns its exit code
+	// (128+signal when a signal killed it). ctx only bounds the wait.
+	Wait(ctx context.Context) (exitCode int, err error)
+	// OutDir is the host directory mounted writable at /run/initprof; the
+	// platform writes timeline.jsonl there. It survives Delete.
+	OutDir() string
+	// Output is the tail of PID 1's stdout and stderr.
+	Output() []byte
+	// Overhead is the time the sandbox itself cost this run.
+	Overhead() Overhead
+	// Delete kills whatever is left, deletes the container and its cgroups. It
+	// is idempotent and must be called on every exit path.
+	Delete() error
+}
+
+// Overhead is what the sandbox cost one run, outside the platform's own time.
+type Overhead struct {
+	Create time.Duration // runc create (or fork+exec of the process sandbox)
+	Start  time.Duration // runc start (or closing the wait pipe)
+	Delete time.Duration // runc delete -f, reaping and cgroup checks
+}
+
+// Total is create + start + delete.
+func (o Overhead) Total() time.Duration { return o.Create + o.Start + o.Delete }
+
+// workDir returns cfg.WorkDir, or a new temp dir (owned reports whether Close
+// must remove it). It refuses a tmpfs, where eviction is impossible.
+func workDir(cfg *Config) (dir string, owned bool, err error) {
+	if cfg.WorkDir != "" {
+		if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+			return "", false, fmt.Errorf("work dir %s: %v", cfg.WorkDir, err)
+		}
+		dir, err = filepath.Abs(cfg.WorkDir)
+		if err != nil {
+			return "", false, err
+		}
+	} else {
+		// Prefer /var/tmp: /tmp is a tmpfs on many systems.
+		base := ""
+		if st, err := os.Stat("/var/tmp"); err == nil && st.IsDir() {
+			base = "/var/tmp"
+		}
+		dir, err = os.MkdirTemp(base, "initprof-sandbox-")
+		if err != nil {
+			return "", false, fmt.Errorf("making a work dir: %v", err)
+		}
+		owned = true
+	}
+	if isTmpfs(dir) {
+		if owned {
+			os.RemoveAll(dir)
+		}
+		return "", false, fmt.Errorf("work dir %s is on a tmpfs: its files can never leave the page cache, so cold runs would be warm; pick a directory on a disk", dir)
+	}
+	return dir, owned, nil
+}

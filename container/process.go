@@ -1,0 +1,351 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// processSandbox runs the platform as a plain host process: for machines with
+// no OCI runtime (or no root). There is no private root, no memory limit and
+// no CPU quota, and the loader reads the host's libraries; as root, the
+// platform still gets its own network namespace so port 9001 never collides.
+type processSandbox struct {
+	cfg    Config
+	work   string
+	owned  bool
+	base   string // stands in for / : base/opt/extensions, base/var/runtime
+	files  []string
+	netns  bool
+	mu     sync.Mutex
+	closed bool
+	runs   int
+}
+
+// NewProcess prepares the process sandbox: the extensions are copied into a
+// directory that acts as /opt/extensions. It needs no OCI runtime; without
+// root it also runs without a network namespace (and says so in Kind).
+func NewProcess(cfg Config) (Sandbox, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	work, owned, err := workDir(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &processSandbox{cfg: cfg, work: work, owned: owned, netns: os.Geteuid() == 0}
+	s.base, err = os.MkdirTemp(work, "process-")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.layout(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// layout copies the extensions and the bootstrap and lists the files a cold
+// run evicts: the copies plus the host libraries they load (which other host
+// processes may keep resident: the eviction report shows what stayed).
+func (s *processSandbox) layout() error {
+	t := newTree("/", s.base)
+	host := newTree("/", "") // dry: the host files the loader will read
+	add := func(from, inside, what string) error {
+		if err := t.place(from, inside, 0o755); err != nil {
+			return fmt.Errorf("%s: %v", what, err)
+		}
+		// Fail now, not inside the run, when a library is missing.
+		return addLoadable(host, "", from, what, 0)
+	}
+	for _, e := range s.cfg.Extensions {
+		if err := add(e.Path, filepath.Join(ExtensionsDir, e.Name), "extension "+e.Name); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Bootstrap != "" {
+		if err := add(s.cfg.Bootstrap, BootstrapPath, "bootstrap"); err != nil {
+			return err
+		}
+	}
+	s.files = append(t.Files(), host.Files()...)
+	return nil
+}
+
+func (s *processSandbox) Kind() string {
+	if s.netns {
+		return "process (no isolation: host root filesystem and libraries, no memory limit or CPU quota; own network namespace)"
+	}
+	return "process (no isolation: host root filesystem, libraries and network, no memory limit or CPU quota)"
+}
+
+func (s *processSandbox) Files() []string { return append([]string(nil), s.files...) }
+
+func (s *processSandbox) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	err := cleanupOwned(s)
+	if e := os.RemoveAll(s.base); e != nil && err == nil {
+		err = e
+	}
+	if s.owned {
+		if e := os.RemoveAll(s.work); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+var procIDRE = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+
+// Create starts the platform as a child process that blocks on fd 3 (its
+// --wait-fd) until Start closes the other end of the pipe. Unlike the OCI
+// sandbox, the platform binary has already been exec'd when PID is known.
+func (s *processSandbox) Create(ctx context.Context, runID string) (Instance, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("sandbox is closed")
+	}
+	s.runs++
+	if runID == "" {
+		runID = strconv.Itoa(s.runs)
+	}
+	s.mu.Unlock()
+	runDir := filepath.Join(s.work, "runs", fmt.Sprintf("process-%d-%s", os.Getpid(), procIDRE.ReplaceAllString(runID, "_")))
+	in := &procInstance{sb: s, outDir: filepath.Join(runDir, "out"), done: make(chan struct{}), out: newTail(64 << 10)}
+	if err := os.MkdirAll(in.outDir, 0o755); err != nil {
+		return nil, err
+	}
+	args := s.cfg.Init
+	if len(args) == 0 {
+		boot := ""
+		if s.cfg.Bootstrap != "" {
+			boot = filepath.Join(s.base, BootstrapPath)
+		}
+		args = append(s.cfg.platformArgs(s.cfg.Initprof, filepath.Join(s.base, ExtensionsDir), boot, filepath.Join(in.outDir, TimelineName)), "--wait-fd", "3")
+	}
+	waitR, waitW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		waitR.Close()
+		waitW.Close()
+		return nil, err
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = in.outDir
+	cmd.Env = append(s.cfg.env(), "INITPROF_OUT_DIR="+in.outDir)
+	cmd.Stdout, cmd.Stderr = outW, outW
+	cmd.ExtraFiles = []*os.File{waitR}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid:   true,            // Delete kills the whole process group
+		Pdeathsig: syscall.SIGKILL, // and the kernel does if we die first
+	}
+	if s.netns {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
+	}
+	register(in)
+	t0 := time.Now()
+	err = cmd.Start()
+	waitR.Close()
+	outW.Close()
+	if err != nil {
+		waitW.Close()
+		outR.Close()
+		unregister(in)
+		return nil, fmt.Errorf("starting %s: %v", args[0], err)
+	}
+	in.cmd, in.wait = cmd, waitW
+	in.outEOF = make(chan struct{})
+	go func() {
+		defer close(in.outEOF)
+		defer outR.Close()
+		in.out.copyFrom(outR, s.cfg.Output)
+	}()
+	go func() {
+		defer close(in.done)
+		err := cmd.Wait()
+		in.state = cmd.ProcessState
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			in.waitErr = err
+		}
+	}()
+	if s.netns {
+		if err := loopbackUp(cmd.Process.Pid); err != nil {
+			in.Delete()
+			return nil, fmt.Errorf("bringing loopback up in the process sandbox's network namespace: %v", err)
+		}
+	}
+	in.over.Create = time.Since(t0)
+	return in, nil
+}
+
+// loopbackUp sets lo up inside the network namespace of pid. setns applies to
+// one thread, so it runs on a locked OS thread that moves back afterwards (or
+// is discarded, by staying locked, if it cannot).
+func loopbackUp(pid int) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		self, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer self.Close()
+		target, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns: %v", err)
+			return
+		}
+		err = setLinkUp("lo")
+		if e := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); e != nil {
+			errc <- fmt.Errorf("returning to the host network namespace: %v", e)
+			return // the thread stays locked and dies with this goroutine
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
+}
+
+func setLinkUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCGIFFLAGS %s: %v", name, err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCSIFFLAGS %s: %v", name, err)
+	}
+	return nil
+}
+
+// procInstance is one run of the process sandbox.
+type procInstance struct {
+	sb      *processSandbox
+	cmd     *exec.Cmd
+	wait    *os.File // write end of the --wait-fd pipe
+	outDir  string
+	out     *tail
+	outEOF  chan struct{}
+	done    chan struct{}
+	state   *os.ProcessState
+	waitErr error
+	over    Overhead
+	startMu sync.Mutex
+	started bool
+	delOnce sync.Once
+	delErr  error
+}
+
+func (in *procInstance) PID() int           { return in.cmd.Process.Pid }
+func (in *procInstance) OutDir() string     { return in.outDir }
+func (in *procInstance) Output() []byte     { return in.out.bytes() }
+func (in *procInstance) Overhead() Overhead { return in.over }
+
+// Limits is empty: the process sandbox sets none.
+func (in *procInstance) Limits() Limits { return Limits{MemoryBytes: -1, CPUQuotaUS: -1} }
+
+// Rusage is the first process's resource usage, valid once Wait has returned.
+func (in *procInstance) Rusage() syscall.Rusage {
+	<-in.done
+	if in.state == nil {
+		return syscall.Rusage{}
+	}
+	if ru, ok := in.state.SysUsage().(*syscall.Rusage); ok {
+		return *ru
+	}
+	return syscall.Rusage{}
+}
+
+func (in *procInstance) Start() error {
+	in.startMu.Lock()
+	defer in.startMu.Unlock()
+	if in.started {
+		return fmt.Errorf("process sandbox run already started")
+	}
+	in.started = true
+	t0 := time.Now()
+	err := in.wait.Close()
+	in.over.Start = time.Since(t0)
+	return err
+}
+
+func (in *procInstance) Wait(ctx context.Context) (int, error) {
+	select {
+	case <-in.done:
+		select {
+		case <-in.outEOF:
+		case <-time.After(time.Second):
+		}
+		if in.state == nil {
+			return -1, in.waitErr
+		}
+		return exitCode(in.state.Sys().(syscall.WaitStatus)), in.waitErr
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	}
+}
+
+// Delete kills the platform's whole process group and reaps it. Idempotent.
+func (in *procInstance) Delete() error {
+	in.delOnce.Do(func() {
+		t0 := time.Now()
+		if in.cmd != nil && in.cmd.Process != nil {
+			pid := in.cmd.Process.Pid
+			syscall.Kill(-pid, syscall.SIGKILL) // the group: platform and extensions
+			select {
+			case <-in.done:
+			case <-time.After(5 * time.Second):
+				in.delErr = fmt.Errorf("process sandbox pid %d did not exit after SIGKILL", pid)
+			}
+			if in.wait != nil {
+				in.wait.Close()
+			}
+			select {
+			case <-in.outEOF:
+			case <-time.After(2 * time.Second):
+			}
+		}
+		in.over.Delete = time.Since(t0)
+		unregister(in)
+	})
+	return in.delErr
+}
