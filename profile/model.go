@@ -238,7 +238,7 @@ func Phases(p Process) []Span {
 		r, canon := canonRank[c.Name]
 		if i > 0 {
 			spans = append(spans, Span{
-				Name:    spanName(c.Name, r, canon, lastCanon, present, p.Role),
+				Name:    spanName(cs[i-1].Name, c.Name, r, canon, lastCanon, present, p.Role),
 				From:    cs[i-1].Name,
 				To:      c.Name,
 				StartNs: cs[i-1].MonoNs,
@@ -252,7 +252,7 @@ func Phases(p Process) []Span {
 	return spans
 }
 
-func spanName(to string, rank int, canon bool, lastCanon int, present map[string]bool, role string) string {
+func spanName(from, to string, rank int, canon bool, lastCanon int, present map[string]bool, role string) string {
 	if !canon {
 		return to
 	}
@@ -270,7 +270,7 @@ func spanName(to string, rank int, canon bool, lastCanon int, present map[string
 	case 1:
 		return folded[0] + "+" + PhaseNames[to]
 	}
-	return Checkpoints[lastCanon] + "_to_" + to
+	return from + "_to_" + to
 }
 
 // expected says whether a process of this role is expected to pass checkpoint c:

@@ -200,7 +200,7 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 	pr := ProcessReport{Name: key, Role: role, Missing: map[string]int{}, OutOfOrder: map[string]int{}}
 	type acc struct {
 		dur, share, onCPU, runnable, blocked, minf, majf, start []float64
-		pairs                                               map[[2]string]int
+		pairs                                                   map[[2]string]int
 	}
 	phases := map[string]*acc{}
 	var load, own, ttr, loadShare, slack []float64

@@ -13,6 +13,7 @@ type synthSpec struct {
 	runtimeNs  int64   // runtime exec → next
 	relocateNs int64   // extension's relocate phase
 	ctorExtra  int64   // extra constructor time (the "injected delay")
+	subExtra   int64   // extra time in the Telemetry subscribe round trip
 	noise      float64 // relative noise on every phase
 	drop       []string
 }
@@ -57,6 +58,8 @@ func synthRuns(s synthSpec) []Run {
 				d = s.relocateNs
 			case CkConstructorsDone:
 				d += s.ctorExtra
+			case CkSubscribeOK:
+				d += s.subExtra
 			}
 			t += jitter(d)
 			if dropped[ph.to] {

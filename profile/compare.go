@@ -1,0 +1,494 @@
+package profile
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/initprof/initprof/profile/stats"
+)
+
+// CompareSchema identifies compare.json's layout.
+const CompareSchema = "initprof.compare/v1"
+
+// BuildRuns is one build under comparison and its runs.
+type BuildRuns struct {
+	// Build is the user's name for it (the NAME of NAME=PATH).
+	Build string
+	Runs  []Run
+	// Err, when set, says why this build could not be measured (for example it
+	// failed to start in the sandbox). It is left out of the statistics and the
+	// reason is printed; the other builds are still compared.
+	Err string
+}
+
+// Comparison is the build-to-build answer: per metric, each build's distribution
+// and its shift against the first (baseline) build.
+type Comparison struct {
+	Schema string  `json:"schema"`
+	Alpha  float64 `json:"alpha"`
+	// Confidence is the nominal level of the shift intervals.
+	Confidence float64     `json:"confidence"`
+	Builds     []BuildInfo `json:"builds"`
+	// Rows: Init Duration first, then per process load, init, time-to-ready and
+	// its phases.
+	Rows     []CompareRow  `json:"rows"`
+	Verdicts []PairVerdict `json:"verdicts"`
+	Notes    []string      `json:"notes,omitempty"`
+	// reports are kept for bench.txt (every run).
+	builds []BuildRuns
+}
+
+// BuildInfo is what the comparison says about one build as a whole.
+type BuildInfo struct {
+	Name string `json:"name"`
+	Runs int    `json:"runs"`
+	Err  string `json:"error,omitempty"`
+	// Leader is who ended INIT most often in this build's runs.
+	Leader  string `json:"critical_path,omitempty"`
+	Dropped uint64 `json:"dropped_events,omitempty"`
+}
+
+// CompareRow is one metric across builds.
+type CompareRow struct {
+	// Process is the process key ("runtime" or an extension name); empty for
+	// Init Duration.
+	Process string `json:"process,omitempty"`
+	// Metric is a phase name or one of AggLoad, AggInit, AggTimeToReady,
+	// AggInitDuration.
+	Metric string        `json:"metric"`
+	Cells  []CompareCell `json:"builds"`
+}
+
+// CompareCell is one build's distribution of a metric and, for builds after the
+// first, its shift against the first.
+type CompareCell struct {
+	Build   string        `json:"build"`
+	Summary stats.Summary `json:"summary_ns"`
+	// Shift is Hodges–Lehmann(baseline, this build): positive means slower.
+	Shift *stats.Shift `json:"shift_ns,omitempty"`
+	Test  *stats.MWU   `json:"mann_whitney,omitempty"`
+	// Mark is "~" (no significant change) or the shift in % of the baseline median.
+	Mark string `json:"mark,omitempty"`
+}
+
+// PairVerdict is the one-line conclusion for the baseline against one build.
+type PairVerdict struct {
+	Base  string `json:"base"`
+	Other string `json:"other"`
+	Text  string `json:"text"`
+}
+
+type metricKey struct{ proc, metric string }
+
+// samples collects, per metric, one value per run.
+func samples(runs []Run) map[metricKey][]float64 {
+	out := map[metricKey][]float64{}
+	add := func(k metricKey, v int64) { out[k] = append(out[k], float64(v)) }
+	for _, r := range runs {
+		if d, ok := r.InitDurationNs(); ok {
+			add(metricKey{"", AggInitDuration}, d)
+		}
+		for _, p := range r.Processes {
+			if p.Role == RolePlatform {
+				continue
+			}
+			k := processKey(p)
+			if v, ok := Load(p); ok {
+				add(metricKey{k, AggLoad}, v)
+			}
+			if v, ok := OwnInit(p); ok {
+				add(metricKey{k, AggInit}, v)
+			}
+			if v, ok := TimeToReady(p); ok {
+				add(metricKey{k, AggTimeToReady}, v)
+			}
+			for _, s := range Phases(p) {
+				add(metricKey{k, s.Name}, s.DurNs())
+			}
+		}
+	}
+	return out
+}
+
+// Compare puts builds side by side. The first build that has runs is the
+// baseline. It never fails: builds with Err or without runs are listed with the
+// reason, and metrics missing from a build are left blank for it.
+func Compare(builds []BuildRuns) *Comparison {
+	c := &Comparison{Schema: CompareSchema, Alpha: stats.Alpha, Confidence: stats.Confidence, builds: builds}
+	var ok []BuildRuns
+	var reports []*Report
+	for _, b := range builds {
+		info := BuildInfo{Name: b.Build, Runs: len(b.Runs), Err: b.Err}
+		if b.Err == "" && len(b.Runs) == 0 {
+			info.Err = "no runs"
+		}
+		if info.Err == "" {
+			rep := Aggregate(b.Runs)
+			info.Leader, info.Dropped = rep.Critical.Leader, rep.Dropped
+			ok = append(ok, b)
+			reports = append(reports, rep)
+			if rep.Dropped > 0 {
+				c.Notes = append(c.Notes, fmt.Sprintf("build %s: the probes dropped %d events; its phases may be incomplete", b.Build, rep.Dropped))
+			}
+		} else {
+			c.Notes = append(c.Notes, fmt.Sprintf("build %s was not compared: %s", b.Build, info.Err))
+		}
+		c.Builds = append(c.Builds, info)
+	}
+	if len(ok) == 0 {
+		return c
+	}
+	// Row order: Init Duration, then the baseline's processes and phases in its
+	// report order, then anything only other builds have.
+	var order []metricKey
+	seen := map[metricKey]bool{}
+	push := func(k metricKey) {
+		if !seen[k] {
+			seen[k] = true
+			order = append(order, k)
+		}
+	}
+	push(metricKey{"", AggInitDuration})
+	for _, rep := range reports {
+		for _, p := range rep.Processes {
+			push(metricKey{p.Name, AggLoad})
+			push(metricKey{p.Name, AggInit})
+			push(metricKey{p.Name, AggTimeToReady})
+			for _, ph := range p.Phases {
+				push(metricKey{p.Name, ph.Name})
+			}
+		}
+	}
+	all := make([]map[metricKey][]float64, len(ok))
+	for i, b := range ok {
+		all[i] = samples(b.Runs)
+	}
+	for _, k := range order {
+		row := CompareRow{Process: k.proc, Metric: k.metric}
+		base := all[0][k]
+		hasAny := false
+		for i, b := range ok {
+			xs := all[i][k]
+			cell := CompareCell{Build: b.Build, Summary: stats.Summarize(xs)}
+			if len(xs) > 0 {
+				hasAny = true
+			}
+			if i > 0 && len(xs) > 0 && len(base) > 0 {
+				if sh, err := stats.HodgesLehmann(base, xs); err == nil {
+					cell.Shift = &sh
+				}
+				if t, err := stats.MannWhitneyU(base, xs); err == nil {
+					cell.Test = &t
+					cell.Mark = stats.Mark(cell.Shift.Estimate, stats.Median(base), t.P, c.Alpha)
+				}
+			}
+			row.Cells = append(row.Cells, cell)
+		}
+		if hasAny {
+			c.Rows = append(c.Rows, row)
+		}
+	}
+	for i := 1; i < len(ok); i++ {
+		c.Verdicts = append(c.Verdicts, PairVerdict{Base: ok[0].Build, Other: ok[i].Build, Text: c.pairVerdict(reports[0], reports[i], i)})
+	}
+	return c
+}
+
+func (c *Comparison) row(proc, metric string) *CompareRow {
+	for i := range c.Rows {
+		if c.Rows[i].Process == proc && c.Rows[i].Metric == metric {
+			return &c.Rows[i]
+		}
+	}
+	return nil
+}
+
+// cell returns the row's cell for the i-th compared build, if it has a test.
+func (r *CompareRow) tested(i int) (*CompareCell, bool) {
+	if r == nil || i >= len(r.Cells) || r.Cells[i].Test == nil {
+		return nil, false
+	}
+	return &r.Cells[i], true
+}
+
+// pairVerdict says, for the baseline's main extension, whether the other build
+// moved its load (or time-to-ready), whether Init Duration moved, and why not
+// when it did not: who is on the critical path.
+func (c *Comparison) pairVerdict(base, other *Report, i int) string {
+	name := other.Build
+	if name == "" {
+		name = c.Rows[0].Cells[i].Build
+	}
+	ext := ""
+	for _, p := range base.Processes {
+		if p.Role == RoleExtension {
+			ext = p.Name
+			break
+		}
+	}
+	var parts []string
+	if ext != "" {
+		metric, label := AggLoad, "load"
+		if _, ok := c.row(ext, AggLoad).tested(i); !ok {
+			metric, label = AggTimeToReady, "time-to-ready"
+		}
+		if cell, ok := c.row(ext, metric).tested(i); ok {
+			text := name + " " + moved(label+" of "+ext, cell, c.Alpha)
+			// Name the phase that moved most, when the whole moved significantly.
+			if cell.Test.P < c.Alpha {
+				if ph := c.biggestPhaseMove(ext, i, metric == AggLoad); ph != "" {
+					text += "; most of it in " + ph
+				}
+			}
+			parts = append(parts, text)
+		} else {
+			parts = append(parts, fmt.Sprintf("%s: load and time-to-ready of %s not measured in both builds", name, ext))
+		}
+	}
+	idPart := ""
+	if cell, ok := c.row("", AggInitDuration).tested(i); ok {
+		if cell.Test.P < c.Alpha {
+			idPart = moved("Init Duration", cell, c.Alpha)
+			if ext == "" {
+				idPart = name + " " + idPart
+			}
+		} else {
+			idPart = "Init Duration unchanged (" + stats.FormatP(cell.Test.P) + ")"
+			if lead := other.Critical.Leader; lead != "" && lead != ext {
+				idPart += ": " + whoName(lead) + " is the critical path"
+			}
+		}
+	} else {
+		idPart = "Init Duration not measured in both builds"
+	}
+	parts = append(parts, idPart)
+	return strings.Join(parts, "; ")
+}
+
+// moved words a significant or insignificant shift: "cut load by 0.26 ms
+// (p<0.001)", "added 2.01 ms to load (p<0.001)", "left load unchanged (p=0.41)".
+func moved(what string, cell *CompareCell, alpha float64) string {
+	p := stats.FormatP(cell.Test.P)
+	if cell.Test.P >= alpha {
+		return fmt.Sprintf("left %s unchanged (%s)", what, p)
+	}
+	d := cell.Shift.Estimate
+	ci := fmt.Sprintf("95 %% CI %s … %s", fmtDur(cell.Shift.Lo), fmtDur(cell.Shift.Hi))
+	if d < 0 {
+		return fmt.Sprintf("cut %s by %s (%s, %s)", what, fmtDur(-d), p, ci)
+	}
+	return fmt.Sprintf("added %s to %s (%s, %s)", fmtDur(d), what, p, ci)
+}
+
+// biggestPhaseMove names the significant phase shift with the largest magnitude
+// for process proc in build i, e.g. "relocate (-0.201 ms)"; onlyLoad keeps to
+// the phases before the entry point.
+func (c *Comparison) biggestPhaseMove(proc string, i int, onlyLoad bool) string {
+	best, bestAbs := "", 0.0
+	for r := range c.Rows {
+		row := &c.Rows[r]
+		if row.Process != proc || row.Metric == AggLoad || row.Metric == AggInit || row.Metric == AggTimeToReady {
+			continue
+		}
+		cell, ok := row.tested(i)
+		if !ok || cell.Test.P >= c.Alpha {
+			continue
+		}
+		if onlyLoad && !c.isLoadPhase(proc, row.Metric) {
+			continue
+		}
+		if a := math.Abs(cell.Shift.Estimate); a > bestAbs {
+			best, bestAbs = fmt.Sprintf("%s (%s)", row.Metric, signedDur(cell.Shift.Estimate)), a
+		}
+	}
+	return best
+}
+
+// isLoadPhase says whether phase of proc ends at or before entry in the baseline.
+func (c *Comparison) isLoadPhase(proc, phase string) bool {
+	for _, b := range c.builds {
+		if b.Err != "" {
+			continue
+		}
+		for _, r := range b.Runs {
+			for _, p := range r.Processes {
+				if processKey(p) != proc {
+					continue
+				}
+				for _, s := range Phases(p) {
+					if s.Name == phase {
+						return loadPhase(PhaseReport{To: s.To})
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+// metricLabel is how a row is titled in compare.txt.
+func metricLabel(r CompareRow) string {
+	switch r.Metric {
+	case AggInitDuration:
+		return "Init Duration"
+	case AggLoad:
+		return "load (exec→entry)"
+	case AggInit:
+		return "init (entry→next)"
+	case AggTimeToReady:
+		return "time_to_ready (exec→next)"
+	}
+	return r.Metric
+}
+
+// WriteText writes compare.txt: the builds, the verdicts, then one block per
+// process with, per metric, each build's median [p10 … p90] and the shift
+// against the baseline: Hodges–Lehmann estimate, 95 % CI, Mann–Whitney p and
+// the benchstat-style mark.
+func (c *Comparison) WriteText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "initprof compare: %d builds\n", len(c.Builds))
+	fmt.Fprintf(bw, "shift vs the first build: Hodges–Lehmann estimate [%.0f %% CI]; p: Mann–Whitney U, two-sided; ~ means p ≥ %.2f\n\n", 100*c.Confidence, c.Alpha)
+	bt := &table{left: 1, indent: "  "}
+	bt.add("build", "runs", "critical path")
+	for _, b := range c.Builds {
+		lead := whoName(b.Leader)
+		if b.Err != "" {
+			lead = "NOT COMPARED: " + b.Err
+		}
+		bt.add(b.Name, fmt.Sprint(b.Runs), lead)
+	}
+	_ = bt.write(bw)
+	for _, b := range c.Builds {
+		if b.Dropped > 0 {
+			fmt.Fprintf(bw, "!!! WARNING: build %s: %d PROBE EVENTS WERE DROPPED — its phases may be incomplete !!!\n", b.Name, b.Dropped)
+		}
+	}
+	proc := "\x00"
+	var t *table
+	flush := func() {
+		if t != nil {
+			_ = t.write(bw)
+		}
+	}
+	for _, r := range c.Rows {
+		if r.Process != proc {
+			flush()
+			proc = r.Process
+			title := "platform"
+			if proc != "" {
+				title = whoName(proc)
+			}
+			fmt.Fprintf(bw, "\n%s\n", title)
+			t = &table{left: 2, indent: "  "}
+			t.add("metric", "build", "median", "p10", "p90", "shift", "95 % CI", "p", "")
+		}
+		for i, cell := range r.Cells {
+			label := metricLabel(r)
+			if i > 0 {
+				label = ""
+			}
+			if cell.Summary.N == 0 {
+				t.add(label, cell.Build, "n/a")
+				continue
+			}
+			row := []string{label, cell.Build, fmtDur(cell.Summary.Median), fmtDur(cell.Summary.P10), fmtDur(cell.Summary.P90)}
+			if cell.Shift != nil && cell.Test != nil {
+				row = append(row, signedDur(cell.Shift.Estimate), signedDur(cell.Shift.Lo)+" … "+signedDur(cell.Shift.Hi), stats.FormatP(cell.Test.P), cell.Mark)
+			}
+			t.add(row...)
+		}
+	}
+	flush()
+	if len(c.Verdicts) > 0 {
+		fmt.Fprintln(bw)
+	}
+	for _, v := range c.Verdicts {
+		fmt.Fprintf(bw, "VERDICT %s vs %s: %s\n", v.Other, v.Base, v.Text)
+	}
+	for _, n := range c.Notes {
+		fmt.Fprintf(bw, "note: %s\n", n)
+	}
+	return bw.Flush()
+}
+
+func signedDur(ns float64) string {
+	if ns > 0 {
+		return "+" + fmtDur(ns)
+	}
+	if ns == 0 {
+		return "0"
+	}
+	return fmtDur(ns)
+}
+
+// WriteJSON writes compare.json (schema CompareSchema).
+func (c *Comparison) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(c)
+}
+
+// WriteBench writes bench.txt in the Go benchmark format, one line per metric per
+// run, e.g.
+//
+//	BenchmarkInit/build=a/proc=datadog-agent/phase=relocate 1 123456 ns/op
+//	BenchmarkInit/build=a/phase=init_duration 1 182310000 ns/op
+//
+// so golang.org/x/perf/cmd/benchstat reads it; `benchstat -col /build bench.txt`
+// puts the builds side by side with its own statistics. Runs are written in the
+// order given (interleaved when the caller ran them so).
+func (c *Comparison) WriteBench(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "goos: linux\npkg: initprof\nnote: one line per metric per cold start; try: benchstat -col /build bench.txt\n\n")
+	for _, b := range c.builds {
+		if b.Err != "" {
+			continue
+		}
+		for _, r := range b.Runs {
+			if d, ok := r.InitDurationNs(); ok {
+				fmt.Fprintf(bw, "BenchmarkInit/build=%s/phase=%s 1 %d ns/op\n", benchName(b.Build), AggInitDuration, d)
+			}
+			procs := append([]Process(nil), r.Processes...)
+			sort.SliceStable(procs, func(i, j int) bool { return processKey(procs[i]) < processKey(procs[j]) })
+			for _, p := range procs {
+				if p.Role == RolePlatform {
+					continue
+				}
+				prefix := fmt.Sprintf("BenchmarkInit/build=%s/proc=%s/phase=", benchName(b.Build), benchName(processKey(p)))
+				for _, a := range []struct {
+					name string
+					f    func(Process) (int64, bool)
+				}{{AggLoad, Load}, {AggInit, OwnInit}, {AggTimeToReady, TimeToReady}} {
+					if v, ok := a.f(p); ok {
+						fmt.Fprintf(bw, "%s%s 1 %d ns/op\n", prefix, a.name, v)
+					}
+				}
+				for _, s := range Phases(p) {
+					fmt.Fprintf(bw, "%s%s 1 %d ns/op\n", prefix, benchName(s.Name), s.DurNs())
+				}
+			}
+		}
+	}
+	return bw.Flush()
+}
+
+// benchName makes a value safe inside a benchmark name: no spaces (which end the
+// name) and no '/' or '=' (which separate keys).
+func benchName(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == ' ' || r == '\t' || r == '/' || r == '=':
+			return '_'
+		}
+		return r
+	}, s)
+}
