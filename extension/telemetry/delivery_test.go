@@ -416,6 +416,10 @@ func TestOneAPIPerExtension(t *testing.T) {
 	mustSubscribe(t, h, LogsAPI, "other", httpBody("2021-03-18", []string{"platform"}, `{"timeoutMs":25}`, second.uri("/other")))
 
 	mustSubscribe(t, h, TelemetryAPI, "ext", httpBody("2022-12-13", []string{"function"}, `{"timeoutMs":25}`, second.uri("/")))
+	subs := h.Subscriptions()
+	if len(subs) != 2 || subs["ext"].URI != second.uri("/") || subs["other"].API != LogsAPI {
+		t.Errorf("Subscriptions() = %+v, want ext on the new URI and other on the Logs API", subs)
+	}
 	h.Publish(fnLine(1))
 	closeHub(t, h)
 	if got := len(first.events()); got != 1 {

@@ -220,3 +220,15 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.transport.CloseIdleConnections()
 	return err
 }
+
+// Subscriptions returns the current subscription of each extension (keyed by name), for
+// the platform's summary and timeline.
+func (h *Hub) Subscriptions() map[string]Subscription {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]Subscription, len(h.subs))
+	for name, s := range h.subs {
+		out[name] = s.sub
+	}
+	return out
+}
