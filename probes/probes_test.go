@@ -1,0 +1,461 @@
+package probes
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/initprof/initprof/internal/testutil"
+)
+
+// TestMain doubles as the helper process of the cleanup and privilege tests:
+// they re-run this binary with INITPROF_PROBES_HELPER set.
+func TestMain(m *testing.M) {
+	switch os.Getenv("INITPROF_PROBES_HELPER") {
+	case "":
+		os.Exit(m.Run())
+	case "new":
+		helperNew()
+	case "hold":
+		helperHold()
+	}
+}
+
+// helperNew tries to load the probes and reports how it failed.
+func helperNew() {
+	t, err := New(Options{Executables: []string{"/bin/true"}, LdSo: hostLdSo})
+	if err == nil {
+		t.Close()
+		fmt.Println("NEW OK")
+		os.Exit(0)
+	}
+	fmt.Printf("ErrPermission=%v\n%v\n", errors.Is(err, ErrPermission), err)
+	os.Exit(1)
+}
+
+// helperHold attaches everything, follows a sleeping child, says READY and
+// waits to be killed: nothing calls Close.
+func helperHold() {
+	t, err := New(Options{Executables: []string{"/bin/sleep"}, LdSo: hostLdSo})
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	_ = t.FollowChildren(os.Getpid())
+	cmd := exec.Command("/bin/sleep", "60")
+	if err := cmd.Start(); err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	fmt.Println("READY", cmd.Process.Pid)
+	cmd.Wait()
+	os.Exit(0)
+}
+
+// expectedOrder is the checkpoint sequence every dynamically linked sample
+// must show, each step strictly after the previous one.
+var cOrder = []struct {
+	name string
+	pred func(*Event) bool
+}{
+	{"exec", isKind(KindExec)},
+	{"exec_done", isKind(KindExecDone)},
+	{"ldso_start", isCheckpoint(KindUprobe, CheckpointLdsoStart)},
+	{"dl_main", isCheckpoint(KindUprobe, CheckpointDlMain)},
+	{"deps_start", isCheckpoint(KindUprobe, CheckpointDepsStart)},
+	{"deps_loaded", isCheckpoint(KindUretprobe, CheckpointDepsLoaded)},
+	{"relocate", isCheckpoint(KindUprobe, CheckpointRelocate)},
+	{"relocated", isCheckpoint(KindUretprobe, CheckpointRelocateDone)},
+	{"dl_start_user", isCheckpoint(KindUprobe, CheckpointDlStartUser)},
+	{"dl_init", isCheckpoint(KindUprobe, CheckpointDlInit)},
+	{"entry", isCheckpoint(KindUprobe, CheckpointEntry)},
+	{"main", isCheckpoint(KindUprobe, CheckpointMain)},
+	{"connect", isKind(KindConnect)},
+	{"register sent", isSend("POST /2020-01-01/extension/register ")},
+	{"register answered", isRecv("HTTP/1.1 200")},
+	{"bind", isKind(KindBind)},
+	{"listen", isKind(KindListen)},
+	{"subscribe sent", isSend("PUT /2022-07-01/telemetry ")},
+	{"next sent", isSend("GET /2020-01-01/extension/event/next ")},
+	{"exit", isKind(KindExit)},
+}
+
+func TestCheckpointsC(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, name := range []string{"cext-now", "cext-lazy"} {
+		t.Run(name, func(t *testing.T) {
+			bin := testutil.Sample(t, name)
+			api := startPlatform(t)
+			tr := newTracer(t, Options{Executables: []string{bin}, LdSo: hostLdSo})
+			if m := tr.Unavailable(); len(m) > 0 {
+				t.Fatalf("unavailable checkpoints on a host with libc6-dbg: %v", m)
+			}
+			r := traceRun(t, tr, bin, []string{"AWS_LAMBDA_RUNTIME_API=" + api})
+
+			var last uint64
+			for _, step := range cOrder {
+				e, ok := r.first(step.pred)
+				if !ok {
+					t.Fatalf("checkpoint %s missing; timeline:\n%s", step.name, r.dump())
+				}
+				if e.Time <= last {
+					t.Errorf("checkpoint %s at %d is not after the previous one (%d)", step.name, e.Time, last)
+				}
+				last = e.Time
+			}
+			// The relocation span lies between deps_loaded and dl_start_user.
+			deps, _ := r.first(isCheckpoint(KindUretprobe, CheckpointDepsLoaded))
+			su, _ := r.first(isCheckpoint(KindUprobe, CheckpointDlStartUser))
+			var objs []string
+			var enters, returns int
+			for _, e := range r.of() {
+				if e.Checkpoint != CheckpointRelocate && e.Checkpoint != CheckpointRelocateDone {
+					continue
+				}
+				if e.Time < deps.Time || e.Time > su.Time {
+					t.Errorf("relocation event outside deps_loaded..dl_start_user: %s", e.String())
+				}
+				if e.Kind == KindUprobe {
+					enters++
+					objs = append(objs, e.Object)
+				} else {
+					returns++
+				}
+			}
+			want := ldTraceObjects(t, bin)
+			want = append(want, "") // the executable: its link_map l_name is ""
+			sort.Strings(want)
+			sort.Strings(objs)
+			if !slices.Equal(objs, want) {
+				t.Errorf("relocated objects differ from the loaded objects (ld.so's list + the executable):\n got %d %q\nwant %d %q", len(objs), objs, len(want), want)
+			}
+			if returns != enters {
+				t.Errorf("%d _dl_relocate_object entries but %d returns", enters, returns)
+			}
+
+			start, _ := r.first(isCheckpoint(KindUprobe, CheckpointLdsoStart))
+			exit, _ := r.first(isKind(KindExit))
+			if exit.Faults == 0 || deps.Faults <= start.Faults {
+				t.Errorf("page faults not counted: ldso_start %d, deps_loaded %d, exit %d", start.Faults, deps.Faults, exit.Faults)
+			}
+			if exit.ExitCode != 0 {
+				t.Errorf("exit code %d, want 0", exit.ExitCode)
+			}
+			bind, _ := r.first(isKind(KindBind))
+			if bind.Ret != 0 || bind.Family != syscall.AF_INET || bind.Start == 0 || bind.Start > bind.Time {
+				t.Errorf("bind event incomplete: %+v", bind)
+			}
+			// mmaps of code are named after their file's full path (from openat).
+			var libc bool
+			for _, e := range r.of() {
+				if e.Exec() && strings.HasSuffix(e.Path, "/libc.so.6") && strings.HasPrefix(e.Path, "/") {
+					libc = true
+				}
+			}
+			if !libc {
+				t.Errorf("no PROT_EXEC mmap of libc.so.6 with its full path")
+			}
+		})
+	}
+}
+
+// ldTraceObjects lists the objects ld.so itself says it loads for bin (what
+// ldd prints), without the vDSO: the ground truth for the relocation count.
+func ldTraceObjects(t *testing.T, bin string) []string {
+	t.Helper()
+	cmd := exec.Command(hostLdSo, bin)
+	cmd.Env = []string{"LD_TRACE_LOADED_OBJECTS=1"}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("LD_TRACE_LOADED_OBJECTS=1 %s: %v", bin, err)
+	}
+	var objs []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) >= 3 && f[1] == "=>":
+			objs = append(objs, f[2])
+		case len(f) == 2 && strings.HasPrefix(f[0], "/"):
+			objs = append(objs, f[0]) // ld.so itself
+		}
+	}
+	return objs
+}
+
+func TestOffCPUSplitsBlockedTime(t *testing.T) {
+	tr := newTracer(t, Options{})
+	r := traceRun(t, tr, "/bin/sleep", nil, "0.02")
+	var blocked uint64
+	for _, e := range r.of() {
+		if e.Kind != KindOffCPU {
+			continue
+		}
+		if e.Start == 0 || e.Start >= e.Time {
+			t.Errorf("bad off-CPU interval %+v", e)
+		}
+		if !e.Runnable {
+			blocked += e.Time - e.Start
+		}
+	}
+	if blocked < uint64(20*time.Millisecond) {
+		t.Errorf("sleep 0.02 was blocked for %v, want ≥ 20ms; timeline:\n%s", time.Duration(blocked), r.dump())
+	}
+}
+
+// TestAccuracy holds the probes against the target's own clock readings: the
+// C sample reads CLOCK_MONOTONIC as the first statement of main and right
+// after bind returns.
+func TestAccuracy(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.Sample(t, "cext-now")
+	api := startPlatform(t)
+	tr := newTracer(t, Options{Executables: []string{bin}, LdSo: hostLdSo})
+	const runs = 20
+	var errMain, errBind []float64
+	for i := 0; i < runs; i++ {
+		r := traceRun(t, tr, bin, []string{"AWS_LAMBDA_RUNTIME_API=" + api})
+		m, ok1 := r.first(isCheckpoint(KindUprobe, CheckpointMain))
+		b, ok2 := r.first(isKind(KindBind))
+		pm, ok3 := r.checkpoints["main"]
+		pb, ok4 := r.checkpoints["listener_bound"]
+		if !ok1 || !ok2 || !ok3 || !ok4 {
+			t.Fatalf("run %d: missing main or bind (probe %v %v, printed %v %v)", i, ok1, ok2, ok3, ok4)
+		}
+		errMain = append(errMain, float64(int64(m.Time-pm))/1e3)
+		errBind = append(errBind, float64(int64(b.Time-pb))/1e3)
+	}
+	for _, c := range []struct {
+		name string
+		errs []float64
+	}{{"main", errMain}, {"bind", errBind}} {
+		med := medianAbs(c.errs)
+		t.Logf("%s: median |error| %.1f µs over %d runs (signed errors µs: %.1f)", c.name, med, runs, c.errs)
+		if med > 20 {
+			t.Errorf("%s: median absolute error %.1f µs > 20 µs", c.name, med)
+		}
+	}
+}
+
+func medianAbs(xs []float64) float64 {
+	a := make([]float64, len(xs))
+	for i, x := range xs {
+		if x < 0 {
+			x = -x
+		}
+		a[i] = x
+	}
+	sort.Float64s(a)
+	n := len(a)
+	if n%2 == 1 {
+		return a[n/2]
+	}
+	return (a[n/2-1] + a[n/2]) / 2
+}
+
+func TestGoTarget(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.Sample(t, "goext")
+	api := startPlatform(t)
+	tr := newTracer(t, Options{Executables: []string{bin}})
+	if m := tr.Unavailable(); len(m) > 0 {
+		t.Errorf("unavailable: %v", m)
+	}
+	r := traceRun(t, tr, bin, []string{"AWS_LAMBDA_RUNTIME_API=" + api})
+	var last uint64
+	for _, step := range []struct {
+		name string
+		pred func(*Event) bool
+	}{
+		{"exec", isKind(KindExec)},
+		{"entry", isCheckpoint(KindUprobe, CheckpointEntry)},
+		{"main.main", isCheckpoint(KindUprobe, CheckpointGoMain)},
+		{"register sent", isSend("POST /2020-01-01/extension/register ")},
+		{"register answered", isRecv("HTTP/1.1 200")},
+		{"subscribe sent", isSend("PUT /2022-07-01/telemetry ")},
+		{"next sent", isSend("GET /2020-01-01/extension/event/next ")},
+		{"exit", isKind(KindExit)},
+	} {
+		e, ok := r.first(step.pred)
+		if !ok {
+			t.Fatalf("%s missing; timeline:\n%s", step.name, r.dump())
+		}
+		if e.Time < last {
+			t.Errorf("%s at %d is before the previous checkpoint (%d)", step.name, e.Time, last)
+		}
+		last = e.Time
+	}
+	m, _ := r.first(isCheckpoint(KindUprobe, CheckpointGoMain))
+	if pm, ok := r.checkpoints["main"]; ok {
+		t.Logf("main.main probe vs printed main: %.1f µs", float64(int64(m.Time-pm))/1e3)
+	}
+}
+
+func TestPerfEventFallback(t *testing.T) {
+	tr := newTracer(t, Options{Executables: []string{"/bin/true"}, LdSo: hostLdSo, NoUprobeMulti: true})
+	r := traceRun(t, tr, "/bin/true", nil)
+	if r.stats.Multi {
+		t.Fatal("NoUprobeMulti ignored")
+	}
+	for _, cp := range []string{CheckpointLdsoStart, CheckpointDlMain, CheckpointDlInit, CheckpointEntry} {
+		if _, ok := r.first(isCheckpoint(KindUprobe, cp)); !ok {
+			t.Errorf("%s missing with perf-event uprobes; timeline:\n%s", cp, r.dump())
+		}
+	}
+}
+
+// bpfObjects lists the names of loaded BPF programs and links that are ours.
+func bpfObjects(t *testing.T) []string {
+	t.Helper()
+	var found []string
+	for _, kind := range []string{"prog", "link"} {
+		out, err := exec.Command("bpftool", kind, "show").CombinedOutput()
+		if err != nil {
+			t.Fatalf("bpftool %s show: %v\n%s", kind, err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "initprof_") {
+				found = append(found, kind+": "+strings.TrimSpace(l))
+			}
+		}
+	}
+	return found
+}
+
+func uprobeEvents(t *testing.T) string {
+	for _, p := range []string{"/sys/kernel/tracing/uprobe_events", "/sys/kernel/debug/tracing/uprobe_events"} {
+		if b, err := os.ReadFile(p); err == nil {
+			return string(b)
+		}
+	}
+	t.Skip("no tracefs uprobe_events (mount tracefs on /sys/kernel/tracing)")
+	return ""
+}
+
+// waitGone polls until no initprof program or link is loaded: the kernel
+// frees programs after an RCU grace period, so allow a few seconds.
+func waitGone(t *testing.T, when string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := bpfObjects(t)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: BPF objects remain:\n%s", when, strings.Join(left, "\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestCleanup(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "bpftool")
+	if left := bpfObjects(t); len(left) > 0 {
+		t.Skipf("another initprof tracer is running on this machine: %v", left)
+	}
+	before := uprobeEvents(t)
+
+	t.Run("Close", func(t *testing.T) {
+		tr, err := New(Options{Executables: []string{"/bin/true"}, LdSo: hostLdSo})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bpfObjects(t)) == 0 {
+			t.Fatal("bpftool shows no initprof_ program while a tracer is loaded; the check below would prove nothing")
+		}
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		if _, _, err := tr.Collect(); err == nil {
+			t.Error("Collect after Close succeeded")
+		}
+		waitGone(t, "after Close")
+		if after := uprobeEvents(t); after != before {
+			t.Errorf("uprobe_events changed:\nbefore %q\nafter  %q", before, after)
+		}
+	})
+
+	t.Run("SIGINT", func(t *testing.T) {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "INITPROF_PROBES_HELPER=hold")
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		var child int
+		if _, err := fmt.Sscanf(line, "READY %d", &child); err != nil {
+			t.Fatalf("helper: %q", line)
+		}
+		defer syscall.Kill(child, syscall.SIGKILL) // the helper's sleep outlives it
+		if len(bpfObjects(t)) == 0 {
+			t.Fatal("the helper's programs are not visible")
+		}
+		cmd.Process.Signal(os.Interrupt)
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("helper was not killed by SIGINT: %v", err)
+		}
+		waitGone(t, "after SIGINT")
+		if after := uprobeEvents(t); after != before {
+			t.Errorf("uprobe_events changed:\nbefore %q\nafter  %q", before, after)
+		}
+		// A second tracer attaches right after and sees a full run.
+		tr := newTracer(t, Options{Executables: []string{"/bin/true"}, LdSo: hostLdSo})
+		r := traceRun(t, tr, "/bin/true", nil)
+		if _, ok := r.first(isCheckpoint(KindUprobe, CheckpointEntry)); !ok {
+			t.Errorf("second tracer saw no entry; timeline:\n%s", r.dump())
+		}
+	})
+}
+
+func TestNoPrivileges(t *testing.T) {
+	testutil.RequireRoot(t)
+	setpriv := testutil.RequireTool(t, "setpriv")
+	// The test binary lives in a 0700 directory; copy it where nobody can run it.
+	dir, err := os.MkdirTemp("", "initprof-probes-nopriv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "probes.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		"--inh-caps=-all", "--bounding-set=-all", bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "INITPROF_PROBES_HELPER=new")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("New succeeded without capabilities:\n%s", out)
+	}
+	s := string(out)
+	for _, want := range []string{"ErrPermission=true", "CAP_BPF", "CAP_PERFMON", "setcap"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("error output lacks %q:\n%s", want, s)
+		}
+	}
+}
