@@ -425,15 +425,26 @@ func TestOneAPIPerExtension(t *testing.T) {
 	if got := len(first.events()); got != 1 {
 		t.Errorf("old destination got %d events, want only the 1 from before the update", got)
 	}
-	var fn []string
+	var fn, states []string
 	var logsSub bool
 	for _, e := range second.events() {
 		if e.Type == TypeFunction {
 			fn = append(fn, recordString(t, e))
 		}
+		if e.Type == TypeTelemetrySubscription {
+			var r TelemetrySubscriptionRecord
+			json.Unmarshal(e.Record, &r)
+			if r.Name == "ext" {
+				states = append(states, r.State)
+			}
+		}
 		if e.Type == TypeLogsSubscription {
 			logsSub = true
 		}
+	}
+	// The replay carries the first subscription's record, then the update's own.
+	if fmt.Sprint(states) != "[Subscribed Already subscribed]" {
+		t.Errorf("ext subscription states %q, want [Subscribed, Already subscribed]", states)
 	}
 	// The replacement gets the init replay (line 0) and then line 1.
 	if fmt.Sprint(fn) != "[line 0 line 1]" {

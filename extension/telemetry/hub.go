@@ -169,7 +169,14 @@ func (h *Hub) Subscribe(api API, extName string, body []byte) (status int, resp 
 	if api == LogsAPI {
 		typ = TypeLogsSubscription
 	}
-	h.Publish(Event{Type: typ, Record: TelemetrySubscriptionRecord{Name: extName, State: subscriptionStateSubscrib, Types: sub.Types}})
+	// Lambda reports a repeated subscribe of the same extension with state
+	// "Already subscribed" (seen in a real function's telemetry stream, github.com/
+	// Danwakeem/aws-lambda-telemetry-failure); the first one is "Subscribed".
+	state := subscriptionStateSubscrib
+	if old != nil {
+		state = subscriptionStateAgain
+	}
+	h.Publish(Event{Type: typ, Record: TelemetrySubscriptionRecord{Name: extName, State: state, Types: sub.Types}})
 	return http.StatusOK, []byte("OK")
 }
 

@@ -138,7 +138,7 @@ func (r ExtensionRecord) MarshalJSON() ([]byte, error) {
 // platform.logsSubscription).
 type TelemetrySubscriptionRecord struct {
 	Name  string   `json:"name"`
-	State string   `json:"state"` // "Subscribed"
+	State string   `json:"state"` // "Subscribed", or "Already subscribed" on a repeated subscribe
 	Types []string `json:"types"`
 }
 

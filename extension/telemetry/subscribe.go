@@ -43,6 +43,7 @@ const (
 	destinationProtocolHTTP   = "HTTP"
 	destinationProtocolTCP    = "TCP"
 	subscriptionStateSubscrib = "Subscribed"
+	subscriptionStateAgain    = "Already subscribed"
 )
 
 // Subscription is a validated subscribe request body, with defaults filled in.
