@@ -34,8 +34,10 @@ type processSandbox struct {
 }
 
 // NewProcess prepares the process sandbox: the extensions are copied into a
-// directory that acts as /opt/extensions. It needs no OCI runtime; without
-// root it also runs without a network namespace (and says so in Kind).
+// directory that acts as /opt/extensions. It needs no OCI runtime. As root
+// the platform gets its own network namespace (loopback only, so port 9001
+// never collides) and mount namespace (with Lambda's /etc/hosts); without
+// root it shares the host's, and Kind says so.
 func NewProcess(cfg Config) (Sandbox, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -80,12 +82,12 @@ func (s *processSandbox) layout() error {
 		}
 	}
 	s.files = append(t.Files(), host.Files()...)
-	return nil
+	return writeFile(s.base, "/etc/hosts", etcHosts, 0o644)
 }
 
 func (s *processSandbox) Kind() string {
 	if s.netns {
-		return "process (no isolation: host root filesystem and libraries, no memory limit or CPU quota; own network namespace)"
+		return "process (no isolation: host root filesystem and libraries, no memory limit or CPU quota; own network namespace and /etc/hosts)"
 	}
 	return "process (no isolation: host root filesystem, libraries and network, no memory limit or CPU quota)"
 }
@@ -162,10 +164,13 @@ func (s *processSandbox) Create(ctx context.Context, runID string) (Instance, er
 	}
 	if s.netns {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
+		// Unshareflags (not Cloneflags) for the mount namespace: Go then makes
+		// it private (MS_REC|MS_PRIVATE), so our bind mount can't leak out.
+		cmd.SysProcAttr.Unshareflags = syscall.CLONE_NEWNS
 	}
 	register(in)
 	t0 := time.Now()
-	err = cmd.Start()
+	err = startOnForkThread(cmd)
 	waitR.Close()
 	outW.Close()
 	if err != nil {
@@ -191,48 +196,78 @@ func (s *processSandbox) Create(ctx context.Context, runID string) (Instance, er
 		}
 	}()
 	if s.netns {
-		if err := loopbackUp(cmd.Process.Pid); err != nil {
+		if err := enterAndSetup(cmd.Process.Pid, filepath.Join(s.base, "etc", "hosts")); err != nil {
 			in.Delete()
-			return nil, fmt.Errorf("bringing loopback up in the process sandbox's network namespace: %v", err)
+			return nil, fmt.Errorf("preparing the process sandbox's namespaces: %v", err)
 		}
 	}
 	in.over.Create = time.Since(t0)
 	return in, nil
 }
 
-// loopbackUp sets lo up inside the network namespace of pid. setns applies to
-// one thread, so it runs on a locked OS thread that moves back afterwards (or
-// is discarded, by staying locked, if it cannot).
-func loopbackUp(pid int) error {
+// forkThread runs every cmd.Start of the process sandbox on one OS thread
+// that never exits. Pdeathsig fires when the *thread* that forked the child
+// exits, and Go discards threads (enterAndSetup's, for one), so without this
+// the platform could be SIGKILLed mid-run for no reason.
+var forkThread struct {
+	once sync.Once
+	reqs chan func()
+}
+
+func startOnForkThread(cmd *exec.Cmd) error {
+	forkThread.once.Do(func() {
+		forkThread.reqs = make(chan func())
+		go func() {
+			runtime.LockOSThread() // forever
+			for f := range forkThread.reqs {
+				f()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	forkThread.reqs <- func() { errc <- cmd.Start() }
+	return <-errc
+}
+
+// enterAndSetup prepares the namespaces of the first process (pid), which is
+// blocked on its wait fd: loopback up in its network namespace, and the
+// sandbox's /etc/hosts bind-mounted over the host's in its (private) mount
+// namespace, so `sandbox` and `sandbox.localdomain` resolve as on Lambda.
+// setns applies to one thread, and a thread that joined another mount
+// namespace can't come back, so this runs on a locked OS thread that is
+// discarded (the goroutine ends still locked).
+func enterAndSetup(pid int, hosts string) error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer self.Close()
-		target, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns: %v", err)
-			return
-		}
-		err = setLinkUp("lo")
-		if e := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); e != nil {
-			errc <- fmt.Errorf("returning to the host network namespace: %v", e)
-			return // the thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- err
+		runtime.LockOSThread() // never unlocked: the thread dies with us
+		errc <- func() error {
+			// A thread shares its fs_struct with the whole process; joining a
+			// mount namespace needs its own.
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return fmt.Errorf("unshare(CLONE_FS): %v", err)
+			}
+			for _, ns := range []struct {
+				name string
+				flag int
+			}{{"net", unix.CLONE_NEWNET}, {"mnt", unix.CLONE_NEWNS}} {
+				f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name))
+				if err != nil {
+					return err
+				}
+				err = unix.Setns(int(f.Fd()), ns.flag)
+				f.Close()
+				if err != nil {
+					return fmt.Errorf("setns %s of pid %d: %v", ns.name, pid, err)
+				}
+			}
+			if err := setLinkUp("lo"); err != nil {
+				return err
+			}
+			if err := unix.Mount(hosts, "/etc/hosts", "", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("bind-mounting the sandbox's /etc/hosts: %v", err)
+			}
+			return nil
+		}()
 	}()
 	return <-errc
 }
@@ -255,6 +290,23 @@ func setLinkUp(name string) error {
 		return fmt.Errorf("SIOCSIFFLAGS %s: %v", name, err)
 	}
 	return nil
+}
+
+// reapGroup reaps members of process group pgid that were reparented to us
+// (we are a child subreaper once an OCI sandbox exists), so that killed
+// extensions don't linger as zombies. Call it only after the leader is reaped.
+func reapGroup(pgid int) {
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-pgid, &ws, syscall.WNOHANG, nil)
+		if err != nil { // ECHILD: none of ours left in the group
+			return
+		}
+		if pid == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 // procInstance is one run of the process sandbox.
@@ -336,6 +388,7 @@ func (in *procInstance) Delete() error {
 			case <-time.After(5 * time.Second):
 				in.delErr = fmt.Errorf("process sandbox pid %d did not exit after SIGKILL", pid)
 			}
+			reapGroup(pid)
 			if in.wait != nil {
 				in.wait.Close()
 			}
