@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +66,9 @@ type Info struct {
 	Needed       []string `json:"needed"`
 	Closure      *Closure `json:"closure,omitempty"`
 	ClosureError string   `json:"closure_error,omitempty"`
+	// ClosureCost sums the load-time work of every library in the closure (the
+	// binary itself excluded): ld.so relocates them all before main.
+	ClosureCost *ClosureCost `json:"closure_cost,omitempty"`
 
 	Relocs Relocs `json:"relocs"`
 	// RelocPages is the number of distinct PageSize pages that load-time
@@ -104,6 +108,17 @@ type Relocs struct {
 	OtherByType map[string]int `json:"other_by_type,omitempty"`
 	Total       int            `json:"total"`
 	RelrBytes   uint64         `json:"relr_bytes"` // size of the RELR table
+}
+
+// ClosureCost is the sum over the closure's libraries (interpreter included when
+// it is a DT_NEEDED, as libc's is).
+type ClosureCost struct {
+	Libs       int    `json:"libs"`
+	FileSize   int64  `json:"file_size"`
+	Relocs     Relocs `json:"relocs"`
+	RelocPages int    `json:"reloc_pages"`
+	// Unreadable lists libraries that could not be inspected (left out of the sums).
+	Unreadable []string `json:"unreadable,omitempty"`
 }
 
 // Segments are byte sizes of the loadable parts.
@@ -165,9 +180,53 @@ func (i *Info) ResolveClosure(rootfs string) {
 		return
 	}
 	i.Closure = c
+	i.ClosureCost = closureCost(c)
 	if len(c.Missing) > 0 {
-		i.Warnings = append(i.Warnings, fmt.Sprintf("unresolved in the closure: %s (the binary will not start there)", strings.Join(c.Missing, ", ")))
+		w := fmt.Sprintf("unresolved in the closure: %s (the binary will not start there)", strings.Join(c.Missing, ", "))
+		if host := hostArch(); rootfs == "" && host != "" && host != i.Arch {
+			w += fmt.Sprintf("; this is an %s binary on an %s host: pass --rootfs with an %s root filesystem", i.Arch, host, i.Arch)
+		}
+		i.Warnings = append(i.Warnings, w)
 	}
+}
+
+func hostArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return ""
+}
+
+func closureCost(c *Closure) *ClosureCost {
+	cc := &ClosureCost{}
+	for _, l := range c.Libs {
+		li, err := Open(l.HostPath)
+		if err != nil {
+			cc.Unreadable = append(cc.Unreadable, l.Soname)
+			continue
+		}
+		cc.Libs++
+		cc.FileSize += li.FileSize
+		cc.RelocPages += li.RelocPages
+		r := &cc.Relocs
+		r.Relative += li.Relocs.Relative
+		r.RelrRelative += li.Relocs.RelrRelative
+		r.GlobDat += li.Relocs.GlobDat
+		r.JumpSlot += li.Relocs.JumpSlot
+		r.Other += li.Relocs.Other
+		r.Total += li.Relocs.Total
+		r.RelrBytes += li.Relocs.RelrBytes
+		for k, v := range li.Relocs.OtherByType {
+			if r.OtherByType == nil {
+				r.OtherByType = map[string]int{}
+			}
+			r.OtherByType[k] += v
+		}
+	}
+	return cc
 }
 
 func safeFacts(o *object) (info *Info, err error) {

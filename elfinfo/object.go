@@ -130,7 +130,7 @@ func openObject(path string) (o *object, err error) {
 			continue
 		}
 		if end := tab.num * tab.size; tab.off > uint64(size) || end > uint64(size)-tab.off {
-			return nil, badFile(path, "truncated ELF file (%d bytes): its %s end at byte %d", size, tab.what, tab.off+end)
+			return nil, badFile(path, "truncated ELF file (%d bytes): its %s (%d bytes at offset %d) are past the end", size, tab.what, end, tab.off)
 		}
 	}
 	ef, err := safeNewFile(f)
@@ -145,7 +145,7 @@ func openObject(path string) (o *object, err error) {
 	for i, p := range ef.Progs {
 		if p.Type == elf.PT_LOAD || p.Type == elf.PT_DYNAMIC || p.Type == elf.PT_INTERP {
 			if p.Off > uint64(size) || p.Filesz > uint64(size)-p.Off {
-				return nil, badFile(path, "truncated ELF file: program header %d (%s) ends at byte %d, file has %d", i, p.Type, p.Off+p.Filesz, size)
+				return nil, badFile(path, "truncated ELF file: program header %d (%s) covers %d bytes at offset %d, but the file has %d", i, p.Type, p.Filesz, p.Off, size)
 			}
 		}
 	}

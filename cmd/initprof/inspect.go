@@ -51,6 +51,10 @@ What the rows mean for load cost:
                    GLOB_DAT, JUMP_SLOT: a symbol lookup through the whole
                    closure each (JUMP_SLOT lazily unless BIND_NOW).
                    other: IRELATIVE (an ifunc resolver call each), TLS, COPY...
+  closure relocs, closure reloc pages, closure file bytes
+                   the same, summed over every library of the closure: for a
+                   small binary linked against big libraries most of the load
+                   work is there, not in the binary.
   relocated pages  distinct 4 KiB pages the relocations write to: each is a
                    copy-on-write page fault at load and a private dirty page.
                    The best static predictor of relocation cost.
@@ -182,6 +186,24 @@ var inspectRows = []row{
 			return 0
 		}
 		return int64(len(i.Closure.Missing))
+	}},
+	{name: "closure relocs", num: func(i *elfinfo.Info) int64 {
+		if i.ClosureCost == nil {
+			return 0
+		}
+		return int64(i.ClosureCost.Relocs.Total)
+	}},
+	{name: "closure reloc pages", num: func(i *elfinfo.Info) int64 {
+		if i.ClosureCost == nil {
+			return 0
+		}
+		return int64(i.ClosureCost.RelocPages)
+	}},
+	{name: "closure file bytes", num: func(i *elfinfo.Info) int64 {
+		if i.ClosureCost == nil {
+			return 0
+		}
+		return i.ClosureCost.FileSize
 	}},
 	{name: "relocs RELATIVE", num: func(i *elfinfo.Info) int64 { return int64(i.Relocs.Relative) }},
 	{name: "  of which RELR", num: func(i *elfinfo.Info) int64 { return int64(i.Relocs.RelrRelative) }},

@@ -69,6 +69,10 @@ func TestInspectJSON(t *testing.T) {
 				t.Errorf("%v: key %q missing", o["path"], key)
 			}
 		}
+		cc, _ := o["closure_cost"].(map[string]any)
+		if r, _ := cc["relocs"].(map[string]any); r == nil || r["total"].(float64) <= 0 {
+			t.Errorf("closure_cost has no relocations: %v", o["closure_cost"])
+		}
 		c, _ := o["closure"].(map[string]any)
 		if libs, _ := c["libs"].([]any); len(libs) == 0 {
 			t.Errorf("closure has no libs: %v", o["closure"])
