@@ -354,7 +354,7 @@ func (c *Comparison) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "initprof compare: %d builds\n", len(c.Builds))
 	fmt.Fprintf(bw, "shift vs the first build: Hodges–Lehmann estimate [%.0f %% CI]; p: Mann–Whitney U, two-sided; ~ means p ≥ %.2f\n\n", 100*c.Confidence, c.Alpha)
-	bt := &table{left: 1, indent: "  "}
+	bt := &table{left: 3, indent: "  "}
 	bt.add("build", "runs", "critical path")
 	for _, b := range c.Builds {
 		lead := whoName(b.Leader)

@@ -10,7 +10,10 @@
 // timestamps are CLOCK_MONOTONIC nanoseconds; they are converted only when printed.
 package profile
 
-import "sort"
+import (
+	"math"
+	"sort"
+)
 
 // Canonical checkpoint names, in the order an extension passes them during init
 // (DESIGN.md, "Phase model"). Any of them may be missing from a run; phases are
@@ -353,8 +356,8 @@ func OwnInit(p Process) (int64, bool) { return between(p, CkEntry, CkNext) }
 // InitDurationNs is the run's Init Duration: the platform's initReport figure
 // when present, else InitEndNs − InitStartNs.
 func (r Run) InitDurationNs() (int64, bool) {
-	if r.InitDurationMs > 0 {
-		return int64(r.InitDurationMs * 1e6), true
+	if r.InitDurationMs > 0 && r.InitDurationMs < 1e9 { // also rejects NaN and +Inf
+		return int64(math.Round(r.InitDurationMs * 1e6)), true
 	}
 	if r.InitStartNs > 0 && r.InitEndNs > r.InitStartNs {
 		return r.InitEndNs - r.InitStartNs, true

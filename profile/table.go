@@ -32,21 +32,20 @@ func (t *table) write(w io.Writer) error {
 			b.WriteString("\n")
 			continue
 		}
-		b.WriteString(t.indent)
+		var line strings.Builder
+		line.WriteString(t.indent)
 		for i, c := range r {
 			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
 			if i > 0 {
-				b.WriteString("  ")
+				line.WriteString("  ")
 			}
 			if i < t.left {
-				b.WriteString(c)
-				if i < len(r)-1 {
-					b.WriteString(pad)
-				}
+				line.WriteString(c + pad)
 			} else {
-				b.WriteString(pad + c)
+				line.WriteString(pad + c)
 			}
 		}
+		b.WriteString(strings.TrimRight(line.String(), " "))
 		b.WriteString("\n")
 	}
 	_, err := io.WriteString(w, b.String())

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 )
 
 // ErrEmpty is returned by the two-sample functions when a sample has no finite value.
@@ -312,6 +313,23 @@ type uDist struct {
 // (the largest pooled value belongs to a, adding n to U, or to b). Only additions
 // of non-negative counts, so float64 stays accurate far beyond 2⁵³ in relative terms.
 func newUDist(m, n int) *uDist {
+	if m > n {
+		m, n = n, m // the distribution is symmetric in (m, n)
+	}
+	key := [2]int{m, n}
+	if d, ok := uDists.Load(key); ok {
+		return d.(*uDist)
+	}
+	d := buildUDist(m, n)
+	uDists.Store(key, d)
+	return d
+}
+
+// uDists caches distributions by size: compare tests the same sizes for every
+// phase. Entries are never modified after they are stored.
+var uDists sync.Map
+
+func buildUDist(m, n int) *uDist {
 	// prev[j] holds f(i−1, j, ·); cur[j] holds f(i, j, ·).
 	prev := make([][]float64, n+1)
 	for j := range prev {
