@@ -24,6 +24,16 @@ type BuildRuns struct {
 	// failed to start in the sandbox). It is left out of the statistics and the
 	// reason is printed; the other builds are still compared.
 	Err string
+	// Facts are static facts about the binary (size, relocations by type,
+	// BIND_NOW, RELR, PIE, NEEDED …) printed side by side in compare.txt, in the
+	// order of the first build that lists them.
+	Facts []Fact
+}
+
+// Fact is one named static fact about a build, already formatted for print.
+type Fact struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // Comparison is the build-to-build answer: per metric, each build's distribution
@@ -51,6 +61,7 @@ type BuildInfo struct {
 	// Leader is who ended INIT most often in this build's runs.
 	Leader  string `json:"critical_path,omitempty"`
 	Dropped uint64 `json:"dropped_events,omitempty"`
+	Facts   []Fact `json:"facts,omitempty"`
 }
 
 // CompareRow is one metric across builds.
@@ -123,7 +134,7 @@ func Compare(builds []BuildRuns) *Comparison {
 	var ok []BuildRuns
 	var reports []*Report
 	for _, b := range builds {
-		info := BuildInfo{Name: b.Build, Runs: len(b.Runs), Err: b.Err}
+		info := BuildInfo{Name: b.Build, Runs: len(b.Runs), Err: b.Err, Facts: b.Facts}
 		if b.Err == "" && len(b.Runs) == 0 {
 			info.Err = "no runs"
 		}
@@ -364,6 +375,7 @@ func (c *Comparison) WriteText(w io.Writer) error {
 		bt.add(b.Name, fmt.Sprint(b.Runs), lead)
 	}
 	_ = bt.write(bw)
+	writeFacts(bw, c.Builds)
 	for _, b := range c.Builds {
 		if b.Dropped > 0 {
 			fmt.Fprintf(bw, "!!! WARNING: build %s: %d PROBE EVENTS WERE DROPPED — its phases may be incomplete !!!\n", b.Name, b.Dropped)
@@ -491,4 +503,42 @@ func benchName(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// writeFacts prints the builds' static facts as one table, a column per build.
+func writeFacts(w io.Writer, builds []BuildInfo) {
+	var order []string
+	seen := map[string]bool{}
+	for _, b := range builds {
+		for _, f := range b.Facts {
+			if !seen[f.Name] {
+				seen[f.Name] = true
+				order = append(order, f.Name)
+			}
+		}
+	}
+	if len(order) == 0 {
+		return
+	}
+	t := &table{left: 1, indent: "  "}
+	head := []string{"binary"}
+	for _, b := range builds {
+		head = append(head, b.Name)
+	}
+	t.add(head...)
+	for _, name := range order {
+		row := []string{name}
+		for _, b := range builds {
+			v := "–"
+			for _, f := range b.Facts {
+				if f.Name == name {
+					v = f.Value
+				}
+			}
+			row = append(row, v)
+		}
+		t.add(row...)
+	}
+	fmt.Fprintln(w)
+	_ = t.write(w)
 }

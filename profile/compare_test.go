@@ -25,11 +25,14 @@ func injected() []BuildRuns {
 	a.build, a.seed = "a", 1
 	b.build, b.seed, b.ctorExtra = "b", 2, 2e6
 	c.build, c.seed = "c", 3
+	facts := func(size, relr string) []Fact {
+		return []Fact{{"size", size}, {"BIND_NOW", "yes"}, {"RELR", relr}}
+	}
 	return []BuildRuns{
-		{Build: "a", Runs: synthRuns(a)},
-		{Build: "b", Runs: synthRuns(b)},
-		{Build: "c", Runs: synthRuns(c)},
-		{Build: "relr", Err: "the extension exited at once (DT_RELR needs glibc ≥ 2.36)"},
+		{Build: "a", Runs: synthRuns(a), Facts: facts("15.2 MB", "no")},
+		{Build: "b", Runs: synthRuns(b), Facts: facts("15.2 MB", "no")},
+		{Build: "c", Runs: synthRuns(c), Facts: []Fact{{"size", "15.2 MB"}}},
+		{Build: "relr", Err: "the extension exited at once (DT_RELR needs glibc ≥ 2.36)", Facts: facts("14.1 MB", "yes")},
 	}
 }
 

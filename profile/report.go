@@ -73,7 +73,7 @@ type PhaseReport struct {
 	Blocked     stats.Summary `json:"blocked_ns"`
 	MinorFaults stats.Summary `json:"minor_faults"`
 	MajorFaults stats.Summary `json:"major_faults"`
-	// startOffset orders phases: median start relative to the process's first checkpoint.
+	// startOffset orders phases: median start relative to exec.
 	startOffset float64
 }
 
@@ -169,6 +169,14 @@ func Aggregate(runs []Run) *Report {
 	for _, k := range names {
 		rep.Processes = append(rep.Processes, aggregateProcess(k, keys[k], runs, endOf, rep.Critical))
 	}
+	for _, r := range runs {
+		for _, n := range r.Notes {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("run %d: %s", r.Index, n))
+		}
+	}
+	if failed := len(runs) - rep.InitStatus["success"]; len(rep.InitStatus) > 0 && failed > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("init did not succeed in %d of %d runs (%s); their numbers are included above", failed, len(runs), countsCell(rep.InitStatus)))
+	}
 	if rep.Dropped > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the probes dropped %d events over %d runs: checkpoints and phases may be missing; rerun with fewer uprobes or a larger ring buffer", rep.Dropped, len(runs)))
 	}
@@ -232,10 +240,14 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 			if n, ok := p.Checkpoint(CkNext); ok && endOf[i] >= n {
 				slack = append(slack, float64(endOf[i]-n))
 			}
-			execAt, _ := p.Checkpoint(CkExec)
+			execAt, hasExec := p.Checkpoint(CkExec)
 			spans := Phases(p)
+			// Phases are ordered by their median start relative to exec (or to the
+			// first checkpoint), so runs missing an early checkpoint don't shuffle them.
 			var origin int64
-			if len(spans) > 0 {
+			if hasExec {
+				origin = execAt
+			} else if len(spans) > 0 {
 				origin = spans[0].StartNs
 			}
 			for _, s := range spans {

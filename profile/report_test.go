@@ -318,3 +318,27 @@ func TestFmtDur(t *testing.T) {
 		}
 	}
 }
+
+func TestReportNotes(t *testing.T) {
+	runs := synthRuns(synthSpec{build: "a", runs: 4, seed: 5, runtimeNs: 5e6, relocateNs: 300_000})
+	runs[1].InitStatus = "error"
+	runs[2].Notes = []string{"extension printed no ground-truth checkpoints"}
+	runs[3].Dropped = 7
+	rep := Aggregate(runs)
+	var buf bytes.Buffer
+	if err := rep.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"note: run 2: extension printed no ground-truth checkpoints",
+		"note: init did not succeed in 1 of 4 runs (error 1, success 3)",
+		"note: the probes dropped 7 events over 4 runs",
+		"!!! WARNING: 7 PROBE EVENTS WERE DROPPED",
+		"init status     error 1, success 3",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
