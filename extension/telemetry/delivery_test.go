@@ -674,3 +674,54 @@ func TestCloseFlushesAndStops(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFlush: Flush sends what is queued without waiting for timeoutMs, keeps the
+// subscription open, and gives up when ctx ends on a consumer that never answers.
+func TestFlush(t *testing.T) {
+	c := newConsumer(t, nil)
+	h := NewHub(Options{})
+	mustSubscribe(t, h, TelemetryAPI, "ext", httpBody("2022-12-13", []string{"function"}, `{"timeoutMs":30000}`, c.uri("/")))
+	for i := 0; i < 5; i++ {
+		h.Publish(fnLine(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(c.events()); got != 5 {
+		t.Fatalf("after Flush the consumer has %d events, want 5 (timeoutMs is 30 s)", got)
+	}
+	h.Publish(fnLine(5))
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(c.events()); got != 6 {
+		t.Fatalf("second Flush: %d events, want 6", got)
+	}
+	if err := h.Flush(ctx); err != nil { // nothing queued: returns at once
+		t.Fatal(err)
+	}
+	closeHub(t, h)
+
+	hang := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hung.Close()
+	defer close(hang)
+	h2 := NewHub(Options{})
+	mustSubscribe(t, h2, TelemetryAPI, "ext", httpBody("2022-12-13", []string{"function"}, `{"timeoutMs":30000}`, hung.URL+"/"))
+	h2.Publish(fnLine(0))
+	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if err := h2.Flush(short); err == nil {
+		t.Errorf("Flush to a consumer that never answers returned nil")
+	}
+	abort, cancel3 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel3()
+	h2.Close(abort)
+}

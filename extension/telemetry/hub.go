@@ -197,6 +197,30 @@ func (h *Hub) EndInit() {
 	h.replayBytes = 0
 }
 
+// Flush makes every subscriber send what it holds now, without waiting for timeoutMs,
+// and waits until those events are delivered or given up on, or ctx ends (then it
+// returns ctx's error; delivery goes on). Subscriptions stay open. The core calls it
+// when SHUTDOWN starts, so extensions get the last invoke's platform.report while
+// they still run, as in Lambda.
+func (h *Hub) Flush(ctx context.Context) error {
+	h.mu.Lock()
+	subs := make([]*subscriber, 0, len(h.subs))
+	for _, s := range h.subs {
+		subs = append(subs, s)
+	}
+	h.mu.Unlock()
+	targets := make([]uint64, len(subs))
+	for i, s := range subs {
+		targets[i] = s.requestFlush()
+	}
+	for i, s := range subs {
+		if err := s.waitDone(ctx, targets[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close flushes every subscriber's buffer at once (input closing flushes, as in Lambda),
 // waits for the deliveries until ctx is done, then aborts whatever is left and stops all
 // goroutines. It returns ctx.Err() when it had to abort. Publish after Close is a no-op.

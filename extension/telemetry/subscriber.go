@@ -19,8 +19,9 @@ const droppedReason = "Consumer seems to have fallen behind as it has not acknow
 // queued is one event waiting for delivery, with the (monotonic) time it was queued,
 // which starts the timeoutMs clock of the batch it opens.
 type queued struct {
-	e  encoded
-	at time.Time
+	e   encoded
+	at  time.Time
+	seq uint64 // 1, 2, ... in queue order; Flush waits on it
 }
 
 // subscriber is one extension's subscription: a queue and one goroutine that forms
@@ -44,10 +45,16 @@ type subscriber struct {
 	closing        bool
 	droppedBytes   int64
 	droppedRecords int64
+	seq            uint64        // seq of the last queued event
+	doneSeq        uint64        // every event up to it was delivered or given up on
+	flushTo        uint64        // events up to it leave without waiting for timeoutMs
+	progress       chan struct{} // closed (and replaced) whenever doneSeq advances
+	exited         chan struct{} // closed when run returns
 }
 
 func newSubscriber(h *Hub, name string, sub Subscription, addr string) *subscriber {
-	s := &subscriber{h: h, name: name, sub: sub, addr: addr, wake: make(chan struct{}, 1)}
+	s := &subscriber{h: h, name: name, sub: sub, addr: addr, wake: make(chan struct{}, 1),
+		progress: make(chan struct{}), exited: make(chan struct{})}
 	for _, t := range sub.Types {
 		if i := categoryIndex(t); i >= 0 {
 			s.types[i] = true
@@ -100,7 +107,8 @@ func (s *subscriber) enqueue(e encoded) {
 		s.poke()
 		return
 	}
-	s.queue = append(s.queue, queued{e: e, at: time.Now()})
+	s.seq++
+	s.queue = append(s.queue, queued{e: e, at: time.Now(), seq: s.seq})
 	s.queuedBytes += len(e.data)
 	s.mu.Unlock()
 	s.poke()
@@ -124,6 +132,7 @@ type batch struct {
 	noticeRecords int64 // droppedRecords the notice reports (0: no notice)
 	noticeBytes   int64
 	hasDropNotice bool
+	lastSeq       uint64 // seq of the last queue event in items (0: none)
 }
 
 // take forms the next batch when one is due. It returns (nil, wait, false) when the
@@ -138,7 +147,8 @@ func (s *subscriber) take() (b *batch, wait time.Duration, stop bool) {
 	}
 	// A batch is due when it is full by count or size, when its first event has waited
 	// timeoutMs, when input is closing, or when drops must be reported.
-	ready := s.closing || s.droppedRecords > 0 || n >= s.sub.MaxItems || s.queuedBytes >= s.sub.MaxBytes
+	ready := s.closing || s.droppedRecords > 0 || n >= s.sub.MaxItems || s.queuedBytes >= s.sub.MaxBytes ||
+		(n > 0 && s.queue[0].seq <= s.flushTo)
 	if !ready {
 		wait = time.Until(s.queue[0].at.Add(time.Duration(s.sub.TimeoutMs) * time.Millisecond))
 		if wait > 0 {
@@ -163,6 +173,7 @@ func (s *subscriber) take() (b *batch, wait time.Duration, stop bool) {
 		b.bytes += len(d)
 		b.events++
 		b.eventBytes += len(d)
+		b.lastSeq = s.queue[i].seq
 		i++
 	}
 	s.queue = append(s.queue[:0:0], s.queue[i:]...)
@@ -172,6 +183,7 @@ func (s *subscriber) take() (b *batch, wait time.Duration, stop bool) {
 
 func (s *subscriber) run() {
 	defer s.h.wg.Done()
+	defer close(s.exited)
 	defer s.closeConn()
 	for {
 		b, wait, stop := s.take()
@@ -200,17 +212,19 @@ func (s *subscriber) run() {
 			continue
 		}
 		if s.deliver(b) {
+			s.mu.Lock()
 			if b.hasDropNotice {
-				s.mu.Lock()
 				s.droppedRecords -= b.noticeRecords
 				s.droppedBytes -= b.noticeBytes
-				s.mu.Unlock()
 			}
+			s.advanceLocked(b.lastSeq)
+			s.mu.Unlock()
 			continue
 		}
 		s.mu.Lock()
 		s.droppedRecords += int64(b.events)
 		s.droppedBytes += int64(b.eventBytes)
+		s.advanceLocked(b.lastSeq)
 		closing := s.closing
 		s.mu.Unlock()
 		if b.events > 0 {
@@ -222,6 +236,7 @@ func (s *subscriber) run() {
 			n, nb := len(s.queue), s.queuedBytes
 			s.queue, s.queuedBytes = nil, 0
 			s.droppedRecords = 0
+			s.advanceLocked(s.seq)
 			s.mu.Unlock()
 			if n > 0 {
 				s.h.opts.Observe(Observation{Kind: "dropped", Subscriber: s.name, Events: n, Bytes: nb, Err: "closing with the consumer unreachable"})
@@ -231,6 +246,47 @@ func (s *subscriber) run() {
 		// Pause before the next cycle so an absent consumer does not cost a hot loop.
 		if !s.sleep(s.pause()) {
 			return
+		}
+	}
+}
+
+// advanceLocked records that every event up to seq is finished and wakes Flush waiters.
+func (s *subscriber) advanceLocked(seq uint64) {
+	if seq > s.doneSeq {
+		s.doneSeq = seq
+		close(s.progress)
+		s.progress = make(chan struct{})
+	}
+}
+
+// requestFlush marks everything queued so far as due now and returns the seq to wait for.
+func (s *subscriber) requestFlush() uint64 {
+	s.mu.Lock()
+	target := s.seq
+	if target > s.flushTo {
+		s.flushTo = target
+	}
+	s.mu.Unlock()
+	s.poke()
+	return target
+}
+
+// waitDone waits until every event up to target is finished, the subscriber stopped,
+// or ctx ends.
+func (s *subscriber) waitDone(ctx context.Context, target uint64) error {
+	for {
+		s.mu.Lock()
+		done, ch := s.doneSeq >= target, s.progress
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-s.exited:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("telemetry flush to %s: %w", s.name, ctx.Err())
 		}
 	}
 }
