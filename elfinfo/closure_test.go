@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"testing"
 
@@ -34,51 +33,70 @@ func ccBuild(t *testing.T, cc, dir, name, src string, args ...string) string {
 	return out
 }
 
-// TestResolveClosureMatchesLdd resolves a host binary and checks the set of files
-// against ldd, which asks the real loader.
+// TestResolveClosureMatchesLdd resolves host binaries and checks the files, in
+// load order, against ldd, which asks the real loader.
 func TestResolveClosureMatchesLdd(t *testing.T) {
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
 		t.Skip("host loader layout only known for amd64/arm64")
 	}
 	testutil.RequireTool(t, "ldd")
 	dir := t.TempDir()
-	bin := gccBuild(t, dir, "m", "#include <math.h>\n#include <stdio.h>\nint main(int c,char**v){printf(\"%f\\n\",cos(c));return 0;}\n", "-lm")
-	c, err := ResolveClosure(bin, "")
-	if err != nil {
-		t.Fatal(err)
+	bins := map[string]string{
+		"libm": gccBuild(t, dir, "m", "#include <math.h>\n#include <stdio.h>\nint main(int c,char**v){printf(\"%f\\n\",cos(c));return 0;}\n", "-lm"),
 	}
-	if len(c.Missing) != 0 {
-		t.Errorf("missing %v", c.Missing)
+	// libcurl pulls in ~30 libraries, several levels deep: a real BFS order test.
+	if _, err := os.Stat("/usr/include/x86_64-linux-gnu/curl/curl.h"); err == nil || fileExists("/usr/include/curl/curl.h") {
+		bins["libcurl"] = gccBuild(t, dir, "curl", "#include <curl/curl.h>\nint main(){return curl_global_init(CURL_GLOBAL_DEFAULT);}\n", "-lcurl")
+	} else {
+		t.Log("libcurl headers absent (apt-get install libcurl4-openssl-dev): only the libm case runs")
 	}
-	var mine []string
-	for _, l := range c.Libs {
-		mine = append(mine, l.Path)
-		if _, err := os.Stat(l.HostPath); err != nil {
-			t.Errorf("%s: host path %s: %v", l.Soname, l.HostPath, err)
-		}
+	for name, bin := range bins {
+		t.Run(name, func(t *testing.T) {
+			c, err := ResolveClosure(bin, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Missing) != 0 {
+				t.Errorf("missing %v", c.Missing)
+			}
+			var mine []string
+			for _, l := range c.Libs {
+				if _, err := os.Stat(l.HostPath); err != nil {
+					t.Errorf("%s: host path %s: %v", l.Soname, l.HostPath, err)
+				}
+				if l.Path != c.Interp {
+					mine = append(mine, l.Path)
+				}
+			}
+			out, err := exec.Command("ldd", bin).Output()
+			if err != nil {
+				t.Fatalf("ldd: %v", err)
+			}
+			var want []string
+			interp := ""
+			for _, line := range strings.Split(string(out), "\n") {
+				f := strings.Fields(line)
+				switch {
+				case len(f) >= 3 && f[1] == "=>":
+					want = append(want, f[2])
+				case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+					interp = f[0]
+				}
+			}
+			// ldd lists libraries in the loader's load order (breadth-first).
+			if strings.Join(mine, " ") != strings.Join(want, " ") {
+				t.Errorf("closure differs from ldd\n mine: %v\n ldd:  %v", mine, want)
+			}
+			if c.Interp != interp || c.InterpHost == "" {
+				t.Errorf("interp %q (host %q), ldd says %q", c.Interp, c.InterpHost, interp)
+			}
+		})
 	}
-	out, err := exec.Command("ldd", bin).Output()
-	if err != nil {
-		t.Fatalf("ldd: %v", err)
-	}
-	var want []string
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 3 && f[1] == "=>":
-			want = append(want, f[2])
-		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
-			want = append(want, f[0]) // the interpreter
-		}
-	}
-	sort.Strings(mine)
-	sort.Strings(want)
-	if strings.Join(mine, " ") != strings.Join(want, " ") {
-		t.Errorf("closure differs from ldd\n mine: %v\n ldd:  %v", mine, want)
-	}
-	if c.Interp == "" || c.InterpHost == "" {
-		t.Errorf("interp %q host %q", c.Interp, c.InterpHost)
-	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // TestResolveClosureRootfs builds a small rootfs whose symlinks are absolute and

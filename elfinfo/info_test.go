@@ -38,6 +38,12 @@ import "fmt"
 func main() { fmt.Println("hello") }
 `
 
+const rustSrc = `fn main() {
+    let v: Vec<String> = std::env::args().collect();
+    println!("{:?}", v);
+}
+`
+
 const cgoSrc = `package main
 
 // #include <stdlib.h>
@@ -167,6 +173,30 @@ var builds = []build{
 		}
 		eq(t, "language", i.Toolchain.Language, "go")
 	}},
+	// rustc links Linux binaries with full RELRO and BIND_NOW by default: "-z now"
+	// changes nothing there, and only "-z lazy" drops it.
+	{name: "rust", cc: "rustc", args: []string{"-O"}, src: rustSrc, want: func(t *testing.T, i *Info) {
+		eq(t, "language", i.Toolchain.Language, "rust")
+		if !strings.HasPrefix(i.Toolchain.Rustc, "rustc version ") {
+			t.Errorf("rustc = %q", i.Toolchain.Rustc)
+		}
+		eq(t, "linkage", i.Linkage, "dynamic-pie")
+		eq(t, "bind_now", i.BindNow, true)
+		eq(t, "df_1_now", i.DF1Now, true)
+		eq(t, "relro", i.RELRO, "full")
+	}},
+	{name: "rust-lazy", cc: "rustc", args: []string{"-O", "-C", "link-arg=-Wl,-z,lazy"}, src: rustSrc, want: func(t *testing.T, i *Info) {
+		eq(t, "language", i.Toolchain.Language, "rust")
+		eq(t, "bind_now", i.BindNow, false)
+		eq(t, "df_1_now", i.DF1Now, false)
+		eq(t, "relro", i.RELRO, "partial")
+	}},
+	{name: "clang", cc: "clang-14", want: func(t *testing.T, i *Info) {
+		eq(t, "language", i.Toolchain.Language, "c")
+		if !strings.Contains(i.Toolchain.Clang, "clang version") {
+			t.Errorf("clang = %q", i.Toolchain.Clang)
+		}
+	}},
 	{name: "arm64-now", cc: "aarch64-linux-gnu-gcc", args: []string{"-Wl,-z,now"}, want: func(t *testing.T, i *Info) {
 		eq(t, "arch", i.Arch, "aarch64")
 		eq(t, "linkage", i.Linkage, "dynamic-pie")
@@ -181,6 +211,14 @@ var builds = []build{
 		eq(t, "linkage", i.Linkage, "static")
 		nonzero(t, "IRELATIVE", i.Relocs.OtherByType["IRELATIVE"])
 	}},
+}
+
+var installHint = map[string]string{
+	"gcc":                   "apt-get install gcc",
+	"go":                    "Go toolchain",
+	"rustc":                 "apt-get install rustc, or rustup",
+	"clang-14":              "apt-get install clang-14",
+	"aarch64-linux-gnu-gcc": "apt-get install gcc-aarch64-linux-gnu",
 }
 
 func eq[T comparable](t *testing.T, what string, got, want T) {
@@ -231,6 +269,10 @@ func buildOne(t *testing.T, b build) string {
 		cmd = exec.Command("go", append([]string{"build", "-o", out}, b.args...)...)
 		cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local")
 		cmd.Env = append(cmd.Env, b.env...)
+	} else if b.cc == "rustc" {
+		rs := filepath.Join(dir, "main.rs")
+		os.WriteFile(rs, []byte(b.src), 0o644)
+		cmd = exec.Command("rustc", append([]string{"-o", out, rs}, b.args...)...)
 	} else {
 		src := b.src
 		if src == "" {
@@ -260,13 +302,11 @@ func TestMain(m *testing.M) {
 func TestOpenBuilds(t *testing.T) {
 	for _, b := range builds {
 		t.Run(b.name, func(t *testing.T) {
-			if b.cc == "gcc" && runtime.GOARCH != "amd64" {
+			if (b.cc == "gcc" || b.cc == "rustc" || b.cc == "clang-14") && runtime.GOARCH != "amd64" {
 				t.Skip("the gcc cases assert x86_64 facts")
 			}
-			if b.cc == "aarch64-linux-gnu-gcc" {
-				if _, err := exec.LookPath(b.cc); err != nil {
-					t.Skipf("needs %s (apt-get install gcc-aarch64-linux-gnu)", b.cc)
-				}
+			if _, err := exec.LookPath(b.cc); err != nil {
+				t.Skipf("needs %s on PATH (%s)", b.cc, installHint[b.cc])
 			}
 			p := buildOne(t, b)
 			i, err := Open(p)
@@ -279,7 +319,7 @@ func TestOpenBuilds(t *testing.T) {
 			st, _ := os.Stat(p)
 			eq(t, "file_size", i.FileSize, st.Size())
 			nonzero(t, "text", int(i.Segments.Text))
-			if b.cc != "go" {
+			if b.src == "" {
 				// big[100000] is zero-filled: it lives in bss, not in the file.
 				if i.Segments.BSS < 100000 {
 					t.Errorf("bss = %d, want >= 100000", i.Segments.BSS)
