@@ -58,6 +58,9 @@ What the rows mean for load cost:
   relocated pages  distinct 4 KiB pages the relocations write to: each is a
                    copy-on-write page fault at load and a private dirty page.
                    The best static predictor of relocation cost.
+  page size, load align
+                   the page size the page counts use (4 KiB on x86_64 and on
+                   Debian/AL2023 arm64) and the largest PT_LOAD alignment.
   imported / exported symbols
                    undefined / defined symbols in .dynsym: imports are lookups.
   sizes            file, text (executable), rodata, data (file-backed,
@@ -222,6 +225,7 @@ var inspectRows = []row{
 	{name: "RELR table bytes", num: func(i *elfinfo.Info) int64 { return int64(i.Relocs.RelrBytes) }},
 	{name: "relocated pages", num: func(i *elfinfo.Info) int64 { return int64(i.RelocPages) }},
 	{name: "page size", num: func(i *elfinfo.Info) int64 { return int64(i.PageSize) }},
+	{name: "load align", num: func(i *elfinfo.Info) int64 { return int64(i.Segments.LoadAlign) }},
 	{name: "imported symbols", num: func(i *elfinfo.Info) int64 { return int64(i.ImportedSymbols) }},
 	{name: "exported symbols", num: func(i *elfinfo.Info) int64 { return int64(i.ExportedSymbols) }},
 	{name: "file size", num: func(i *elfinfo.Info) int64 { return i.FileSize }},
