@@ -2,6 +2,7 @@ package profile
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 )
 
@@ -56,4 +57,34 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// ReadResults reads a results.json written by WriteJSON back into a Report (the
+// runs are re-aggregated, so a newer initprof recomputes every figure; the
+// measured probe overhead is kept). It fails with a one-line error naming the
+// problem: not JSON, or another schema.
+func ReadResults(r io.Reader) (*Report, error) {
+	var doc struct {
+		Schema   string    `json:"schema"`
+		Overhead *Overhead `json:"probe_overhead"`
+		Runs     []struct {
+			Run
+			Processes []Process `json:"processes"`
+		} `json:"runs"`
+	}
+	if err := json.NewDecoder(r).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("results.json: not valid JSON: %w", err)
+	}
+	if doc.Schema != ResultsSchema {
+		return nil, fmt.Errorf("results.json: schema %q, want %q (written by another initprof version?)", doc.Schema, ResultsSchema)
+	}
+	runs := make([]Run, 0, len(doc.Runs))
+	for _, jr := range doc.Runs {
+		run := jr.Run
+		run.Processes = jr.Processes
+		runs = append(runs, run)
+	}
+	rep := Aggregate(runs)
+	rep.Overhead = doc.Overhead
+	return rep, nil
 }

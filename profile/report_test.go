@@ -342,3 +342,30 @@ func TestReportNotes(t *testing.T) {
 		}
 	}
 }
+
+func TestReadResultsRoundTrip(t *testing.T) {
+	rep := Aggregate(synthRuns(fastRuntime))
+	rep.Overhead = &Overhead{Method: "m", InitDeltaNs: 1000, BaselineNs: 2000}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadResults(&js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	_ = rep.WriteText(&a)
+	_ = back.WriteText(&b)
+	if a.String() != b.String() {
+		t.Errorf("report.txt from results.json differs:\n%s\n---\n%s", a.String(), b.String())
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"not json", "results.json: not valid JSON"},
+		{`{"schema":"initprof.results/v0","runs":[]}`, `results.json: schema "initprof.results/v0", want "initprof.results/v1"`},
+	} {
+		if _, err := ReadResults(strings.NewReader(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ReadResults(%q) error = %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
