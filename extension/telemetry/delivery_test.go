@@ -725,3 +725,29 @@ func TestFlush(t *testing.T) {
 	defer cancel3()
 	h2.Close(abort)
 }
+
+// TestPublishAndResolveErrors: an unmarshalable record is reported and dropped, not
+// delivered or panicked on; a destination host that Resolve refuses is a 500.
+func TestPublishAndResolveErrors(t *testing.T) {
+	c := newConsumer(t, nil)
+	var obs observations
+	h := NewHub(Options{Observe: obs.add})
+	mustSubscribe(t, h, TelemetryAPI, "ext", httpBody("2022-12-13", []string{"function"}, `{"timeoutMs":25}`, c.uri("/")))
+	h.Publish(Event{Type: TypeFunction, Record: make(chan int)})
+	h.Publish(fnLine(1))
+	closeHub(t, h)
+	if got := obs.kinds("publish_error"); len(got) != 1 || !strings.Contains(got[0].Err, "function") {
+		t.Errorf("publish_error observations %+v, want one naming the event type", got)
+	}
+	if ev := c.events(); len(ev) != 1 || recordString(t, ev[0]) != "line 1" {
+		t.Errorf("delivered %+v, want only line 1", ev)
+	}
+
+	h2 := NewHub(Options{Resolve: func(host string) (string, error) { return "", fmt.Errorf("no address for %s", host) }})
+	defer closeHub(t, h2)
+	status, resp := h2.Subscribe(TelemetryAPI, "ext", httpBody("2022-12-13", []string{"platform"}, "", "http://sandbox:1234/"))
+	if status != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", status)
+	}
+	checkErrorBody(t, resp, ErrInternal, "no address for sandbox")
+}

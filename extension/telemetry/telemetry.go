@@ -8,8 +8,9 @@
 // for one) wait for it. AWS's own emulator answers subscribe with a stub, so extensions
 // behave differently under it than in Lambda; initprof must not.
 //
-// The core (package extension) owns HTTP routing and identities and calls Hub; see
-// /work/notes/telemetry-contract.md for the contract between the two.
+// The core (package extension) owns HTTP routing, identities and the lifecycle; it
+// publishes events, hands subscribe bodies to Hub.Subscribe with the caller's name,
+// calls EndInit when init ends, Flush at SHUTDOWN and Close at the end.
 package telemetry
 
 import (
