@@ -49,7 +49,7 @@ type Comparison struct {
 	Rows     []CompareRow  `json:"rows"`
 	Verdicts []PairVerdict `json:"verdicts"`
 	Notes    []string      `json:"notes,omitempty"`
-	// reports are kept for bench.txt (every run).
+	// builds are kept whole for bench.txt (every run).
 	builds []BuildRuns
 }
 
@@ -219,7 +219,7 @@ func (c *Comparison) row(proc, metric string) *CompareRow {
 	return nil
 }
 
-// cell returns the row's cell for the i-th compared build, if it has a test.
+// tested returns the row's cell for the i-th compared build, if it has a test.
 func (r *CompareRow) tested(i int) (*CompareCell, bool) {
 	if r == nil || i >= len(r.Cells) || r.Cells[i].Test == nil {
 		return nil, false
