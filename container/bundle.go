@@ -94,30 +94,33 @@ func addLoadable(t *tree, rootfs, p, what string, depth int) error {
 	case bytes.HasPrefix(head, []byte("#!")):
 		interp := scriptInterpreter(head)
 		if interp == "" {
-			return fmt.Errorf("%s %s: a script with an empty #! line", what, p)
+			return badInput("%s %s: a script with an empty #! line", what, p)
 		}
 		host, err := t.materialize(interp)
 		if err != nil {
-			return fmt.Errorf("%s %s: its interpreter %s is missing from %s: %v", what, p, interp, t.src, err)
+			return badInput("%s %s: its interpreter %s is missing from %s: %v", what, p, interp, t.src, err)
 		}
 		return addLoadable(t, rootfs, host, what+" (interpreter "+interp+")", depth+1)
 	case bytes.HasPrefix(head, []byte(elf.ELFMAG)):
 	default:
-		return fmt.Errorf("%s %s: not an ELF executable or a #! script", what, p)
+		return badInput("%s %s: not an ELF executable or a #! script", what, p)
 	}
 	if err := checkArch(p); err != nil {
-		return fmt.Errorf("%s %s: %v", what, p, err)
+		return badInput("%s %s: %v", what, p, err)
 	}
 	c, err := elfinfo.ResolveClosure(p, rootfs)
 	if err != nil {
+		if elfinfo.IsBadInput(err) {
+			return badInput("%s: %v", what, err)
+		}
 		return fmt.Errorf("%s: %v", what, err)
 	}
 	if len(c.Missing) > 0 {
-		where := "this host"
+		where := "on this host"
 		if rootfs != "" {
-			where = "rootfs " + rootfs
+			where = "in rootfs " + rootfs
 		}
-		return fmt.Errorf("%s %s: cannot resolve %s in %s: install the missing libraries or pass --rootfs with them",
+		return badInput("%s %s: cannot resolve %s %s: install the missing libraries or pass --rootfs with them",
 			what, p, strings.Join(c.Missing, ", "), where)
 	}
 	if c.Interp != "" {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +29,10 @@ func cgroupMounts() ([]cgroupMount, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parseCgroupMounts(f)
+}
+
+func parseCgroupMounts(f io.Reader) ([]cgroupMount, error) {
 	var out []cgroupMount
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(f)

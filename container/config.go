@@ -22,6 +22,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -117,8 +118,37 @@ func CPUQuota(memoryMB int) (quota int64, period uint64) {
 	return int64(cfsPeriod) * int64(memoryMB) / mbPerVCPU, cfsPeriod
 }
 
+// inputError marks an error caused by what the user gave (a file, a flag), as
+// opposed to this machine failing; the CLI maps it to its bad-input exit code.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
+
+func badInput(format string, args ...any) error {
+	return &inputError{fmt.Errorf(format, args...)}
+}
+
+// IsBadInput reports whether err is about the user's input (a missing,
+// non-executable, non-ELF or wrong-architecture file, a library that cannot be
+// resolved, a bad name, memory size or variable) rather than this machine.
+func IsBadInput(err error) bool {
+	var ie *inputError
+	return errors.As(err, &ie)
+}
+
+// ErrPrivileges is wrapped by errors that only root can get past.
+var ErrPrivileges = errors.New("insufficient privileges")
+
 // validate checks everything a user can get wrong, with one actionable line each.
 func (c *Config) validate() error {
+	if err := c.check(); err != nil {
+		return &inputError{err}
+	}
+	return nil
+}
+
+func (c *Config) check() error {
 	m := c.memoryMB()
 	if m < 128 || m > 10240 {
 		return fmt.Errorf("memory %d MB is outside Lambda's range 128-10240", m)

@@ -71,7 +71,7 @@ func NewOCI(cfg Config) (Sandbox, error) {
 		return nil, err
 	}
 	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("the OCI sandbox needs root (it creates namespaces and cgroups): run as root or use --sandbox process")
+		return nil, fmt.Errorf("%w: the OCI sandbox needs root (it creates namespaces and cgroups): run as root or use --sandbox process", ErrPrivileges)
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("becoming a child subreaper: %v", err)

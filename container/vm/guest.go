@@ -33,6 +33,7 @@ type job struct {
 	Argv   []string `json:"argv"`
 	Env    []string `json:"env"`
 	OutDir string   `json:"out_dir"`
+	Stdout string   `json:"stdout,omitempty"` // guest file for the job's stdout; "" = console
 }
 
 // IsGuestInit reports whether this process is initprof started by the
@@ -110,7 +111,17 @@ func guestRun(console io.Writer) guestResult {
 	}
 	env := append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "TMPDIR=/tmp"}, j.Env...)
 	start := monoNow()
-	code, err := runChild(append([]string{"/init"}, j.Argv...), env)
+	stdout := os.Stdout
+	if j.Stdout != "" {
+		f, err := os.OpenFile(j.Stdout, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			logf("job stdout: %v", err)
+			return guestResult{exit: guestExitSetup}
+		}
+		defer f.Close()
+		stdout = f
+	}
+	code, err := runChild(append([]string{"/init"}, j.Argv...), env, stdout)
 	runNS := monoNow() - start
 	if err != nil {
 		logf("run job: %v", err)
@@ -183,11 +194,11 @@ func loopbackUp() error {
 // runChild starts argv with the console as stdio and reaps every child (PID 1
 // inherits orphans) until argv's own process exits. It returns its exit code,
 // 128+signal when it was killed.
-func runChild(argv, env []string) (int, error) {
+func runChild(argv, env []string, stdout *os.File) (int, error) {
 	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{
 		Dir:   "/",
 		Env:   env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Files: []*os.File{os.Stdin, stdout, os.Stderr},
 	})
 	if err != nil {
 		return 0, err
