@@ -190,12 +190,14 @@ func TestDoctorTracefsFix(t *testing.T) {
 		}
 	}
 	if fix == "" {
-		fix = "mount -t tracefs nodev /sys/kernel/tracing" // already OK: apply the usual fix anyway
+		// Already mounted here (CI mounts it): unmount it inside the private
+		// namespace first, so the fix is applied to a machine that needs it.
+		fix = "mount -t tracefs nodev /sys/kernel/tracing"
 	}
 	if !strings.HasPrefix(fix, "mount ") {
 		t.Skipf("the tracefs fix here is not a mount command: %q", fix)
 	}
-	out, stderr, _ := runDoctor(t, exec.Command(unshare, "-m", "--propagation", "private", "sh", "-c", fix+" && exec "+bin+" doctor --json"))
+	out, stderr, _ := runDoctor(t, exec.Command(unshare, "-m", "--propagation", "private", "sh", "-c", "umount /sys/kernel/tracing 2>/dev/null; "+fix+" && exec "+bin+" doctor --json"))
 	var results []doctor.Result
 	if err := json.Unmarshal([]byte(out), &results); err != nil {
 		t.Fatalf("after %q: %v\nstdout %s\nstderr %s", fix, err, out, stderr)
