@@ -36,7 +36,7 @@ type received struct {
 // consumer is a real HTTP telemetry listener on loopback, as an extension runs one.
 // status decides the answer to the n-th request (1-based); nil means 200.
 type consumer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	status func(n int) int
 
@@ -46,7 +46,7 @@ type consumer struct {
 	arrived  chan struct{}
 }
 
-func newConsumer(t *testing.T, status func(n int) int) *consumer {
+func newConsumer(t testing.TB, status func(n int) int) *consumer {
 	c := &consumer{t: t, status: status, arrived: make(chan struct{}, 1)}
 	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
 	t.Cleanup(c.srv.Close)
