@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/initprof/initprof/extension"
+)
+
+func init() {
+	register(&command{
+		name:    "platform",
+		summary: "run the Lambda platform emulator on the host and summarise init",
+		usage:   "--extensions DIR [flags]",
+		long: `platform runs a Lambda execution environment with plain processes on this
+machine: it serves the Extensions, Telemetry, Logs and Runtime APIs, emits
+platform.initStart, execs every file in --extensions (alphabetical, in parallel),
+starts the runtime once they have all registered, and ends init when the runtime
+and every extension have called /next, exactly as Lambda does. Then it runs
+--invokes invocations and a SHUTDOWN, and prints when each process registered,
+subscribed and called /next, the runtime's init time, the Init Duration
+(initStart → the last /next, as platform.initReport reports it) and which
+process ended init.
+
+--runtime sim is a simulated runtime (this binary, re-exec'd) that spends
+--runtime-init before its first /next and --runtime-invoke per invoke: 15ms
+models provided.al2023, 180ms python or node with imports. Any other value is
+the path of a real bootstrap executable.
+
+No container and no probes: use 'initprof run' for that. --timeline writes every
+API request, process spawn/exit, state change, telemetry delivery and log line
+with its CLOCK_MONOTONIC time as JSON lines (a path, or fd:N for the host's
+pipe). Exit status 4 means init failed (timeout, error or failure); the summary
+is printed either way.
+
+Examples:
+  initprof platform --extensions build/samples/opt --runtime sim --runtime-init 180ms
+  initprof platform --extensions ./exts --runtime ./bootstrap --invokes 3 --timeline t.jsonl
+  initprof platform --extensions ./exts --init-timeout 1s --env INITPROF_SAMPLE_H18=1`,
+		setup: func(fs *pflag.FlagSet) func([]string) error {
+			o := platformOpts{}
+			fs.StringVar(&o.extensions, "extensions", "", "directory of external extensions (Lambda's /opt/extensions)")
+			fs.StringVar(&o.runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
+			fs.DurationVar(&o.runtimeInit, "runtime-init", 0, "sim runtime: time before its first /next")
+			fs.DurationVar(&o.runtimeInvoke, "runtime-invoke", 0, "sim runtime: time to answer each invoke")
+			fs.IntVar(&o.invokes, "invokes", 1, "invocations after init")
+			fs.DurationVar(&o.initTimeout, "init-timeout", 10*time.Second, "init limit; past it init ends with status timeout")
+			fs.StringVar(&o.addr, "addr", "127.0.0.1:9001", "API listen address (AWS_LAMBDA_RUNTIME_API); port 0 picks a free one")
+			fs.StringVar(&o.timeline, "timeline", "", "write the timeline as JSON lines to PATH or fd:N")
+			fs.IntVar(&o.memory, "memory", 1024, "function memory in MB (128-10240), reported to processes and in reports")
+			fs.StringVar(&o.function, "function-name", "initprof-function", "function name (AWS_LAMBDA_FUNCTION_NAME)")
+			fs.StringArrayVar(&o.env, "env", nil, "customer environment variable K=V for the runtime and extensions; repeatable")
+			fs.IntVar(&o.waitFD, "wait-fd", -1, "block until this fd is readable or closed before initStart (lets probes attach first)")
+			fs.BoolVar(&o.output, "output", false, "echo every process's output lines to stderr, prefixed with its name")
+			return func(args []string) error { return runPlatform(o, args) }
+		},
+	})
+}
+
+type platformOpts struct {
+	extensions, runtime, addr, timeline, function string
+	runtimeInit, runtimeInvoke, initTimeout       time.Duration
+	invokes, memory, waitFD                       int
+	env                                           []string
+	output                                        bool
+}
+
+func runPlatform(o platformOpts, args []string) error {
+	if len(args) > 0 {
+		return badInput("unexpected argument %q: platform takes only flags (extensions come from --extensions DIR)", args[0])
+	}
+	if o.invokes < 0 {
+		return badInput("--invokes %d: must be 0 or more", o.invokes)
+	}
+	if o.initTimeout <= 0 {
+		return badInput("--init-timeout %s: must be positive", o.initTimeout)
+	}
+	if o.runtimeInit < 0 || o.runtimeInvoke < 0 {
+		return badInput("--runtime-init/--runtime-invoke: must not be negative")
+	}
+	if o.memory < 128 || o.memory > 10240 {
+		return badInput("--memory %d: Lambda allows 128 to 10240 MB", o.memory)
+	}
+	if err := extension.ValidateEnv(o.env); err != nil {
+		return badInput("--env: %v", err)
+	}
+	if o.extensions != "" {
+		if st, err := os.Stat(o.extensions); err != nil || !st.IsDir() {
+			return badInput("--extensions %s: not a directory", o.extensions)
+		}
+	}
+	var rt extension.RuntimeSpec
+	if o.runtime == "sim" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("locating this binary for the sim runtime: %w", err)
+		}
+		rt = extension.SimRuntime(exe, o.runtimeInit, o.runtimeInvoke)
+	} else {
+		p, err := filepath.Abs(o.runtime)
+		if err != nil {
+			return badInput("--runtime %s: %v", o.runtime, err)
+		}
+		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return badInput("--runtime %s: not an executable file (use 'sim' for the simulated runtime)", o.runtime)
+		}
+		rt = extension.RuntimeSpec{Path: p}
+	}
+
+	var sink io.WriteCloser
+	if o.timeline != "" {
+		var err error
+		if sink, err = extension.OpenTimelineSink(o.timeline); err != nil {
+			return badInput("--timeline: %v", err)
+		}
+		defer sink.Close()
+	}
+	cfg := extension.Config{
+		ExtensionsDir: o.extensions,
+		Runtime:       rt,
+		Function:      extension.FunctionConfig{FunctionName: o.function, MemoryMB: o.memory},
+		Env:           o.env,
+		Addr:          o.addr,
+		Invokes:       o.invokes,
+		InitTimeout:   o.initTimeout,
+	}
+	if sink != nil {
+		cfg.Timeline = extension.NewTimeline(sink)
+	}
+	if o.output {
+		cfg.Output = os.Stderr
+	}
+	p, err := extension.New(cfg)
+	if err != nil {
+		return badInput("%v", err)
+	}
+	// As PID 1 in the sandbox, SIGTERM/SIGINT come from the container
+	// runtime: stop, kill the children, exit.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if o.waitFD >= 0 {
+		if err := waitFD(ctx, o.waitFD); err != nil {
+			p.Close()
+			return err
+		}
+	}
+	res, err := p.Run(ctx)
+	if res != nil && len(res.Timeline) > 0 {
+		if s, serr := extension.Summarize(res.Timeline); s != nil {
+			s.WriteText(os.Stdout)
+		} else if serr != nil && err == nil {
+			err = serr
+		}
+	}
+	if cfg.Timeline != nil && cfg.Timeline.Err() != nil {
+		fmt.Fprintf(os.Stderr, "initprof platform: timeline: %v\n", cfg.Timeline.Err())
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return withCode(exitInterrupted, err)
+		}
+		return err
+	}
+	if res.InitStatus != "success" {
+		msg := "init " + res.InitStatus
+		if res.InitErrorType != "" {
+			msg += " (" + res.InitErrorType + ")"
+		}
+		if res.EndedBy != "" {
+			msg += ": " + res.EndedBy
+		}
+		return withCode(exitInitFailed, errors.New(msg))
+	}
+	return nil
+}
+
+// waitFD blocks until fd is readable or closed by the other end: the sandbox
+// holds it until its probes are attached, so nothing is missed.
+func waitFD(ctx context.Context, fd int) error {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return badInput("--wait-fd %d: not an open file descriptor: %v", fd, err)
+	}
+	unix.CloseOnExec(fd)
+	defer unix.Close(fd)
+	for ctx.Err() == nil {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, 100)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("--wait-fd %d: poll: %w", fd, err)
+		}
+		if n > 0 && pfd[0].Revents != 0 {
+			return nil
+		}
+	}
+	return withCode(exitInterrupted, fmt.Errorf("interrupted while waiting on --wait-fd %d", fd))
+}
