@@ -67,21 +67,22 @@ type Extension struct {
 // Config describes one build under test and how its sandbox runs.
 type Config struct {
 	Extensions []Extension
-	// Bootstrap is the host path of the runtime placed at /var/runtime/bootstrap,
-	// or "" when the platform runs its built-in simulated runtime.
+	// Bootstrap is the host path of the runtime placed at /var/runtime/bootstrap
+	// (passed as --runtime), or "" for the platform's simulated runtime.
 	Bootstrap string
 	// Initprof is the host path of a static (CGO_ENABLED=0) initprof binary. The
 	// OCI sandbox bind-mounts it read-only at /var/runtime/initprof and runs it
 	// as PID 1; it is not copied, so it never counts as a cold file.
 	Initprof string
 	// PlatformArgs are appended to the platform's command line, after the
-	// sandbox's own --extensions/--addr/--timeline flags
-	// (e.g. --invokes 1 --runtime sim --runtime-init 180ms).
+	// sandbox's own --extensions/--addr/--timeline/--memory/--runtime/--env
+	// flags (e.g. --invokes 1 --runtime-init 180ms).
 	PlatformArgs []string
 	// MemoryMB is the memory limit (default 1024). The CPU quota follows it:
 	// MemoryMB/1769 of one CPU, as on Lambda.
 	MemoryMB int
-	// Env holds extra KEY=VALUE variables for PID 1 (customer variables).
+	// Env holds the customer's KEY=VALUE variables: passed to the platform as
+	// --env (it gives them to the runtime and extensions) and set for PID 1.
 	Env []string
 	// Rootfs, when set, is a directory (e.g. an exported Lambda base image) that
 	// provides the ELF interpreter and shared libraries instead of the host.
@@ -262,15 +263,22 @@ func mergeEnv(base, extra []string) []string {
 }
 
 // platformArgs is PID 1's command line for the platform, given where the
-// sandbox put the extensions, the bootstrap and the timeline.
+// sandbox put the extensions, the bootstrap and the timeline. The platform
+// builds every child's environment from scratch (as Lambda does), so the
+// memory size and the customer's variables travel as flags. PlatformArgs come
+// last, so the caller can override any of these (pflag keeps the last value).
 func (c *Config) platformArgs(initprof, extDir, bootstrap, timeline string) []string {
 	args := []string{initprof, "platform",
 		"--extensions", extDir,
 		"--addr", PlatformAddr,
 		"--timeline", timeline,
+		"--memory", strconv.Itoa(c.memoryMB()),
 	}
 	if bootstrap != "" {
-		args = append(args, "--bootstrap", bootstrap)
+		args = append(args, "--runtime", bootstrap)
+	}
+	for _, kv := range c.Env {
+		args = append(args, "--env", kv)
 	}
 	return append(args, c.PlatformArgs...)
 }

@@ -187,7 +187,11 @@ func (s *ociSandbox) Create(ctx context.Context, runID string) (Instance, error)
 	}
 	args := s.cfg.Init
 	if len(args) == 0 {
-		args = s.cfg.platformArgs(InitprofPath, ExtensionsDir, "", OutMount+"/"+TimelineName)
+		boot := ""
+		if s.cfg.Bootstrap != "" {
+			boot = BootstrapPath
+		}
+		args = s.cfg.platformArgs(InitprofPath, ExtensionsDir, boot, OutMount+"/"+TimelineName)
 	}
 	spec := ociSpec(&s.cfg, s.rootfs.dir, in.outDir, in.cgroup, args)
 	b, err := json.MarshalIndent(spec, "", "  ")

@@ -129,12 +129,22 @@ func TestEnv(t *testing.T) {
 }
 
 func TestPlatformArgs(t *testing.T) {
-	cfg := Config{PlatformArgs: []string{"--invokes", "1"}}
-	got := cfg.platformArgs(InitprofPath, ExtensionsDir, "", OutMount+"/"+TimelineName)
-	want := []string{"/var/runtime/initprof", "platform", "--extensions", "/opt/extensions", "--addr", "127.0.0.1:9001",
-		"--timeline", "/run/initprof/timeline.jsonl", "--invokes", "1"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("platformArgs = %q\nwant %q", got, want)
+	tests := []struct {
+		cfg  Config
+		boot string
+		want []string
+	}{
+		{Config{PlatformArgs: []string{"--invokes", "1"}}, "", []string{"/var/runtime/initprof", "platform", "--extensions", "/opt/extensions",
+			"--addr", "127.0.0.1:9001", "--timeline", "/run/initprof/timeline.jsonl", "--memory", "1024", "--invokes", "1"}},
+		{Config{MemoryMB: 512, Env: []string{"A=1", "B=2"}}, BootstrapPath, []string{"/var/runtime/initprof", "platform", "--extensions", "/opt/extensions",
+			"--addr", "127.0.0.1:9001", "--timeline", "/run/initprof/timeline.jsonl", "--memory", "512",
+			"--runtime", "/var/runtime/bootstrap", "--env", "A=1", "--env", "B=2"}},
+	}
+	for _, tc := range tests {
+		got := tc.cfg.platformArgs(InitprofPath, ExtensionsDir, tc.boot, OutMount+"/"+TimelineName)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("platformArgs = %q\nwant %q", got, tc.want)
+		}
 	}
 }
 
