@@ -250,9 +250,16 @@ var checkpointRE = regexp.MustCompile(`^INIT \| checkpoint=(\w+) mono_ns=(\d+)$`
 // runSample runs one sample to completion under the fake platform.
 func runSample(t *testing.T, bin string, env ...string) result {
 	t.Helper()
+	return runArgv(t, []string{bin}, env...)
+}
+
+// runArgv is runSample for a command line (e.g. the sample under qemu-user).
+func runArgv(t *testing.T, argv []string, env ...string) result {
+	t.Helper()
+	bin := argv[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
@@ -327,83 +334,88 @@ func freePort(t *testing.T) int {
 func TestProtocolAndCheckpoints(t *testing.T) {
 	for _, name := range allSamples {
 		t.Run(name, func(t *testing.T) {
-			bin := testutil.Sample(t, name)
-			f := newFakePlatform(t)
-			port := freePort(t)
-			r := runSample(t, bin, "AWS_LAMBDA_RUNTIME_API="+f.addr(), "INITPROF_SAMPLE_PORT="+strconv.Itoa(port))
-			if r.exitCode != 0 {
-				t.Fatalf("exit code %d, want 0 after SHUTDOWN\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
-			}
-			want := []string{"main", "register_ok", "listener_bound", "subscribe_ok", "before_next"}
-			if got := r.names(); strings.Join(got, ",") != strings.Join(want, ",") {
-				t.Fatalf("checkpoints %v, want %v\nstdout:\n%s", got, want, r.stdout)
-			}
-			for i := 1; i < len(r.checkpoints); i++ {
-				if r.checkpoints[i].ns <= r.checkpoints[i-1].ns {
-					t.Errorf("checkpoint %s (%d) is not after %s (%d)", r.checkpoints[i].name, r.checkpoints[i].ns,
-						r.checkpoints[i-1].name, r.checkpoints[i-1].ns)
-				}
-			}
-			checkClock(t, r)
-
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			if f.registerName != name {
-				t.Errorf("Lambda-Extension-Name %q, want the binary's basename %q", f.registerName, name)
-			}
-			var reg struct{ Events []string }
-			if err := json.Unmarshal([]byte(f.registerBody), &reg); err != nil || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
-				t.Errorf("register body %q, want events INVOKE,SHUTDOWN (err %v)", f.registerBody, err)
-			}
-			var sub subscription
-			if err := json.Unmarshal([]byte(f.subscribeBody), &sub); err != nil {
-				t.Fatalf("subscription body %q is not JSON: %v", f.subscribeBody, err)
-			}
-			if sub.SchemaVersion != "2022-12-13" || strings.Join(sub.Types, ",") != "platform,function" ||
-				sub.Buffering.MaxItems != 1000 || sub.Buffering.MaxBytes != 262144 || sub.Buffering.TimeoutMs != 25 ||
-				sub.Destination.Protocol != "HTTP" {
-				t.Errorf("subscription body has the wrong shape: %s", f.subscribeBody)
-			}
-			u, err := url.Parse(sub.Destination.URI)
-			if err != nil || u.Hostname() != "sandbox.localdomain" || u.Port() != strconv.Itoa(port) || u.Path != "/" {
-				t.Errorf("destination URI %q, want http://sandbox.localdomain:%d/", sub.Destination.URI, port)
-			}
-			if f.subscribeID != testExtID {
-				t.Errorf("subscribe sent Lambda-Extension-Identifier %q, want %q", f.subscribeID, testExtID)
-			}
-			if len(f.nextIDs) != 2 || f.nextIDs[0] != testExtID || f.nextIDs[1] != testExtID {
-				t.Errorf("/next calls sent identifiers %q, want two calls with %q", f.nextIDs, testExtID)
-			}
-			if f.deliverErr != nil {
-				t.Errorf("telemetry delivery: %v", f.deliverErr)
-			}
-			if !strings.Contains(r.stdout, fmt.Sprintf("SHUTDOWN | telemetry_events=%d\n", f.delivered)) || f.delivered != 2 {
-				t.Errorf("delivered %d events; stdout lacks the matching SHUTDOWN line:\n%s", f.delivered, r.stdout)
-			}
-			for _, ty := range []string{"platform.initStart", "platform.telemetrySubscription"} {
-				if !strings.Contains(r.stdout, "TELEMETRY | type="+ty+"\n") {
-					t.Errorf("stdout lacks the received event type %s:\n%s", ty, r.stdout)
-				}
-			}
-			if len(f.initErrors) != 0 {
-				t.Errorf("unexpected error reports: %v", f.initErrors)
-			}
-			// The checkpoints against the platform's own clock readings: each
-			// "_ok" is taken after the platform answered, and before_next
-			// before /next arrived.
-			if r.at("register_ok") <= f.registerAt {
-				t.Errorf("register_ok %d is not after the platform answered register (%d)", r.at("register_ok"), f.registerAt)
-			}
-			if r.at("subscribe_ok") <= f.subscribeAt {
-				t.Errorf("subscribe_ok %d is not after the platform answered subscribe (%d)", r.at("subscribe_ok"), f.subscribeAt)
-			}
-			if len(f.nextIn) > 0 && r.at("before_next") >= f.nextIn[0] {
-				t.Errorf("before_next %d is not before /next arrived (%d)", r.at("before_next"), f.nextIn[0])
-			}
-			if r.at("listener_bound") >= f.subscribeIn {
-				t.Errorf("listener_bound %d is not before subscribe arrived (%d)", r.at("listener_bound"), f.subscribeIn)
-			}
+			checkFullRun(t, name, []string{testutil.Sample(t, name)})
 		})
+	}
+}
+
+// checkFullRun runs argv (the sample NAME) through register, subscribe, one
+// INVOKE and SHUTDOWN, and checks its requests and checkpoints.
+func checkFullRun(t *testing.T, name string, argv []string) {
+	f := newFakePlatform(t)
+	port := freePort(t)
+	r := runArgv(t, argv, "AWS_LAMBDA_RUNTIME_API="+f.addr(), "INITPROF_SAMPLE_PORT="+strconv.Itoa(port))
+	if r.exitCode != 0 {
+		t.Fatalf("exit code %d, want 0 after SHUTDOWN\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
+	}
+	want := []string{"main", "register_ok", "listener_bound", "subscribe_ok", "before_next"}
+	if got := r.names(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("checkpoints %v, want %v\nstdout:\n%s", got, want, r.stdout)
+	}
+	for i := 1; i < len(r.checkpoints); i++ {
+		if r.checkpoints[i].ns <= r.checkpoints[i-1].ns {
+			t.Errorf("checkpoint %s (%d) is not after %s (%d)", r.checkpoints[i].name, r.checkpoints[i].ns,
+				r.checkpoints[i-1].name, r.checkpoints[i-1].ns)
+		}
+	}
+	checkClock(t, r)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.registerName != name {
+		t.Errorf("Lambda-Extension-Name %q, want the binary's basename %q", f.registerName, name)
+	}
+	var reg struct{ Events []string }
+	if err := json.Unmarshal([]byte(f.registerBody), &reg); err != nil || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
+		t.Errorf("register body %q, want events INVOKE,SHUTDOWN (err %v)", f.registerBody, err)
+	}
+	var sub subscription
+	if err := json.Unmarshal([]byte(f.subscribeBody), &sub); err != nil {
+		t.Fatalf("subscription body %q is not JSON: %v", f.subscribeBody, err)
+	}
+	if sub.SchemaVersion != "2022-12-13" || strings.Join(sub.Types, ",") != "platform,function" ||
+		sub.Buffering.MaxItems != 1000 || sub.Buffering.MaxBytes != 262144 || sub.Buffering.TimeoutMs != 25 ||
+		sub.Destination.Protocol != "HTTP" {
+		t.Errorf("subscription body has the wrong shape: %s", f.subscribeBody)
+	}
+	u, err := url.Parse(sub.Destination.URI)
+	if err != nil || u.Hostname() != "sandbox.localdomain" || u.Port() != strconv.Itoa(port) || u.Path != "/" {
+		t.Errorf("destination URI %q, want http://sandbox.localdomain:%d/", sub.Destination.URI, port)
+	}
+	if f.subscribeID != testExtID {
+		t.Errorf("subscribe sent Lambda-Extension-Identifier %q, want %q", f.subscribeID, testExtID)
+	}
+	if len(f.nextIDs) != 2 || f.nextIDs[0] != testExtID || f.nextIDs[1] != testExtID {
+		t.Errorf("/next calls sent identifiers %q, want two calls with %q", f.nextIDs, testExtID)
+	}
+	if f.deliverErr != nil {
+		t.Errorf("telemetry delivery: %v", f.deliverErr)
+	}
+	if !strings.Contains(r.stdout, fmt.Sprintf("SHUTDOWN | telemetry_events=%d\n", f.delivered)) || f.delivered != 2 {
+		t.Errorf("delivered %d events; stdout lacks the matching SHUTDOWN line:\n%s", f.delivered, r.stdout)
+	}
+	for _, ty := range []string{"platform.initStart", "platform.telemetrySubscription"} {
+		if !strings.Contains(r.stdout, "TELEMETRY | type="+ty+"\n") {
+			t.Errorf("stdout lacks the received event type %s:\n%s", ty, r.stdout)
+		}
+	}
+	if len(f.initErrors) != 0 {
+		t.Errorf("unexpected error reports: %v", f.initErrors)
+	}
+	// The checkpoints against the platform's own clock readings: each
+	// "_ok" is taken after the platform answered, and before_next
+	// before /next arrived.
+	if r.at("register_ok") <= f.registerAt {
+		t.Errorf("register_ok %d is not after the platform answered register (%d)", r.at("register_ok"), f.registerAt)
+	}
+	if r.at("subscribe_ok") <= f.subscribeAt {
+		t.Errorf("subscribe_ok %d is not after the platform answered subscribe (%d)", r.at("subscribe_ok"), f.subscribeAt)
+	}
+	if len(f.nextIn) > 0 && r.at("before_next") >= f.nextIn[0] {
+		t.Errorf("before_next %d is not before /next arrived (%d)", r.at("before_next"), f.nextIn[0])
+	}
+	if r.at("listener_bound") >= f.subscribeIn {
+		t.Errorf("listener_bound %d is not before subscribe arrived (%d)", r.at("listener_bound"), f.subscribeIn)
 	}
 }
 
@@ -671,3 +683,37 @@ func TestCextLibraryClosure(t *testing.T) {
 
 // dtRELR is DT_RELR (36), which debug/elf does not name yet.
 const dtRELR = elf.DynTag(36)
+
+// TestArm64UnderQemu builds the arm64 samples (`make -C testdata/samples
+// arm64`, which fetches Debian's arm64 libcurl for cext-arm64) and runs each
+// through the same full-run checks under qemu-user. qemu-user passes
+// clock_gettime through to the host, so the checkpoints are comparable.
+func TestArm64UnderQemu(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the arm64 samples (network: Debian's arm64 libcurl); skipped with -short")
+	}
+	qemu := testutil.RequireTool(t, "qemu-aarch64")
+	testutil.RequireTool(t, "aarch64-linux-gnu-gcc")
+	root := testutil.Root(t)
+	if out, err := exec.Command("make", "-C", root+"/testdata/samples", "arm64").CombinedOutput(); err != nil {
+		t.Fatalf("make -C testdata/samples arm64: %v\n%s", err, out)
+	}
+	// Debian's arm64 libc6, libcurl and OpenSSL, from arm64-sysroot.sh: ld.so
+	// and libc come from the same build, as they must.
+	sysroot := root + "/build/arm64-sysroot"
+	for _, name := range []string{"goext-arm64", "cmini-arm64", "cmini-static-arm64", "cext-arm64"} {
+		t.Run(name, func(t *testing.T) {
+			bin := root + "/build/samples/" + name
+			f, err := elf.Open(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			machine := f.Machine
+			f.Close()
+			if machine != elf.EM_AARCH64 {
+				t.Fatalf("%s is %v, want EM_AARCH64", name, machine)
+			}
+			checkFullRun(t, name, []string{qemu, "-L", sysroot, bin})
+		})
+	}
+}

@@ -455,9 +455,9 @@ int main(int argc, char **argv)
 		 "\"buffering\":{\"maxItems\":1000,\"maxBytes\":262144,\"timeoutMs\":25},"
 		 "\"destination\":{\"protocol\":\"HTTP\",\"URI\":\"http://%s:%d/\"}}",
 		 dest, port);
+	pthread_t sub_th;
 	if (h18) {
-		pthread_t th;
-		if (pthread_create(&th, NULL, subscribe_thread, NULL) != 0)
+		if (pthread_create(&sub_th, NULL, subscribe_thread, NULL) != 0)
 			fail("SubscribeFailed", "pthread_create for the H18 subscribe failed");
 	} else {
 		subscribe();
@@ -488,6 +488,10 @@ int main(int argc, char **argv)
 		event_type(r.body, et, sizeof(et));
 		http_resp_free(&r);
 		if (strcasecmp(et, "SHUTDOWN") == 0) {
+			/* Under H18 the subscribe may still be in flight: finish it, so
+			 * its outcome (subscribe_ok or an error) is always reported. */
+			if (h18)
+				pthread_join(sub_th, NULL);
 			printf("SHUTDOWN | telemetry_events=%ld\n", atomic_load(&tel_events));
 			fflush(stdout);
 			_exit(0);

@@ -3,8 +3,8 @@
  * cmini links -static and -static-pie. One connection per request
  * ("Connection: close") keeps the parser small. The platform address must be a
  * numeric IPv4 address, "localhost" or "sandbox[.localdomain]" (Lambda always
- * sets 127.0.0.1:9001): a
- * static glibc binary cannot use the NSS resolver reliably, so none is used.
+ * sets 127.0.0.1:9001): a static glibc binary cannot use the NSS resolver
+ * reliably, so none is used.
  */
 #include "http.h"
 

@@ -162,9 +162,14 @@ func run(name string) int {
 	sub := fmt.Sprintf(`{"schemaVersion":"2022-12-13","types":["platform","function"],`+
 		`"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":25},`+
 		`"destination":{"protocol":"HTTP","URI":"http://%s:%d/"}}`, dest, boundPort)
+	subscribed := make(chan struct{})
 	if h18 {
-		go e.subscribe(sub)
+		go func() {
+			e.subscribe(sub)
+			close(subscribed)
+		}()
 	} else {
+		close(subscribed)
 		e.subscribe(sub)
 		time.Sleep(delay)
 	}
@@ -195,6 +200,9 @@ func run(name string) int {
 			e.fail("NextFailed", "/next: event is not JSON: %v: %.200s", err, body)
 		}
 		if strings.EqualFold(ev.EventType, "SHUTDOWN") {
+			// Under H18 the subscribe may still be in flight: finish it, so
+			// its outcome (subscribe_ok or an error) is always reported.
+			<-subscribed
 			fmt.Printf("SHUTDOWN | telemetry_events=%d\n", e.events.Load())
 			return 0
 		}
