@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -312,8 +313,15 @@ type Instance interface {
 	OutDir() string
 	// Output is the tail of PID 1's stdout and stderr.
 	Output() []byte
-	// Overhead is the time the sandbox itself cost this run.
+	// Overhead is the time the sandbox itself cost this run (Delete's share
+	// is filled once Delete returns).
 	Overhead() Overhead
+	// Limits are the memory limit and CPU quota the run's cgroup holds, read
+	// back after create (-1 fields: no limit, as in the process sandbox).
+	Limits() Limits
+	// Rusage is the first process's resource usage including the children it
+	// reaped (ru_majflt, ru_inblock...). It blocks until the process is gone.
+	Rusage() syscall.Rusage
 	// Delete kills whatever is left, deletes the container and its cgroups. It
 	// is idempotent and must be called on every exit path.
 	Delete() error

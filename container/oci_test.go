@@ -278,3 +278,30 @@ func TestNoRuntime(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanupStale SIGKILLs a host process mid-run (nothing can clean up
+// then) and checks that CleanupStale removes what it left.
+func TestCleanupStale(t *testing.T) {
+	rt := requireOCI(t, "runc")
+	cmd, _, f := startHelper(t, "runc")
+	id, cgroup := f[0], f[1]
+	var pid int
+	fmt.Sscan(f[2], &pid)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if d := cgroupDirs(cgroup); len(d) == 0 {
+		t.Fatalf("after SIGKILL of its owner the container's cgroup is already gone: nothing to test")
+	}
+	removed, err := CleanupStale("runc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range removed {
+		found = found || r == id
+	}
+	if !found {
+		t.Errorf("CleanupStale removed %v, not %s", removed, id)
+	}
+	assertGone(t, rt, id, cgroup, pid)
+}
