@@ -43,7 +43,10 @@ func ClosureFiles(binary, guestPath, sysroot string) ([]File, error) {
 		}
 	}
 	for _, l := range cl.Libs {
-		files = append(files, File{GuestPath: l.Path, HostPath: l.HostPath, Mode: 0o755})
+		// The interpreter is also a DT_NEEDED of libc: list each path once.
+		if l.Path != cl.Interp {
+			files = append(files, File{GuestPath: l.Path, HostPath: l.HostPath, Mode: 0o755})
+		}
 	}
 	return files, nil
 }

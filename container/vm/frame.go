@@ -20,7 +20,7 @@ import (
 // size and SHA-256 and an end line, so corruption (a kernel message printed in
 // the middle of a line, a dropped byte) is caught, never written to the host.
 //
-//	INITPROF-BOOTED mono=<ns> kernel=<release>
+//	INITPROF-BOOTED mono=<ns> kernel=<release> machine=<uname -m>
 //	INITPROF-FILE <size> <sha256> <name>
 //	<base64 lines, 76 characters>
 //	INITPROF-END <name>
@@ -84,6 +84,7 @@ type decoder struct {
 	booted bool
 	bootNS int64  // guest CLOCK_MONOTONIC at BOOTED
 	kernel string // guest uname -r
+	mach   string // guest uname -m
 
 	done   bool
 	exit   int
@@ -132,6 +133,8 @@ func (d *decoder) Line(line string) lineKind {
 				d.bootNS, _ = strconv.ParseInt(v, 10, 64)
 			case "kernel":
 				d.kernel = v
+			case "machine":
+				d.mach = v
 			}
 		}
 		return lineBooted

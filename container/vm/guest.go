@@ -91,7 +91,8 @@ func guestRun(console io.Writer) guestResult {
 	}
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
-	fmt.Fprintf(console, "%s mono=%d kernel=%s\n", markBooted, monoNow(), unix.ByteSliceToString(uts.Release[:]))
+	fmt.Fprintf(console, "%s mono=%d kernel=%s machine=%s\n", markBooted, monoNow(),
+		unix.ByteSliceToString(uts.Release[:]), unix.ByteSliceToString(uts.Machine[:]))
 
 	b, err := os.ReadFile(jobPath)
 	if err != nil {
@@ -272,4 +273,3 @@ func sendDir(w io.Writer, dir string) error {
 	}
 	return nil
 }
-

@@ -92,8 +92,8 @@ type Result struct {
 	// files). GuestRun is the job alone, measured in the guest. Total is qemu
 	// start → qemu exit.
 	Boot, Run, GuestRun, Total time.Duration
-	// Kernel is the guest's uname -r.
-	Kernel string
+	// Kernel and Machine are the guest's uname -r and uname -m.
+	Kernel, Machine string
 	// Files are the names (relative to OutDir) of the files written to the
 	// host out directory, in the order they arrived.
 	Files []string
@@ -173,8 +173,8 @@ func (c *Config) defaults() error {
 		}
 		c.Kernel = p
 	}
-	if st, err := os.Stat(c.Kernel); err != nil || !st.Mode().IsRegular() {
-		return fmt.Errorf("arm64 VM: no arm64 kernel at %s: fetch it with `make arm64-kernel` (scripts/arm64-kernel.sh)", c.Kernel)
+	if err := checkKernel(c.Kernel); err != nil {
+		return err
 	}
 	if c.QEMU == "" {
 		c.QEMU = "qemu-system-aarch64"
@@ -228,7 +228,23 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-var zzNoGz bool
+// checkKernel refuses what qemu would not boot: with a file that is not an
+// arm64 Image, -kernel jumps into garbage and the guest hangs silently.
+func checkKernel(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("arm64 VM: no arm64 kernel at %s: fetch it with `make arm64-kernel` (scripts/arm64-kernel.sh)", p)
+		}
+		return fmt.Errorf("arm64 VM: kernel: %w", err)
+	}
+	defer f.Close()
+	hdr := make([]byte, 64)
+	if _, err := io.ReadFull(f, hdr); err != nil || string(hdr[0x38:0x3c]) != "ARM\x64" {
+		return fmt.Errorf("arm64 VM: %s is not an arm64 kernel Image (no ARM\\x64 magic at 0x38): fetch one with `make arm64-kernel`", p)
+	}
+	return nil
+}
 
 var reserved = map[string]bool{"/init": true, jobPath: true}
 
@@ -255,9 +271,6 @@ func checkStaticARM64(p string) error {
 // /init (cfg.Initprof), /dev/console, the job description, /etc/hosts, the
 // mount points, and cfg.Files.
 func WriteInitramfs(w io.Writer, cfg Config) error {
-	if zzNoGz {
-		return writeCPIO(w, cfg)
-	}
 	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	if err != nil {
 		return err
@@ -404,7 +417,7 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 			case lineBooted:
 				booted = l.at
 				res.Boot = booted.Sub(start)
-				res.Kernel = d.kernel
+				res.Kernel, res.Machine = d.kernel, d.mach
 				if c.RunTimeout > 0 {
 					runTimer = time.After(c.RunTimeout)
 				}

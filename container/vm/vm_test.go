@@ -1,0 +1,333 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/initprof/initprof/internal/doctor"
+	"github.com/initprof/initprof/internal/testutil"
+)
+
+// The end-to-end tests boot Debian's arm64 cloud kernel under
+// qemu-system-aarch64 (TCG) with a real arm64 initprof as PID 1. CI installs
+// both (.ci/deps, make arm64-kernel); elsewhere they skip and say why.
+
+var buildDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+	built     = map[string]string{}
+)
+
+// buildARM64 cross-builds the static arm64 initprof and the goext sample
+// once per test binary.
+func buildARM64(t *testing.T) (initprof, goext string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "initprof-vm-test-")
+		if buildErr != nil {
+			return
+		}
+		for name, pkg := range map[string]string{"initprof": "./cmd/initprof", "goext": "./testdata/samples/goext"} {
+			out := filepath.Join(buildDir, name+"-arm64")
+			cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+			cmd.Dir = testutil.Root(t)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH=arm64")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("GOARCH=arm64 go build %s: %v\n%s", pkg, err, b)
+				return
+			}
+			built[name] = out
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return built["initprof"], built["goext"]
+}
+
+// requireVM skips unless qemu-system-aarch64 and the cached kernel exist.
+func requireVM(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots an arm64 VM (seconds under TCG); skipped with -short")
+	}
+	testutil.RequireTool(t, "qemu-system-aarch64")
+	k, err := doctor.ARM64KernelPath()
+	if err != nil {
+		t.Skipf("no arm64 kernel path: %v", err)
+	}
+	if checkKernel(k) != nil {
+		t.Skipf("no arm64 kernel at %s: run make arm64-kernel (scripts/arm64-kernel.sh)", k)
+	}
+}
+
+// noQEMULeft fails when a qemu process with this VM's name still exists.
+func noQEMULeft(t *testing.T, name string) {
+	t.Helper()
+	out, err := exec.Command("pgrep", "-f", "-a", "qemu-system-aarch64 -name "+name+" ").CombinedOutput()
+	if err == nil {
+		t.Errorf("qemu still running after Run returned:\n%s", out)
+	}
+}
+
+func uniqueName(t *testing.T) string {
+	return fmt.Sprintf("initprof-vmtest-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
+}
+
+type doctorResult struct {
+	Name, Status, Detail string
+}
+
+// TestBootDoctor proves the guest is a probe environment: inside it,
+// `initprof doctor` finds an aarch64 6.x kernel with BTF, and really loads
+// BPF, attaches a uprobe and opens a cpu-clock sampling event.
+func TestBootDoctor(t *testing.T) {
+	requireVM(t)
+	initprof, _ := buildARM64(t)
+	out := t.TempDir()
+	cfg := Config{Initprof: initprof, Argv: []string{"doctor", "--json"}, Stdout: "/out/doctor.json",
+		Timeout: 2 * time.Minute, Name: uniqueName(t)}
+	start := time.Now()
+	res, err := Run(context.Background(), cfg, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("boot %v, run %v (job %v in the guest), full cycle %v (Run %v), initramfs %d bytes",
+		res.Boot, res.Run, res.GuestRun, res.Total, time.Since(start), res.InitramfsBytes)
+	noQEMULeft(t, cfg.Name)
+	if res.Machine != "aarch64" || !regexp.MustCompile(`^6\.`).MatchString(res.Kernel) {
+		t.Errorf("guest is %s %s, want aarch64 6.x", res.Machine, res.Kernel)
+	}
+	if res.Boot <= 0 || res.Run <= 0 || res.GuestRun <= 0 || res.GuestRun > res.Run || res.Boot+res.Run > res.Total {
+		t.Errorf("times out of order: boot %v, run %v, guest run %v, total %v", res.Boot, res.Run, res.GuestRun, res.Total)
+	}
+	if fmt.Sprint(res.Files) != "[doctor.json]" {
+		t.Fatalf("files %v, want [doctor.json]", res.Files)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "doctor.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []doctorResult
+	if err := json.Unmarshal(b, &results); err != nil {
+		t.Fatalf("doctor.json: %v\n%s", err, b)
+	}
+	status := map[string]doctorResult{}
+	for _, r := range results {
+		status[r.Name] = r
+	}
+	for _, name := range []string{"kernel", "bpf", "perf", "tracefs", "uprobes"} {
+		if r := status[name]; r.Status != "OK" {
+			t.Errorf("guest doctor %s: %s %s, want OK", name, r.Status, r.Detail)
+		}
+	}
+	if k := status["kernel"].Detail; !strings.HasPrefix(k, "6.") || !strings.Contains(k, "arm64") || !strings.Contains(k, "BTF") {
+		t.Errorf("guest kernel line %q: want a 6.x arm64 kernel with BTF", k)
+	}
+}
+
+// TestBootDynamicC runs a dynamically linked arm64 C program under
+// `initprof trace` in the guest, with its ld-linux-aarch64.so.1 and libc
+// (and ld.so's libc6-dbg debug file) placed by ClosureFiles from the sysroot.
+func TestBootDynamicC(t *testing.T) {
+	requireVM(t)
+	cc := testutil.RequireTool(t, "aarch64-linux-gnu-gcc")
+	sysroot := filepath.Join(testutil.Root(t), "build", "arm64-sysroot")
+	if _, err := os.Stat(filepath.Join(sysroot, "lib", "ld-linux-aarch64.so.1")); err != nil {
+		testutil.RequireRoot(t) // apt-get download needs root
+		cmd := exec.Command("bash", filepath.Join(testutil.Root(t), "scripts", "arm64-sysroot.sh"), sysroot)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("scripts/arm64-sysroot.sh: %v\n%s", err, b)
+		}
+	}
+	initprof, _ := buildARM64(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "hello.c")
+	os.WriteFile(src, []byte("#include <stdio.h>\nint main(void) { puts(\"hello from arm64 C\"); return 0; }\n"), 0o644)
+	bin := filepath.Join(dir, "hello")
+	if b, err := exec.Command(cc, "-O2", "-Wl,-z,now", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cc, err, b)
+	}
+	files, err := ClosureFiles(bin, "/opt/hello", sysroot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var guest []string
+	for _, f := range files {
+		guest = append(guest, f.GuestPath)
+	}
+	t.Logf("closure: %v", guest)
+	want := []string{"/opt/hello", "/lib/ld-linux-aarch64.so.1", "/lib/aarch64-linux-gnu/libc.so.6"}
+	for _, w := range want {
+		if !strings.Contains(" "+strings.Join(guest, " ")+" ", " "+w+" ") {
+			t.Errorf("closure lacks %s", w)
+		}
+	}
+	if !strings.Contains(strings.Join(guest, " "), "/usr/lib/debug/.build-id/") {
+		t.Errorf("closure lacks ld.so's libc6-dbg debug file")
+	}
+
+	var console bytes.Buffer
+	cfg := Config{Initprof: initprof, Files: files, Argv: []string{"trace", "--", "/opt/hello"},
+		Stdout: "/out/trace.txt", Timeout: 2 * time.Minute, Console: &console, Name: uniqueName(t)}
+	out := t.TempDir()
+	res, err := Run(context.Background(), cfg, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("boot %v, run %v, total %v, initramfs %d bytes", res.Boot, res.Run, res.Total, res.InitramfsBytes)
+	trace, _ := os.ReadFile(filepath.Join(out, "trace.txt"))
+	t.Logf("guest trace:\n%s", trace)
+	if !strings.Contains(string(trace)+console.String(), "hello from arm64 C") {
+		t.Errorf("the program's output is neither in the trace nor on the console:\n%s", console.String())
+	}
+}
+
+// platformExists reports whether this checkout's initprof has the platform
+// command (another part of the project; the timeline test waits for it).
+func platformExists(t *testing.T) bool {
+	cmd := exec.Command("go", "run", "./cmd/initprof", "platform", "--help")
+	cmd.Dir = testutil.Root(t)
+	return cmd.Run() == nil
+}
+
+// TestBootPlatform runs the Lambda platform emulator in the guest with the
+// arm64 Go sample extension, and brings its timeline back.
+func TestBootPlatform(t *testing.T) {
+	requireVM(t)
+	if !platformExists(t) {
+		t.Skip("initprof has no platform command yet")
+	}
+	initprof, goext := buildARM64(t)
+	cfg := Config{Initprof: initprof,
+		Files: []File{{GuestPath: "/opt/extensions/goext", HostPath: goext, Mode: 0o755}},
+		Argv: []string{"platform", "--extensions", "/opt/extensions", "--runtime", "sim",
+			"--runtime-init", "20ms", "--timeline", "/out/timeline.jsonl"},
+		Env:     []string{"GODEBUG=asyncpreemptoff=1"},
+		Timeout: 2 * time.Minute, Name: uniqueName(t)}
+	out := t.TempDir()
+	res, err := Run(context.Background(), cfg, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("boot %v, run %v (job %v in the guest), total %v, initramfs %d bytes", res.Boot, res.Run, res.GuestRun, res.Total, res.InitramfsBytes)
+	b, err := os.ReadFile(filepath.Join(out, "timeline.jsonl"))
+	if err != nil {
+		t.Fatalf("no timeline came back (files %v): %v\n%s", res.Files, err, res.ConsoleTail)
+	}
+	if !bytes.Contains(b, []byte("init_end")) {
+		t.Errorf("timeline has no init_end entry:\n%s", b)
+	}
+}
+
+// TestRunErrors covers the failures a caller must be able to tell apart.
+func TestRunErrors(t *testing.T) {
+	requireVM(t)
+	initprof, goext := buildARM64(t)
+	base := func(t *testing.T) Config {
+		return Config{Initprof: initprof, Argv: []string{"doctor", "--json"}, Timeout: 2 * time.Minute, Name: uniqueName(t)}
+	}
+	notKernel := filepath.Join(t.TempDir(), "vmlinuz")
+	os.WriteFile(notKernel, bytes.Repeat([]byte{0}, 4096), 0o644)
+
+	// Inputs refused before qemu starts.
+	bad := []struct {
+		name    string
+		mod     func(*Config)
+		wantErr string
+	}{
+		{"missing kernel", func(c *Config) { c.Kernel = "/nonexistent/vmlinuz" }, "no arm64 kernel at /nonexistent/vmlinuz: fetch it with `make arm64-kernel`"},
+		{"not a kernel", func(c *Config) { c.Kernel = notKernel }, "is not an arm64 kernel Image"},
+		{"missing qemu", func(c *Config) { c.QEMU = "qemu-system-nonexistent" }, "qemu-system-nonexistent not found"},
+		{"amd64 initprof", func(c *Config) { c.Initprof = "/proc/self/exe" }, "not aarch64: build it with `make build-arm64`"},
+		{"no initprof", func(c *Config) { c.Initprof = "" }, "no arm64 initprof binary given"},
+		{"empty argv", func(c *Config) { c.Argv = nil }, "empty guest argv"},
+		{"relative guest path", func(c *Config) { c.Files = []File{{GuestPath: "opt/x", HostPath: goext}} }, `guest path "opt/x"`},
+		{"guest path /init", func(c *Config) { c.Files = []File{{GuestPath: "/init", HostPath: goext}} }, `guest path "/init"`},
+		{"missing host file", func(c *Config) { c.Files = []File{{GuestPath: "/opt/x", HostPath: "/nonexistent"}} }, "file /nonexistent (for /opt/x): not a readable regular file"},
+		{"out dir /", func(c *Config) { c.OutDir = "/" }, `guest out dir "/"`},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := base(t)
+			c.mod(&cfg)
+			_, err := Run(context.Background(), cfg, t.TempDir())
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, c.wantErr)
+			}
+		})
+	}
+
+	t.Run("job fails", func(t *testing.T) {
+		cfg := base(t)
+		cfg.Argv = []string{"no-such-command"}
+		res, err := Run(context.Background(), cfg, t.TempDir())
+		var ee *ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("error %v, want an *ExitError", err)
+		}
+		if ee.Code != 2 || res.ExitCode != 2 {
+			t.Errorf("exit code %d (result %d), want initprof's bad-input code 2", ee.Code, res.ExitCode)
+		}
+		if !strings.Contains(err.Error(), `unknown command "no-such-command"`) {
+			t.Errorf("error does not carry the guest's console tail:\n%v", err)
+		}
+		noQEMULeft(t, cfg.Name)
+	})
+
+	t.Run("job timeout", func(t *testing.T) {
+		cfg := base(t)
+		cfg.RunTimeout = time.Millisecond
+		start := time.Now()
+		res, err := Run(context.Background(), cfg, t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "ran longer than 1ms after boot; killed qemu") {
+			t.Fatalf("error %v, want the run timeout", err)
+		}
+		if res == nil || res.Boot <= 0 || time.Since(start) > res.Boot+time.Minute {
+			t.Errorf("result %+v: want a measured boot and a prompt kill", res)
+		}
+		noQEMULeft(t, cfg.Name)
+	})
+
+	t.Run("context cancelled during boot", func(t *testing.T) {
+		cfg := base(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, err := Run(ctx, cfg, t.TempDir())
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "killed qemu") {
+			t.Fatalf("error %v, want context.DeadlineExceeded and killed qemu", err)
+		}
+		noQEMULeft(t, cfg.Name)
+	})
+
+	t.Run("boot timeout", func(t *testing.T) {
+		cfg := base(t)
+		cfg.Timeout = 300 * time.Millisecond
+		_, err := Run(context.Background(), cfg, t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "did not boot within 300ms; killed qemu") {
+			t.Fatalf("error %v, want the boot timeout", err)
+		}
+		noQEMULeft(t, cfg.Name)
+	})
+}

@@ -1,0 +1,67 @@
+#!/bin/bash
+# arm64-kernel.sh: fetches Debian's arm64 cloud kernel (a plain arm64 Image that
+# qemu-system-aarch64 -kernel boots directly) and caches it where initprof looks
+# for it: ${XDG_CACHE_HOME:-$HOME/.cache}/initprof/arm64/vmlinuz (the path
+# `initprof doctor` checks, internal/doctor.ARM64KernelPath).
+#
+# It uses apt-get with a private state directory limited to arm64, so the host's
+# dpkg architectures, package lists and locks are left alone and nothing is
+# installed. It picks the newest 6.x linux-image-*-cloud-arm64-unsigned that
+# bookworm (and its security/updates suites) offers: 6.12 when available, else
+# 6.1. Idempotent: a cached kernel is kept unless FORCE=1.
+set -euo pipefail
+
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/initprof/arm64
+dest=$cache/vmlinuz
+if [[ -s $dest && ${FORCE:-0} != 1 ]]; then
+	echo "arm64 kernel: already cached at $dest ($(cat "$dest.version" 2>/dev/null || echo 'unknown version')); FORCE=1 refetches"
+	exit 0
+fi
+
+apt_dir=$cache/apt
+mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/debs"
+: >"$apt_dir/status"
+opts=(
+	-o APT::Architecture=arm64
+	-o APT::Architectures::=arm64
+	-o Dir::State::Lists="$apt_dir/lists"
+	-o Dir::State::status="$apt_dir/status"
+	-o Dir::Cache="$apt_dir"
+	-o Dir::Cache::archives="$apt_dir/archives"
+	-o Debug::NoLocking=1
+	-o APT::Sandbox::User=root
+)
+
+echo "arm64 kernel: apt-get update (arm64 lists, private state in $apt_dir)"
+apt-get "${opts[@]}" -qq update
+
+# Newest 6.x unsigned cloud image: sort the package names by version.
+pkg=$(apt-cache "${opts[@]}" pkgnames linux-image-6. |
+	grep -E '^linux-image-6\.[0-9]+\.[0-9]+.*-cloud-arm64-unsigned$' |
+	sort -V | tail -n1 || true)
+if [[ -z $pkg ]]; then
+	echo "arm64 kernel: no linux-image-6.*-cloud-arm64-unsigned package in the arm64 lists; check /etc/apt/sources.list* for bookworm" >&2
+	exit 1
+fi
+echo "arm64 kernel: downloading $pkg:arm64"
+rm -f "$apt_dir/debs"/*.deb
+(cd "$apt_dir/debs" && apt-get "${opts[@]}" -qq download "$pkg:arm64")
+
+x=$(mktemp -d)
+trap 'rm -rf "$x"' EXIT
+dpkg-deb -x "$apt_dir/debs"/*.deb "$x"
+img=$(ls "$x"/boot/vmlinuz-* | head -n1)
+if [[ ! -s $img ]]; then
+	echo "arm64 kernel: $pkg has no boot/vmlinuz-*" >&2
+	exit 1
+fi
+# An arm64 Image carries the magic "ARM\x64" at offset 0x38.
+if [[ $(dd if="$img" bs=1 skip=56 count=4 2>/dev/null | od -An -tx1 | tr -d ' ') != 41524d64 ]]; then
+	echo "arm64 kernel: $img is not a plain arm64 Image (no ARM\\x64 magic at 0x38)" >&2
+	exit 1
+fi
+install -m 0644 "$img" "$dest.tmp"
+mv "$dest.tmp" "$dest"
+basename "$img" | sed 's/^vmlinuz-//' >"$dest.version"
+rm -f "$apt_dir/debs"/*.deb
+echo "arm64 kernel: installed $(cat "$dest.version") ($(stat -c %s "$dest") bytes) at $dest"
