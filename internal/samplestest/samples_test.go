@@ -620,14 +620,16 @@ func TestBuildShape(t *testing.T) {
 			if err != nil {
 				t.Fatalf("symbols: %v (samples must not be stripped)", err)
 			}
-			found := false
-			for _, s := range syms {
-				if s.Name == "cext_hot_spin" && elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Size > 0 {
-					found = true
+			for _, fn := range []string{"cext_hot_spin", "hot_ctor"} {
+				found := false
+				for _, s := range syms {
+					if s.Name == fn && elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Size > 0 {
+						found = true
+					}
 				}
-			}
-			if !found {
-				t.Errorf("no cext_hot_spin function symbol")
+				if !found {
+					t.Errorf("no %s function symbol", fn)
+				}
 			}
 			hasInterp := false
 			for _, p := range f.Progs {

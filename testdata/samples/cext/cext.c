@@ -71,9 +71,15 @@ __attribute__((noinline)) void cext_hot_spin(void)
 	cext_hot_sink = x;
 }
 
+volatile int cext_ctor_ran;
+
+/* The store after the call keeps hot_ctor's own frame: without it, gcc -O2
+ * turns the call into a tail jump and hot_ctor vanishes from the stacks the
+ * flamegraph tests expect (cext_hot_spin <- hot_ctor <- ... <- _dl_init). */
 __attribute__((constructor)) static void hot_ctor(void)
 {
 	cext_hot_spin();
+	cext_ctor_ran = 1;
 #ifdef CTOR_SLEEP_US
 	/* An injected, known delay for the statistical comparison tests. */
 	struct timespec d = {.tv_sec = CTOR_SLEEP_US / 1000000, .tv_nsec = (CTOR_SLEEP_US % 1000000) * 1000L};
