@@ -197,6 +197,7 @@ func New(cfg Config) (*Platform, error) {
 	p.mono0, p.wall0 = MonoNow(), time.Now()
 	p.hub = telemetry.NewHub(telemetry.Options{Observe: p.observe})
 	p.core = NewCore(cfg.Function, p.hub)
+	p.core.OnState = func(name, st string) { p.tl.Add(Entry{Kind: KindState, Name: name, State: st}) }
 	pid1 := os.Getpid() == 1
 	if cfg.PID1 != nil {
 		pid1 = *cfg.PID1
@@ -605,6 +606,15 @@ func (p *Platform) shutdown(ctx context.Context, reason string) error {
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
 	p.tl.Add(Entry{MonoNs: start, Kind: KindShutdown, Name: NamePlatform, Event: "start", Detail: map[string]any{"reason": reason, "timeout_ms": cfg.ShutdownTimeout.Milliseconds()}})
 	p.state(NamePlatform, "Shutdown", "shutdown", map[string]any{"reason": reason})
+
+	// Flush buffered telemetry (the last platform.report, for one) while the
+	// subscribers are still alive to receive it; Lambda's input closing
+	// flushes the same way. This spends at most a quarter of the budget.
+	fctx, fcancel := context.WithTimeout(ctx, cfg.ShutdownTimeout/4)
+	if err := p.hub.Close(fctx); err != nil {
+		p.tl.Add(Entry{Kind: KindTelemetry, Name: NamePlatform, Event: "flush_incomplete", Detail: map[string]any{"error": err.Error()}})
+	}
+	fcancel()
 
 	var wg sync.WaitGroup
 	if rt := p.proc(NameRuntime); rt != nil && rt.alive() {

@@ -156,6 +156,27 @@ type Core struct {
 	rtExited      bool
 	rtInvokes     chan *Invoke
 	cur           *Invoke
+
+	// OnState, when set, hears every state change (name, new state), with
+	// c.mu held: it must be quick and must not call back into Core. The
+	// engine writes these to the timeline.
+	OnState func(name, state string)
+}
+
+func (c *Core) setExtState(e *Ext, st ExtState) {
+	if e.State == st {
+		return
+	}
+	e.State = st
+	if c.OnState != nil {
+		c.OnState(e.Name, st.String())
+	}
+}
+
+func (c *Core) rtState(st string) {
+	if c.OnState != nil {
+		c.OnState(NameRuntime, st)
+	}
 }
 
 // NewCore returns a Core for fn. hub may be nil (telemetry routes answer 500).
@@ -287,7 +308,7 @@ func (c *Core) Register(name string, body []byte, acceptFeature string) (string,
 	}
 	e.ID = uuid.NewString()
 	e.Events = events
-	e.State = ExtRegistered
+	c.setExtState(e, ExtRegistered)
 	c.byID[e.ID] = e
 	c.notifyLocked()
 
@@ -370,7 +391,7 @@ func (c *Core) ExtNext(ctx context.Context, id string, arrivalNs int64) (ExtEven
 	}
 	e.LastNextNs = arrivalNs
 	e.Nexts++
-	e.State = ExtReady
+	c.setExtState(e, ExtReady)
 	e.waiting = true
 	c.notifyLocked()
 	c.mu.Unlock()
@@ -380,7 +401,7 @@ func (c *Core) ExtNext(ctx context.Context, id string, arrivalNs int64) (ExtEven
 		c.mu.Lock()
 		e.waiting = false
 		if e.State == ExtReady {
-			e.State = ExtRunning
+			c.setExtState(e, ExtRunning)
 		}
 		c.notifyLocked()
 		c.mu.Unlock()
@@ -415,7 +436,7 @@ func (c *Core) ExtError(id string, init bool, errorType string) *APIError {
 	if e.State == ExtInitError || e.State == ExtExitError || e.State == ExtExited || e.State == ExtLaunched {
 		return apiErr(http.StatusForbidden, ErrInvalidExtensionState, "State transition from %s to %s failed for extension %s", e.State, target, e.Name)
 	}
-	e.State = target
+	c.setExtState(e, target)
 	e.ErrorType = errorType
 	c.notifyLocked()
 	return nil
@@ -459,6 +480,7 @@ func (c *Core) RuntimeNext(ctx context.Context, arrivalNs int64) (*Invoke, *APIE
 		c.cur.RuntimeDoneNs = arrivalNs
 	}
 	c.rtWaiting = true
+	c.rtState("Ready")
 	c.notifyLocked()
 	c.mu.Unlock()
 
@@ -468,6 +490,7 @@ func (c *Core) RuntimeNext(ctx context.Context, arrivalNs int64) (*Invoke, *APIE
 		c.rtWaiting = false
 		inv.DeliveredNs = MonoNow()
 		c.cur = inv
+		c.rtState("Running")
 		c.notifyLocked()
 		c.mu.Unlock()
 		return inv, nil
@@ -490,6 +513,7 @@ func (c *Core) RuntimeAnswer(id string, isError bool, errorType string, n int, t
 		return apiErr(http.StatusBadRequest, ErrInvalidRequestID, "Invalid request ID")
 	}
 	inv.answered = true
+	c.rtState("Responded")
 	inv.ResponseNs = arrivalNs
 	inv.ResponseEndNs = MonoNow()
 	inv.ProducedBytes = n
@@ -521,6 +545,7 @@ func (c *Core) RuntimeInitError(errorType string) *APIError {
 	}
 	if c.rtInitError == "" {
 		c.rtInitError = errorType
+		c.rtState("InitError")
 	}
 	c.notifyLocked()
 	return nil
@@ -534,7 +559,7 @@ func (c *Core) ExtExited(name string) {
 	defer c.mu.Unlock()
 	if e, ok := c.byName[name]; ok {
 		if e.State != ExtInitError && e.State != ExtExitError {
-			e.State = ExtExited
+			c.setExtState(e, ExtExited)
 		}
 		c.notifyLocked()
 	}
@@ -545,6 +570,7 @@ func (c *Core) RuntimeExited() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rtExited = true
+	c.rtState("Exited")
 	c.notifyLocked()
 }
 

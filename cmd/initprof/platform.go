@@ -156,10 +156,10 @@ func runPlatform(o platformOpts, args []string) error {
 	}
 	res, err := p.Run(ctx)
 	if res != nil && len(res.Timeline) > 0 {
-		if s, serr := extension.Summarize(res.Timeline); s != nil {
+		if s, serr := extension.Summarize(res.Timeline); serr == nil {
 			s.WriteText(os.Stdout)
-		} else if serr != nil && err == nil {
-			err = serr
+		} else {
+			fmt.Fprintf(os.Stderr, "initprof platform: no summary: %v\n", serr)
 		}
 	}
 	if cfg.Timeline != nil && cfg.Timeline.Err() != nil {

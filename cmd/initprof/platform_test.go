@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,4 +154,117 @@ func TestPlatformWaitFD(t *testing.T) {
 	if !strings.Contains(out.String(), "status: success") {
 		t.Errorf("summary:\n%s", out.String())
 	}
+}
+
+// TestPlatformSIGTERM: the container runtime stops the sandbox with SIGTERM;
+// the platform must kill its children and exit, not hang in init.
+func TestPlatformSIGTERM(t *testing.T) {
+	bin := testutil.BuildInitprof(t)
+	dir := extDir(t, "goext")
+	tl := filepath.Join(t.TempDir(), "t.jsonl")
+	cmd := exec.Command(bin, "platform", "--extensions", dir, "--addr", "127.0.0.1:0", "--init-timeout", "60s",
+		"--env", "INITPROF_SAMPLE_NONEXT=1", "--timeline", tl)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := waitForSpawn(t, tl, "goext")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+			t.Errorf("after SIGTERM: %v, want exit %d", err, exitInterrupted)
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("platform ignored SIGTERM")
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("extension pid %d outlived the platform", pid)
+	}
+}
+
+// waitForSpawn polls the timeline file until NAME was spawned, returning its pid.
+func waitForSpawn(t *testing.T, path, name string) int {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if f, err := os.Open(path); err == nil {
+			es, _ := extension.ReadTimeline(f)
+			f.Close()
+			for _, e := range es {
+				if e.Kind == extension.KindSpawn && e.Name == name && e.PID > 0 {
+					// Let it get as far as registering.
+					time.Sleep(200 * time.Millisecond)
+					return e.PID
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s never spawned", name)
+	return 0
+}
+
+// TestPlatformAsPID1 runs the platform as PID 1 of a new pid namespace, as
+// in the sandbox: it must still run init to success and reap orphans that
+// get reparented to it (a runtime that leaves a background child behind).
+func TestPlatformAsPID1(t *testing.T) {
+	testutil.RequireRoot(t)
+	unshare := testutil.RequireTool(t, "unshare")
+	bin := testutil.BuildInitprof(t)
+	dir := extDir(t, "goext")
+	rt := filepath.Join(t.TempDir(), "bootstrap")
+	// The orphan: a subshell's sleep whose parent exits at once.
+	script := "#!/bin/sh\n(sleep 0.1 &)\nexec " + bin + "\n"
+	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", "--kill-child", bin, "platform", "--extensions", dir,
+		"--runtime", rt, "--addr", "127.0.0.1:0", "--env", "INITPROF_SIM_RUNTIME=1", "--env", "INITPROF_SIM_INIT=600ms")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Mid-init (the runtime spends 600ms before /next), the orphan has
+	// exited: PID 1 must have reaped it, so no zombie hangs off it.
+	time.Sleep(400 * time.Millisecond)
+	if z := zombiesUnder(cmd.Process.Pid); len(z) > 0 {
+		t.Errorf("zombies under the PID-1 platform: %v", z)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("platform as PID 1: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "status: success") {
+		t.Errorf("summary:\n%s", out.String())
+	}
+}
+
+// zombiesUnder lists zombie descendants of pid (walking /proc children files).
+func zombiesUnder(pid int) []string {
+	var z []string
+	var walk func(p int, depth int)
+	walk = func(p int, depth int) {
+		if depth > 6 {
+			return
+		}
+		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(p) + "/task/*/children")
+		for _, tf := range tasks {
+			b, _ := os.ReadFile(tf)
+			for _, c := range strings.Fields(string(b)) {
+				cp, _ := strconv.Atoi(c)
+				st, _ := os.ReadFile("/proc/" + c + "/stat")
+				if f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:])); len(st) > 0 && len(f) > 0 && f[0] == "Z" {
+					z = append(z, c+" "+string(st[:bytes.IndexByte(st, ')')+1]))
+				}
+				walk(cp, depth+1)
+			}
+		}
+	}
+	walk(pid, 0)
+	return z
 }
