@@ -135,7 +135,9 @@ type Process struct {
 	OnCPUNs     map[string]int64 `json:"on_cpu_ns,omitempty"`
 	RunnableNs  map[string]int64 `json:"runnable_ns,omitempty"`
 	BlockedNs   map[string]int64 `json:"blocked_ns,omitempty"`
-	MinorFaults map[string]int64 `json:"minor_faults,omitempty"`
+	// Faults counts user page faults (minor and major) per phase, as the
+	// probes count them; MajorFaults only the major ones, when known.
+	Faults      map[string]int64 `json:"faults,omitempty"`
 	MajorFaults map[string]int64 `json:"major_faults,omitempty"`
 }
 
@@ -161,6 +163,31 @@ type Run struct {
 	// checkpoints may be incomplete.
 	Dropped uint64   `json:"dropped,omitempty"`
 	Notes   []string `json:"notes,omitempty"`
+	// Reference holds the checkpoints the processes printed about themselves
+	// (ground truth from the samples: "INIT | checkpoint=NAME mono_ns=N"),
+	// named "PROCESS:NAME". They never enter the phases; they let a reader
+	// check the probes' accuracy run by run.
+	Reference []Checkpoint `json:"reference,omitempty"`
+	// Platform is the platform's own timeline for the run (every API request,
+	// spawn, exit, state change and telemetry delivery), kept verbatim.
+	Platform any `json:"platform,omitempty"`
+	// Sandbox is what the sandbox itself cost this run (create, start, delete).
+	Sandbox *SandboxCost `json:"sandbox,omitempty"`
+}
+
+// SandboxCost is the per-run cost of the sandbox, outside the platform's time.
+type SandboxCost struct {
+	Kind     string `json:"kind"`
+	CreateNs int64  `json:"create_ns"`
+	StartNs  int64  `json:"start_ns"`
+	DeleteNs int64  `json:"delete_ns"`
+	// MajorFaults is the whole sandbox's major page faults (getrusage of its
+	// children): the cold-cache cost of the run.
+	MajorFaults int64 `json:"major_faults"`
+	// EvictedPages is how many page-cache pages the cold-cache eviction
+	// removed before the run, and ResidentAfter how many it could not.
+	EvictedPages  int64 `json:"evicted_pages,omitempty"`
+	ResidentAfter int64 `json:"resident_after,omitempty"`
 }
 
 // Span is one phase of a process: the time between two consecutive checkpoints.

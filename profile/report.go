@@ -71,7 +71,7 @@ type PhaseReport struct {
 	OnCPU       stats.Summary `json:"on_cpu_ns"`
 	Runnable    stats.Summary `json:"runnable_ns"`
 	Blocked     stats.Summary `json:"blocked_ns"`
-	MinorFaults stats.Summary `json:"minor_faults"`
+	Faults      stats.Summary `json:"faults"`
 	MajorFaults stats.Summary `json:"major_faults"`
 	// startOffset orders phases: median start relative to exec.
 	startOffset float64
@@ -266,7 +266,7 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 				addIf(&a.onCPU, p.OnCPUNs, s.Name)
 				addIf(&a.runnable, p.RunnableNs, s.Name)
 				addIf(&a.blocked, p.BlockedNs, s.Name)
-				addIf(&a.minf, p.MinorFaults, s.Name)
+				addIf(&a.minf, p.Faults, s.Name)
 				addIf(&a.majf, p.MajorFaults, s.Name)
 			}
 		}
@@ -280,7 +280,7 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 			OnCPU:       stats.Summarize(a.onCPU),
 			Runnable:    stats.Summarize(a.runnable),
 			Blocked:     stats.Summarize(a.blocked),
-			MinorFaults: stats.Summarize(a.minf),
+			Faults:      stats.Summarize(a.minf),
 			MajorFaults: stats.Summarize(a.majf),
 			startOffset: stats.Median(a.start),
 		})

@@ -134,8 +134,8 @@ func TestAggregateExact(t *testing.T) {
 	if reloc.OnCPU.Median != 480_000 || reloc.Blocked.Median != 240_000 || reloc.Runnable.Median != 80_000 {
 		t.Errorf("relocate cpu/blocked/runnable = %v/%v/%v", reloc.OnCPU.Median, reloc.Blocked.Median, reloc.Runnable.Median)
 	}
-	if reloc.MinorFaults.Median != 80 || reloc.MajorFaults.Median != 4 {
-		t.Errorf("relocate faults = %v/%v", reloc.MinorFaults.Median, reloc.MajorFaults.Median)
+	if reloc.Faults.Median != 80 || reloc.MajorFaults.Median != 4 {
+		t.Errorf("relocate faults = %v/%v", reloc.Faults.Median, reloc.MajorFaults.Median)
 	}
 	// Phases come out in time order.
 	var got []string

@@ -48,7 +48,7 @@ func synthRuns(s synthSpec) []Run {
 		start := int64(1_000_000_000) * int64(i+1)
 		ext := Process{Name: "ext", Role: RoleExtension, PID: 100 + i,
 			OnCPUNs: map[string]int64{}, RunnableNs: map[string]int64{}, BlockedNs: map[string]int64{},
-			MinorFaults: map[string]int64{}, MajorFaults: map[string]int64{}}
+			Faults: map[string]int64{}, MajorFaults: map[string]int64{}}
 		t := start
 		ext.Checkpoints = append(ext.Checkpoints, Checkpoint{CkSpawn, t, SourcePlatform})
 		for _, ph := range extPhases {
@@ -75,7 +75,7 @@ func synthRuns(s synthSpec) []Run {
 			ext.OnCPUNs[sp.Name] = sp.DurNs() * 6 / 10
 			ext.RunnableNs[sp.Name] = sp.DurNs() / 10
 			ext.BlockedNs[sp.Name] = sp.DurNs() * 3 / 10
-			ext.MinorFaults[sp.Name] = sp.DurNs() / 10_000
+			ext.Faults[sp.Name] = sp.DurNs() / 10_000
 			ext.MajorFaults[sp.Name] = sp.DurNs() / 200_000
 		}
 		rtExec := start + 300_000

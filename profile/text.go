@@ -61,10 +61,11 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 		label = "runtime"
 	}
 	fmt.Fprintf(w, "%s (%d runs)\n", label, p.Runs)
-	hasCPU, hasFaults := false, false
+	hasCPU, hasFaults, hasMajor := false, false, false
 	for _, ph := range p.Phases {
 		hasCPU = hasCPU || ph.OnCPU.N > 0 || ph.Runnable.N > 0 || ph.Blocked.N > 0
-		hasFaults = hasFaults || ph.MinorFaults.N > 0 || ph.MajorFaults.N > 0
+		hasFaults = hasFaults || ph.Faults.N > 0
+		hasMajor = hasMajor || ph.MajorFaults.N > 0
 	}
 	t := &table{left: 2, indent: "  "}
 	head := []string{"phase", "from → to", "median", "p10", "p90", "share"}
@@ -72,7 +73,10 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 		head = append(head, "on-CPU", "runnable", "blocked")
 	}
 	if hasFaults {
-		head = append(head, "minflt", "majflt")
+		head = append(head, "faults")
+	}
+	if hasMajor {
+		head = append(head, "majflt")
 	}
 	t.add(head...)
 	for _, ph := range p.Phases {
@@ -81,7 +85,10 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 			row = append(row, durOrDash(ph.OnCPU), durOrDash(ph.Runnable), durOrDash(ph.Blocked))
 		}
 		if hasFaults {
-			row = append(row, countOrDash(ph.MinorFaults), countOrDash(ph.MajorFaults))
+			row = append(row, countOrDash(ph.Faults))
+		}
+		if hasMajor {
+			row = append(row, countOrDash(ph.MajorFaults))
 		}
 		t.add(row...)
 	}
