@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/initprof/initprof/internal/testutil"
 )
@@ -88,4 +89,45 @@ func TestPlatformEndToEnd(t *testing.T) {
 			t.Logf("%s: overhead %+v; timeline %d lines", sb.Kind(), in.Overhead(), bytes.Count(tl, []byte("\n")))
 		})
 	}
+}
+
+// TestPlatformCrashedExtension runs the platform with an extension that
+// exits at once: the run must end (no hang) and leave nothing behind.
+func TestPlatformCrashedExtension(t *testing.T) {
+	rt := requireOCI(t, "runc")
+	bin := initprofWithPlatform(t)
+	sb, err := NewOCI(Config{
+		// The probe with no mode prints a usage line and exits 2.
+		Extensions:   []Extension{{Name: "crasher", Path: probeBinary(t)}},
+		Initprof:     bin,
+		PlatformArgs: []string{"--invokes", "1", "--init-timeout", "3s"},
+		WorkDir:      workTemp(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	in, err := sb.Create(context.Background(), "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Delete()
+	if err := in.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code, err := in.Wait(ctx)
+	if err != nil {
+		t.Fatalf("wait: %v\n%s", err, in.Output())
+	}
+	t.Logf("platform exit code %d with a crashing extension; output:\n%s", code, in.Output())
+	if code != 4 { // cmd/initprof's exitInitFailed
+		t.Errorf("platform exit code %d, want 4 (an extension failed its init)", code)
+	}
+	oi := in.(*ociInstance)
+	if err := in.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, rt, oi.ContainerID(), oi.CgroupPath(), oi.PID())
 }

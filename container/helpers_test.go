@@ -205,6 +205,7 @@ func startHelper(t *testing.T, runtime string) (*exec.Cmd, *bufio.Scanner, []str
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+probeBinary(t), "INITPROF_TEST_RUNTIME="+runtime, "INITPROF_TEST_WORKDIR="+workTemp(t))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, like a shell job
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -171,7 +171,9 @@ func (s *ociSandbox) Create(ctx context.Context, runID string) (Instance, error)
 	if runID == "" {
 		runID = strconv.Itoa(n)
 	}
-	id := fmt.Sprintf("initprof-%d-%s", os.Getpid(), idRE.ReplaceAllString(runID, "_"))
+	// The owner's pid lets CleanupStale find orphans; the counter keeps IDs
+	// unique when a caller reuses a run ID.
+	id := fmt.Sprintf("initprof-%d-%d-%s", os.Getpid(), n, idRE.ReplaceAllString(runID, "_"))
 	runDir := filepath.Join(s.work, "runs", id)
 	if err := os.MkdirAll(filepath.Join(runDir, "out"), 0o755); err != nil {
 		return nil, err
@@ -239,6 +241,7 @@ func (in *ociInstance) runtimeCmd(ctx context.Context, args ...string) ([]byte, 
 	ctx, cancel := context.WithTimeout(ctx, in.sb.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, in.sb.runtime, args...)
+	cmd.SysProcAttr = ownGroup()
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
@@ -270,6 +273,7 @@ func (in *ociInstance) create(ctx context.Context) error {
 	// error messages land there too, which is what the error below shows.
 	cmd := exec.CommandContext(ctx2, in.sb.runtime, "create", "--bundle", in.runDir, "--pid-file", pidFile, in.id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, w, w
+	cmd.SysProcAttr = ownGroup()
 	t0 := time.Now()
 	err = cmd.Run()
 	in.over.Create = time.Since(t0)
@@ -304,6 +308,11 @@ func (in *ociInstance) create(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ownGroup puts a runtime command (and so the container's first process) in
+// its own process group: a Ctrl-C at the terminal reaches only initprof,
+// which then cleans up in order, instead of killing runc mid-create.
+func ownGroup() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
 
 // reap waits for the first process. It is our child because we are a child
 // subreaper and `runc create` has exited; if it is not (ECHILD), we fall back to

@@ -226,8 +226,18 @@ func TestOCICleanupOnEveryPath(t *testing.T) {
 // TestSignalCleanup interrupts a host process that uses the sandbox, as a
 // user's Ctrl-C does, and checks nothing of its container survives.
 func TestSignalCleanup(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		t.Run(sig.String(), func(t *testing.T) {
+	tests := []struct {
+		name  string
+		sig   syscall.Signal
+		group bool // to the whole process group, as a terminal's Ctrl-C
+	}{
+		{"SIGINT", syscall.SIGINT, false},
+		{"SIGTERM", syscall.SIGTERM, false},
+		{"Ctrl-C to the process group", syscall.SIGINT, true},
+	}
+	for _, tc := range tests {
+		sig := tc.sig
+		t.Run(tc.name, func(t *testing.T) {
 			rt := requireOCI(t, "runc")
 			cmd, sc, f := startHelper(t, "runc")
 			id, cgroup := f[0], f[1]
@@ -236,7 +246,11 @@ func TestSignalCleanup(t *testing.T) {
 			if syscall.Kill(pid, 0) != nil {
 				t.Fatalf("container process %d is not running before the signal", pid)
 			}
-			cmd.Process.Signal(sig)
+			if tc.group {
+				syscall.Kill(-cmd.Process.Pid, sig)
+			} else {
+				cmd.Process.Signal(sig)
+			}
 			cleaned := false
 			for sc.Scan() {
 				if sc.Text() == "CLEANED" {
