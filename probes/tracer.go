@@ -193,6 +193,7 @@ func New(opts Options) (t *Tracer, err error) {
 	}
 	t.rd = rd
 	go t.readLoop()
+	go t.pollLoop()
 	return t, nil
 }
 
@@ -569,6 +570,23 @@ func (t *Tracer) readLoop() {
 			t.readErr = err
 			t.mu.Unlock()
 			return
+		}
+	}
+}
+
+// pollInterval is how often the reader drains the ring: the BPF side submits
+// without waking it (a wakeup costs the traced thread µs per event).
+const pollInterval = 10 * time.Millisecond
+
+func (t *Tracer) pollLoop() {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-tick.C:
+			t.rd.Flush()
 		}
 	}
 }
