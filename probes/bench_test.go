@@ -104,7 +104,7 @@ func BenchmarkOverhead(b *testing.B) {
 	results := map[string][]float64{}
 	mainToNext := map[string][]float64{}
 	cpu := map[string][]float64{} // CPU time of the whole run (target + tracer tool's children)
-	for i := 0; i < n+2; i++ { // two warm-up rounds, not counted
+	for i := 0; i < n+2; i++ {    // two warm-up rounds, not counted
 		for _, m := range modes {
 			if m.setup != nil {
 				m.setup()
