@@ -25,11 +25,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv(SimRuntimeEnv) == "1" {
 		os.Exit(SimRuntimeMain())
 	}
+	if strings.HasPrefix(filepath.Base(os.Args[0]), testExtPrefix) {
+		os.Exit(testExtMain())
+	}
 	os.Exit(m.Run())
 }
 
 type runOpts struct {
 	samples         []string // sample extensions (build/samples) to install
+	testExts        []string // modes of this test binary as an extension (testext_test.go)
 	scripts         map[string]string
 	env             []string
 	rtInit          time.Duration
@@ -52,6 +56,17 @@ func runPlatform(t *testing.T, o runOpts) (*Result, *Summary) {
 	for _, s := range o.samples {
 		if err := os.Symlink(testutil.Sample(t, s), filepath.Join(dir, s)); err != nil {
 			t.Fatal(err)
+		}
+	}
+	if len(o.testExts) > 0 {
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range o.testExts {
+			if err := os.Symlink(self, filepath.Join(dir, testExtPrefix+m)); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for name, body := range o.scripts {
@@ -564,5 +579,69 @@ func TestRuntimeEnv(t *testing.T) {
 		if !has(ext, kv) {
 			t.Errorf("extension env lacks %s", kv)
 		}
+	}
+}
+
+// TestUnsubscribedKilledAtOnce: an extension registered without SHUTDOWN is
+// SIGKILLed as shutdown begins, while subscribed ones get the event.
+func TestUnsubscribedKilledAtOnce(t *testing.T) {
+	const shut = 2 * time.Second
+	res, _ := runPlatform(t, runOpts{samples: []string{"goext"}, testExts: []string{"invokeonly"}, invokes: 1, shutdownTimeout: shut})
+	if res.InitStatus != "success" {
+		t.Fatalf("init %s %s", res.InitStatus, res.InitErrorType)
+	}
+	es := res.Timeline
+	SortEntries(es)
+	start := findEntry(es, KindShutdown, "start")
+	var kill *Entry
+	for i, e := range es {
+		if e.Name == testExtPrefix+"invokeonly" && e.Kind == KindShutdown && e.Event == "sigkill" {
+			kill = &es[i]
+		}
+		if e.Name == "goext" && e.Kind == KindShutdown && e.Event == "sigkill" {
+			t.Errorf("goext (SHUTDOWN-subscribed) was SIGKILLed")
+		}
+	}
+	if start == nil || kill == nil {
+		t.Fatal("no SIGKILL for the INVOKE-only extension")
+	}
+	if d := time.Duration(kill.MonoNs - start.MonoNs); d >= shut/2 {
+		t.Errorf("unsubscribed extension killed %v into shutdown; it must not get the %v budget", d, shut)
+	}
+}
+
+// TestExtensionOverhead: the report's extensionOverhead covers an extension
+// that keeps working after INVOKE, and is smaller without it.
+func TestExtensionOverhead(t *testing.T) {
+	slow, _ := runPlatform(t, runOpts{testExts: []string{"overhead"}, invokes: 2})
+	fast, _ := runPlatform(t, runOpts{samples: []string{"goext"}, invokes: 2})
+	if len(slow.Invokes) != 2 || len(fast.Invokes) != 2 {
+		t.Fatalf("invokes: %d and %d", len(slow.Invokes), len(fast.Invokes))
+	}
+	for i := range slow.Invokes {
+		s, f := slow.Invokes[i], fast.Invokes[i]
+		if s.Status != "success" || f.Status != "success" {
+			t.Fatalf("invoke status %s / %s", s.Status, f.Status)
+		}
+		if s.Duration < 60*time.Millisecond || s.ExtensionOverhead <= 0 {
+			t.Errorf("invoke duration %v (extensionOverhead %v) does not cover the extension's 60ms of post-invoke work", s.Duration, s.ExtensionOverhead)
+		}
+		if f.ExtensionOverhead >= s.ExtensionOverhead {
+			t.Errorf("overhead without post-invoke work %v, not below %v", f.ExtensionOverhead, s.ExtensionOverhead)
+		}
+		if s.Duration < s.ExtensionOverhead {
+			t.Errorf("duration %v shorter than its extensionOverhead %v", s.Duration, s.ExtensionOverhead)
+		}
+	}
+}
+
+// TestExtensionInitError: init/error fails init with the extension's errorType.
+func TestExtensionInitError(t *testing.T) {
+	res, s := runPlatform(t, runOpts{samples: []string{"goext"}, testExts: []string{"initerror"}, invokes: 1, initTimeout: 5 * time.Second, shutdownTimeout: 300 * time.Millisecond})
+	if res.InitStatus != "error" || res.InitErrorType != "Extension.TestFailure" || res.EndedBy != testExtPrefix+"initerror" {
+		t.Fatalf("init %s %s by %s, want error Extension.TestFailure by %siniterror", res.InitStatus, res.InitErrorType, res.EndedBy, testExtPrefix)
+	}
+	if s.InitStatus != "error" || len(res.Invokes) != 0 {
+		t.Errorf("summary status %s, %d invokes", s.InitStatus, len(res.Invokes))
 	}
 }
