@@ -46,6 +46,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		{"sub/dir/timeline.jsonl", random},
 		{"57bytes", bytes.Repeat([]byte{'x'}, 57)}, // exactly one base64 line
 		{"name with spaces.txt", []byte("ok")},
+		{"stacks.folded", bytes.Repeat([]byte("main;init;dl_relocate_object 12\n"), 500)}, // gzip
 	}
 	var s strings.Builder
 	s.WriteString("[    0.000000] Booting Linux on physical CPU 0x0\n")
@@ -81,8 +82,26 @@ func TestFrameRoundTrip(t *testing.T) {
 }
 
 func TestFrameCorruption(t *testing.T) {
-	data := bytes.Repeat([]byte("initprof timeline line\n"), 40)
+	// Random bytes do not compress: the frame is raw, so the size and hash
+	// checks themselves are exercised.
+	data := make([]byte, 920)
+	rand.Read(data)
 	good := frame(t, "t.jsonl", data)
+	if !strings.Contains(good, " raw t.jsonl\n") {
+		t.Fatalf("random data framed as %q, want raw", good[:100])
+	}
+	text := bytes.Repeat([]byte("initprof timeline line\n"), 400)
+	gz := strings.Split(strings.TrimSuffix(frame(t, "t.jsonl", text), "\n"), "\n")
+	if !strings.Contains(gz[0], " gzip t.jsonl") || len(gz) > 6 {
+		t.Fatalf("compressible data framed as %q in %d lines, want a few gzip lines", gz[0], len(gz))
+	}
+	gzFlipped := append([]string(nil), gz...)
+	gzFlipped[2] = strings.Map(func(r rune) rune {
+		if r == 'A' {
+			return 'B'
+		}
+		return 'A'
+	}, gzFlipped[2][:8]) + gzFlipped[2][8:]
 	lines := strings.Split(strings.TrimSuffix(good, "\n"), "\n")
 	join := func(ls []string) string { return strings.Join(ls, "\n") + "\n" }
 	with := func(i int, l string) []string {
@@ -106,8 +125,10 @@ func TestFrameCorruption(t *testing.T) {
 		{"cut off by the next frame", join(lines[:3]) + frame(t, "b", []byte("b")), "frame cut off"},
 		{"stream ends inside", join(lines[:3]), "stream ended inside"},
 		{"wrong end name", join(with(len(lines)-1, "INITPROF-END other")), `ended as "other"`},
+		{"corrupt gzip payload", join(gzFlipped), "corrupted over the console"},
 		{"bad header", "INITPROF-FILE x y z\n", "bad frame header"},
-		{"unsafe name", "INITPROF-FILE 1 " + strings.Repeat("0", 64) + " ../etc/passwd\n", "bad frame header"},
+		{"unknown encoding", "INITPROF-FILE 1 " + strings.Repeat("0", 64) + " zstd x\n", "bad frame header"},
+		{"unsafe name", "INITPROF-FILE 1 " + strings.Repeat("0", 64) + " raw ../etc/passwd\n", "bad frame header"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
