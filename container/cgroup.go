@@ -106,6 +106,25 @@ func cgroupDirs(cgroupsPath string) []string {
 	return out
 }
 
+// cgroupProcs lists the host pids in cgroupsPath (from the first hierarchy
+// that has the directory).
+func cgroupProcs(cgroupsPath string) []int {
+	for _, d := range cgroupDirs(cgroupsPath) {
+		b, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+		if err != nil {
+			continue
+		}
+		var out []int
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
 // removeCgroups removes what the OCI runtime left of cgroupsPath. A cgroup
 // directory can only be removed once empty, and the kernel takes a moment to
 // notice that the last task died, so EBUSY is retried briefly.

@@ -102,6 +102,12 @@ type Config struct {
 	// sandbox; with the process sandbox it is a host path. The OCI sandbox
 	// bind-mounts Initprof read-only when it is set, as usual.
 	Init []string
+	// HostPIDs runs the OCI sandbox in the host's pid namespace. By default it
+	// has its own, as Lambda does, and the platform's timeline then carries
+	// namespace pids (the platform is 1) while probes see host pids; with
+	// HostPIDs both are host pids. runc delete still kills every process of
+	// the run (through its cgroup).
+	HostPIDs bool
 	// DeleteTimeout bounds each OCI runtime command (default 30s).
 	DeleteTimeout time.Duration
 }

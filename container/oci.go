@@ -440,6 +440,7 @@ func (in *ociInstance) Delete() error {
 
 func (in *ociInstance) delete() error {
 	var errs []string
+	members := cgroupProcs(in.cgroup)
 	if in.createOK || in.pid == 0 {
 		out, err := in.runtimeCmd(context.Background(), "delete", "--force", in.id)
 		if err != nil && !notExist(out) {
@@ -459,6 +460,9 @@ func (in *ociInstance) delete() error {
 			}
 		}
 	}
+	// With HostPIDs, the run's other processes were orphaned to us (the
+	// subreaper) when PID 1 died; reap them so they don't stay zombies.
+	reapOrphans(members, in.pid)
 	if in.outEOF != nil {
 		select {
 		case <-in.outEOF:
@@ -474,6 +478,25 @@ func (in *ociInstance) delete() error {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// reapOrphans reaps those of pids that are our children, waiting briefly for
+// each to die; others (not ours: ECHILD) are skipped at once.
+func reapOrphans(pids []int, skip int) {
+	deadline := time.Now().Add(time.Second)
+	for _, p := range pids {
+		if p == skip {
+			continue
+		}
+		for {
+			var ws syscall.WaitStatus
+			got, err := syscall.Wait4(p, &ws, syscall.WNOHANG, nil)
+			if got != 0 || err != nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
 }
 
 // notExist reports whether a runtime's error says the container is gone

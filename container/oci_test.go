@@ -124,6 +124,62 @@ func TestOCISandboxFromInside(t *testing.T) {
 	}
 }
 
+// TestOCIHostPIDs checks that HostPIDs makes the pid PID 1 sees its host pid,
+// and that delete still kills the run's other processes.
+func TestOCIHostPIDs(t *testing.T) {
+	rt := requireOCI(t, "runc")
+	cfg := probeConfig(t, "runc", 1024, "check")
+	cfg.HostPIDs = true
+	sb, err := NewOCI(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	in, code := runOnce(t, sb, "hostpids")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, in.Output())
+	}
+	var f probeFacts
+	readJSON(t, filepath.Join(in.OutDir(), "out.json"), &f)
+	if f.PID != in.PID() {
+		t.Errorf("pid inside = %d, want the host pid %d", f.PID, in.PID())
+	}
+
+	cfg.Init = []string{InitprofPath, "sleep"}
+	sb2, err := NewOCI(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb2.Close()
+	in2, err := sb2.Create(context.Background(), "hostpids-sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var child int
+	for i := 0; i < 100 && child == 0; i++ {
+		time.Sleep(20 * time.Millisecond)
+		if c := childrenOf(in2.PID()); len(c) > 0 {
+			child = c[0]
+		}
+	}
+	if child == 0 {
+		t.Fatalf("the probe never forked its child\n%s", in2.Output())
+	}
+	oi := in2.(*ociInstance)
+	if err := in2.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, rt, oi.ContainerID(), oi.CgroupPath(), oi.PID())
+	assertGone(t, rt, oi.ContainerID(), oi.CgroupPath(), child)
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", child)); err == nil {
+		t.Errorf("the run's orphaned child %d was not reaped", child)
+	}
+	t.Logf("overhead of the sleeping run: %+v; first run: %+v", in2.Overhead(), in.Overhead())
+}
+
 // TestOCIFirstProcessBeforeStart checks the contract probes rely on: after
 // Create the first process exists but has not exec'd PID 1's program.
 func TestOCIFirstProcessBeforeStart(t *testing.T) {

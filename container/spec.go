@@ -32,15 +32,18 @@ func ociSpec(cfg *Config, rootfs, outDir, cgroupsPath string, args []string) *sp
 		// under test, so it never takes part in cache eviction.
 		mounts = append(mounts, specs.Mount{Destination: InitprofPath, Type: "bind", Source: cfg.Initprof, Options: []string{"bind", "ro", "nosuid", "nodev"}})
 	}
-	namespaces := []specs.LinuxNamespace{
-		{Type: specs.PIDNamespace},
+	var namespaces []specs.LinuxNamespace
+	if !cfg.HostPIDs {
+		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
+	}
+	namespaces = append(namespaces, []specs.LinuxNamespace{
 		// A fresh network namespace holds only loopback (the runtime brings it
 		// up): extensions reach the platform on 127.0.0.1 and nothing else.
 		{Type: specs.NetworkNamespace},
 		{Type: specs.IPCNamespace},
 		{Type: specs.UTSNamespace},
 		{Type: specs.MountNamespace},
-	}
+	}...)
 	if _, err := os.Stat("/proc/self/ns/cgroup"); err == nil {
 		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
