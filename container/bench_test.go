@@ -5,6 +5,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/initprof/initprof/internal/testutil"
 )
 
 // BenchmarkSandboxOverhead measures what the OCI sandbox itself costs per
@@ -47,15 +49,66 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	ms := func(d []time.Duration) float64 {
-		s := append([]time.Duration(nil), d...)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		return float64(s[len(s)/2]) / 1e6
-	}
+	ms := medianMS
 	b.ReportMetric(ms(create), "create-ms")
 	b.ReportMetric(ms(start), "start-ms")
 	b.ReportMetric(ms(del), "delete-ms")
 	b.ReportMetric(ms(evict), "evict-ms")
 	b.ReportMetric(ms(wall), "run-ms")
 	b.ReportMetric(60000/ms(wall), "runs/min")
+}
+
+// BenchmarkPlatformColdStart runs the real platform (`initprof platform`, sim
+// runtime, 1 invoke) with the C sample (libcurl/OpenSSL) 30 times back to
+// back, each cold (bundle evicted), and reports the wall time per run, the
+// sandbox's share, and cold starts per minute. No probes are attached.
+func BenchmarkPlatformColdStart(b *testing.B) {
+	requireOCI(b, "runc")
+	bin := initprofWithPlatform(b)
+	sb, err := NewOCI(Config{
+		Extensions:   []Extension{{Name: "cext", Path: testutil.Sample(b, "cext")}},
+		Initprof:     bin,
+		PlatformArgs: []string{"--invokes", "1"},
+		WorkDir:      workTemp(b),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	const runs = 30
+	var wall, over []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < runs; r++ {
+			t0 := time.Now()
+			if _, err := EvictPageCache(sb.Files()); err != nil {
+				b.Fatal(err)
+			}
+			in, err := sb.Create(context.Background(), "cold"+itoa(r))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := in.Start(); err != nil {
+				b.Fatal(err)
+			}
+			if code, err := in.Wait(context.Background()); err != nil || code != 0 {
+				b.Fatalf("platform exit %d, %v\n%s", code, err, in.Output())
+			}
+			if err := in.Delete(); err != nil {
+				b.Fatal(err)
+			}
+			wall = append(wall, time.Since(t0))
+			over = append(over, in.Overhead().Total())
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(medianMS(wall), "run-ms")
+	b.ReportMetric(medianMS(over), "sandbox-ms")
+	b.ReportMetric(60000/medianMS(wall), "runs/min")
+}
+
+func medianMS(d []time.Duration) float64 {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return float64(s[len(s)/2]) / 1e6
 }

@@ -15,7 +15,7 @@ import (
 
 // initprofWithPlatform builds the initprof binary and skips unless it has
 // the platform subcommand the sandbox runs as PID 1.
-func initprofWithPlatform(t *testing.T) string {
+func initprofWithPlatform(t testing.TB) string {
 	t.Helper()
 	bin := testutil.BuildInitprof(t)
 	if out, err := exec.Command(bin, "platform", "--help").CombinedOutput(); err != nil || !bytes.Contains(out, []byte("--wait-fd")) {
