@@ -83,7 +83,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		sw.Flush()
-		h.tl.Add(Entry{Kind: KindResponse, Name: name, Method: r.Method, Path: path, Status: sw.status})
+		// Stamped when the response was committed (its header written): no
+		// client can act on a response before that instant, which is what
+		// makes orderings such as "/next before the subscribe's answer" sound.
+		h.tl.Add(Entry{MonoNs: sw.at, Kind: KindResponse, Name: name, Method: r.Method, Path: path, Status: sw.status,
+			Detail: map[string]any{"flushed_mono_ns": MonoNow()}})
 	}()
 	r = r.WithContext(context.WithValue(r.Context(), arrivalKey, now))
 
@@ -296,18 +300,19 @@ func (h *handler) rtInitError(w http.ResponseWriter, r *http.Request) {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	at     int64 // CLOCK_MONOTONIC when the status was written
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	if s.status == 0 {
-		s.status = code
+		s.status, s.at = code, MonoNow()
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
-		s.status = http.StatusOK
+		s.status, s.at = http.StatusOK, MonoNow()
 	}
 	return s.ResponseWriter.Write(b)
 }

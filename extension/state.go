@@ -558,6 +558,9 @@ func (c *Core) ExtExited(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.byName[name]; ok {
+		if e.ErrorType == "" && e.FirstNextNs == 0 && !c.initEnded {
+			e.ErrorType = ErrExtensionCrash
+		}
 		if e.State != ExtInitError && e.State != ExtExitError {
 			c.setExtState(e, ExtExited)
 		}
