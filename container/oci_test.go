@@ -34,6 +34,7 @@ type probeFacts struct {
 	MemoryEnv    string   `json:"memory_env"`
 	Extensions   []string `json:"extensions"`
 	Hostname     string   `json:"hostname"`
+	Devices      []string `json:"devices"`
 }
 
 // TestOCISandboxFromInside runs the probe as PID 1 and holds what it saw
@@ -106,6 +107,12 @@ func TestOCISandboxFromInside(t *testing.T) {
 			}
 			if f.MemoryEnv != fmt.Sprint(tc.memMB) {
 				t.Errorf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE = %q, want %d", f.MemoryEnv, tc.memMB)
+			}
+			if got := strings.Join(f.Devices, " "); got != "null zero full random urandom" && got != "null zero full random urandom tty" {
+				t.Errorf("usable devices = %q, want null zero full random urandom", got)
+			}
+			if f.Hostname != "sandbox" {
+				t.Errorf("hostname = %q", f.Hostname)
 			}
 			if len(f.Extensions) != 1 || f.Extensions[0] != "probe-ext" {
 				t.Errorf("/opt/extensions = %v, want [probe-ext]", f.Extensions)

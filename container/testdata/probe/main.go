@@ -113,6 +113,7 @@ type Facts struct {
 	MemoryEnv    string   `json:"memory_env"`
 	Extensions   []string `json:"extensions"`
 	Hostname     string   `json:"hostname"`
+	Devices      []string `json:"devices"` // the usable character devices of /dev
 }
 
 func check() Facts {
@@ -185,6 +186,12 @@ func check() Facts {
 		}
 	}
 	f.Hostname, _ = os.Hostname()
+	for _, d := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		if fd, err := os.OpenFile("/dev/"+d, os.O_RDWR, 0); err == nil {
+			fd.Close()
+			f.Devices = append(f.Devices, d)
+		}
+	}
 	return f
 }
 
