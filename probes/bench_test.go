@@ -86,7 +86,7 @@ func BenchmarkOverhead(b *testing.B) {
 				}
 				uprobeHits = append(uprobeHits, float64(n))
 				events = append(events, float64(len(evs)))
-				tr.Follow(1 << 30) // follow nothing until the next initprof run
+				tr.Stop() // follow nothing until the next initprof run
 			}},
 	}
 	if p, err := exec.LookPath("strace"); err == nil {
@@ -187,7 +187,7 @@ func loopCosts(b *testing.B, main *Tracer, noMulti bool) {
 		for i := 0; i < 7; i++ {
 			switch state {
 			case 1:
-				tr.Follow(1 << 30)
+				tr.Stop()
 			case 2:
 				tr.FollowChildren(os.Getpid())
 			}

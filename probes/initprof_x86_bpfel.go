@@ -56,6 +56,7 @@ const (
 	initprofProgInitprofMmapI = "initprof_mmap_i"
 	initprofProgInitprofMsgI  = "initprof_msg_i"
 	initprofProgInitprofOpenI = "initprof_open_i"
+	initprofProgInitprofPfev  = "initprof_pfev"
 	initprofProgInitprofPgflt = "initprof_pgflt"
 	initprofProgInitprofSockI = "initprof_sock_i"
 	initprofProgInitprofSwtch = "initprof_swtch"
@@ -116,6 +117,7 @@ type initprofProgramSpecs struct {
 	InitprofMmapI *ebpf.ProgramSpec `ebpf:"initprof_mmap_i"`
 	InitprofMsgI  *ebpf.ProgramSpec `ebpf:"initprof_msg_i"`
 	InitprofOpenI *ebpf.ProgramSpec `ebpf:"initprof_open_i"`
+	InitprofPfev  *ebpf.ProgramSpec `ebpf:"initprof_pfev"`
 	InitprofPgflt *ebpf.ProgramSpec `ebpf:"initprof_pgflt"`
 	InitprofSockI *ebpf.ProgramSpec `ebpf:"initprof_sock_i"`
 	InitprofSwtch *ebpf.ProgramSpec `ebpf:"initprof_swtch"`
@@ -201,6 +203,7 @@ type initprofPrograms struct {
 	InitprofMmapI *ebpf.Program `ebpf:"initprof_mmap_i"`
 	InitprofMsgI  *ebpf.Program `ebpf:"initprof_msg_i"`
 	InitprofOpenI *ebpf.Program `ebpf:"initprof_open_i"`
+	InitprofPfev  *ebpf.Program `ebpf:"initprof_pfev"`
 	InitprofPgflt *ebpf.Program `ebpf:"initprof_pgflt"`
 	InitprofSockI *ebpf.Program `ebpf:"initprof_sock_i"`
 	InitprofSwtch *ebpf.Program `ebpf:"initprof_swtch"`
@@ -221,6 +224,7 @@ func (p *initprofPrograms) Close() error {
 		p.InitprofMmapI,
 		p.InitprofMsgI,
 		p.InitprofOpenI,
+		p.InitprofPfev,
 		p.InitprofPgflt,
 		p.InitprofSockI,
 		p.InitprofSwtch,

@@ -459,3 +459,31 @@ func TestNoPrivileges(t *testing.T) {
 		}
 	}
 }
+
+// TestPageFaultPerfEventFallback counts faults the arm64 way (software perf
+// events per CPU) and checks the count matches the tracepoint's.
+func TestPageFaultPerfEventFallback(t *testing.T) {
+	counts := map[bool]uint64{}
+	for _, noTP := range []bool{false, true} {
+		tr := newTracer(t, Options{Executables: []string{"/bin/true"}, NoFaultTracepoint: noTP})
+		r := traceRun(t, tr, "/bin/true", nil)
+		exit, ok := r.first(isKind(KindExit))
+		if !ok {
+			t.Fatalf("no exit event; timeline:\n%s", r.dump())
+		}
+		counts[noTP] = exit.Faults
+		for _, m := range tr.Unavailable() {
+			if m.Checkpoint == "page_faults" {
+				t.Errorf("page faults unavailable: %s", m)
+			}
+		}
+		tr.Close()
+	}
+	t.Logf("page faults of /bin/true: tracepoint %d, perf event %d", counts[false], counts[true])
+	if counts[true] == 0 || counts[false] == 0 {
+		t.Fatalf("no faults counted: %v", counts)
+	}
+	if d := int64(counts[true]) - int64(counts[false]); d > int64(counts[false])/4 || -d > int64(counts[false])/4 {
+		t.Errorf("perf-event count %d and tracepoint count %d differ by more than 25%%", counts[true], counts[false])
+	}
+}

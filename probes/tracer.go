@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
@@ -69,6 +70,9 @@ type Options struct {
 	DebugDir string
 	// NoUprobeMulti forces perf-event uprobes (the fallback for kernels < 6.6).
 	NoUprobeMulti bool
+	// NoFaultTracepoint counts page faults with per-CPU software perf events,
+	// as on arm64, even where exceptions:page_fault_user exists (for tests).
+	NoFaultTracepoint bool
 }
 
 // Missing is a checkpoint that could not be attached, and why.
@@ -116,6 +120,8 @@ type Tracer struct {
 	sites   []probeSite
 	missing []Missing
 	multi   bool
+	faultTP bool  // page faults from the exceptions:page_fault_user tracepoint
+	perfFDs []int // software page-fault perf events (the fallback), closed by Close
 
 	mu        sync.Mutex
 	events    []rawEvent
@@ -169,11 +175,11 @@ func New(opts Options) (t *Tracer, err error) {
 		delete(spec.Programs, "initprof_um")
 		delete(spec.Programs, "initprof_urm")
 	}
-	if _, err := os.Stat("/sys/kernel/tracing/events/exceptions/page_fault_user"); err != nil {
-		if _, err2 := os.Stat("/sys/kernel/debug/tracing/events/exceptions/page_fault_user"); err2 != nil {
-			delete(spec.Programs, "initprof_pgflt")
-			t.missing = append(t.missing, Missing{Checkpoint: "page_faults", Reason: "this kernel has no exceptions:page_fault_user tracepoint (it exists on x86 only); fault counts stay 0"})
-		}
+	t.faultTP = !opts.NoFaultTracepoint && haveTracepoint("exceptions", "page_fault_user")
+	if t.faultTP {
+		delete(spec.Programs, "initprof_pfev")
+	} else {
+		delete(spec.Programs, "initprof_pgflt")
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
@@ -238,13 +244,14 @@ func (t *Tracer) attachKernel() error {
 		}
 		t.links = append(t.links, l)
 	}
-	if p := t.coll.Programs["initprof_pgflt"]; p != nil {
-		l, err := link.Tracepoint("exceptions", "page_fault_user", p, nil)
+	if t.faultTP {
+		l, err := link.Tracepoint("exceptions", "page_fault_user", t.coll.Programs["initprof_pgflt"], nil)
 		if err != nil {
-			t.missing = append(t.missing, Missing{Checkpoint: "page_faults", Reason: err.Error()})
-		} else {
-			t.links = append(t.links, l)
+			return permissionError("attaching exceptions:page_fault_user", err)
 		}
+		t.links = append(t.links, l)
+	} else if err := t.attachFaultEvents(); err != nil {
+		t.missing = append(t.missing, Missing{Checkpoint: "page_faults", Reason: err.Error()})
 	}
 	for _, sp := range syscallProbes {
 		l, err := link.Tracepoint("syscalls", "sys_enter_"+sp.name, t.coll.Programs[sp.prog], &link.TracepointOptions{Cookie: sp.cookie})
@@ -261,6 +268,54 @@ func (t *Tracer) attachKernel() error {
 			return permissionError("attaching syscalls:sys_exit_"+sp.name, err)
 		}
 		t.links = append(t.links, l)
+	}
+	return nil
+}
+
+func haveTracepoint(group, name string) bool {
+	for _, root := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
+		if _, err := os.Stat(filepath.Join(root, "events", group, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// attachFaultEvents opens one software page-fault counter per CPU, system-wide,
+// with the counting program attached; faults taken in kernel mode are excluded
+// to match page_fault_user.
+func (t *Tracer) attachFaultEvents() error {
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return fmt.Errorf("counting CPUs: %w", err)
+	}
+	attr := unix.PerfEventAttr{
+		Type:        unix.PERF_TYPE_SOFTWARE,
+		Config:      unix.PERF_COUNT_SW_PAGE_FAULTS,
+		Size:        uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+		Sample:      1,
+		Bits:        unix.PerfBitExcludeKernel | unix.PerfBitExcludeHv,
+		Sample_type: 0,
+	}
+	attached := 0
+	for cpu := 0; cpu < ncpu; cpu++ {
+		fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+		if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EINVAL) {
+			continue // an offline CPU
+		}
+		if err != nil {
+			return fmt.Errorf("perf_event_open(page faults, cpu %d): %w", cpu, err)
+		}
+		t.perfFDs = append(t.perfFDs, fd)
+		l, err := link.AttachRawLink(link.RawLinkOptions{Target: fd, Program: t.coll.Programs["initprof_pfev"], Attach: ebpf.AttachPerfEvent})
+		if err != nil {
+			return fmt.Errorf("attaching the page-fault counter to cpu %d: %w", cpu, err)
+		}
+		t.links = append(t.links, l)
+		attached++
+	}
+	if attached == 0 {
+		return errors.New("no online CPU accepted a page-fault perf event")
 	}
 	return nil
 }
@@ -477,19 +532,11 @@ func (t *Tracer) FollowChildren(parentPID int) error {
 }
 
 func (t *Tracer) reset(root, parent uint32) error {
-	if t.coll == nil {
-		return errors.New("probes: tracer is closed")
+	if err := t.Stop(); err != nil {
+		return err
 	}
 	zero := uint32(0)
 	cfg := make([]byte, 8)
-	if err := t.coll.Maps["config"].Update(zero, cfg, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("probes: clearing config: %w", err)
-	}
-	for _, name := range []string{"tracked", "pending", "offcpu"} {
-		if err := clearMap(t.coll.Maps[name]); err != nil {
-			return fmt.Errorf("probes: clearing %s: %w", name, err)
-		}
-	}
 	if err := t.flush(); err != nil {
 		return err
 	}
@@ -506,6 +553,23 @@ func (t *Tracer) reset(root, parent uint32) error {
 		cfg[0], cfg[1], cfg[2], cfg[3] = byte(parent), byte(parent>>8), byte(parent>>16), byte(parent>>24)
 		if err := t.coll.Maps["config"].Update(zero, cfg, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("probes: setting the parent pid: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stop stops following: no new events are recorded, and those collected so
+// far stay available to Collect until the next Follow. The probes stay attached.
+func (t *Tracer) Stop() error {
+	if t.coll == nil {
+		return errors.New("probes: tracer is closed")
+	}
+	if err := t.coll.Maps["config"].Update(uint32(0), make([]byte, 8), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("probes: clearing config: %w", err)
+	}
+	for _, name := range []string{"tracked", "pending", "offcpu"} {
+		if err := clearMap(t.coll.Maps[name]); err != nil {
+			return fmt.Errorf("probes: clearing %s: %w", name, err)
 		}
 	}
 	return nil
@@ -691,6 +755,10 @@ func (t *Tracer) Close() error {
 		wg.Wait()
 		errs = append(errs, lerrs...)
 		t.links = nil
+		for _, fd := range t.perfFDs {
+			unix.Close(fd)
+		}
+		t.perfFDs = nil
 		if t.coll != nil {
 			t.coll.Close()
 			t.coll = nil

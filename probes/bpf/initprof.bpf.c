@@ -319,6 +319,20 @@ int initprof_pgflt(void *ctx)
 	return 0;
 }
 
+/*
+ * The same counter from a software page-fault perf event (one per CPU): the
+ * fallback where exceptions:page_fault_user does not exist (it is x86-only).
+ */
+SEC("perf_event")
+int initprof_pfev(void *ctx)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct tracked_val *tv = bpf_map_lookup_elem(&tracked, &tgid);
+	if (tv)
+		__sync_fetch_and_add(&tv->faults, 1);
+	return 0;
+}
+
 /* ---- syscalls ---- */
 
 /* The syscall tracepoints' context (see tracefs events/syscalls/sys_enter_bind/format). */
