@@ -358,7 +358,7 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 
 	// 1. initStart: before any extension exists, as in Lambda.
 	t0 := MonoNow()
-	p.tl.Add(Entry{MonoNs: t0, Kind: KindState, Name: NamePlatform, State: "Init", Event: "initStart", Detail: map[string]any{"addr": p.Addr(), "extensions": exts}})
+	p.tl.Add(Entry{MonoNs: t0, Kind: KindState, Name: NamePlatform, State: "Init", Event: EventInitStart, Detail: map[string]any{"addr": p.Addr(), "extensions": exts}})
 	p.publish(telemetry.TypeInitStart, telemetry.InitStartRecord{
 		InitializationType: "on-demand", Phase: "init",
 		RuntimeVersion:    cfg.Runtime.Version,
@@ -413,11 +413,13 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 	}
 
 	// 7. End init: close subscriptions, then the init records.
+	// endMono precedes the close: a subscribe arriving after it was surely
+	// refused, so the summary's "after init ended" is never wrong.
+	endMono := MonoNow()
 	p.core.endInit()
 	initNs := v.LastNs - t0
 	res.InitStatus, res.InitErrorType, res.EndedBy = v.Status, v.ErrorType, v.Culprit
 	res.InitDuration = time.Duration(initNs)
-	endMono := MonoNow()
 	for _, e := range p.core.Extensions() {
 		p.publish(telemetry.TypeExtension, telemetry.ExtensionRecord{Name: e.Name, State: e.State.String(), Events: e.Events, ErrorType: e.ErrorType}, endMono)
 	}

@@ -100,6 +100,11 @@ func (r *reaper) loop() {
 				p.status, p.rusage = ws, ru
 				close(p.done)
 			} else {
+				// Either a child Start has not registered yet, or an orphan
+				// reparented to PID 1. Orphans are never claimed; bound them.
+				if len(r.early) > 4096 {
+					clear(r.early)
+				}
 				r.early[pid] = reaped{ws, ru}
 			}
 			r.mu.Unlock()

@@ -82,7 +82,7 @@ func Summarize(entries []Entry) (*Summary, error) {
 	s := &Summary{}
 	found := false
 	for _, e := range es {
-		if e.Kind == KindState && e.Event == "initStart" {
+		if e.Kind == KindState && e.Event == EventInitStart {
 			s.InitStartMonoNs, found = e.MonoNs, true
 			break
 		}

@@ -45,6 +45,10 @@ const (
 	KindShutdown  = "shutdown"
 )
 
+// Lifecycle events in Entry.Event: EventInitStart marks platform.initStart
+// (Kind "state", Name "platform"), the zero of every relative time.
+const EventInitStart = "initStart"
+
 // Names used in Entry.Name for the non-extension actors.
 const (
 	NameRuntime  = "runtime"
