@@ -1,23 +1,3 @@
-// Package container runs the platform (`initprof platform`, PID 1) and the
-// extensions under test in a sandbox that behaves like a Lambda execution
-// environment: a read-only root holding only what the loader will open, a
-// 512 MB /tmp, its own loopback-only network, Lambda's variables, and a memory
-// limit with the CPU quota Lambda derives from it.
-//
-// Two sandboxes share one contract (Sandbox, Instance):
-//
-//   - NewOCI assembles an OCI bundle once per build under test and runs each
-//     cold start with runc or crun: create (the first process exists but has
-//     not exec'd, so probes can attach to it), start, wait, delete;
-//   - NewProcess runs the same platform as a plain host process for machines
-//     without an OCI runtime: no limits, no private root, and it says so.
-//
-// The package also evicts the bundle's files from the page cache before a cold
-// run (EvictPageCache) and proves the eviction with mincore, because a warm page
-// cache hides exactly the load cost initprof exists to measure.
-//
-// Nothing here knows about BPF or the Lambda APIs: the platform is an opaque
-// command line, and probes only need Instance.PID.
 package container
 
 import (
