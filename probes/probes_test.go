@@ -487,3 +487,57 @@ func TestPageFaultPerfEventFallback(t *testing.T) {
 		t.Errorf("perf-event count %d and tracepoint count %d differ by more than 25%%", counts[true], counts[false])
 	}
 }
+
+// TestStrippedLoaderFallback: without ld.so's debug file the run still has the
+// loader entry, _dl_debug_state and the executable entry, and says what is missing.
+func TestStrippedLoaderFallback(t *testing.T) {
+	tr := newTracer(t, Options{Executables: []string{"/bin/true"}, LdSo: hostLdSo, DebugDir: t.TempDir()})
+	var reasons []string
+	for _, m := range tr.Unavailable() {
+		reasons = append(reasons, m.String())
+	}
+	if !strings.Contains(strings.Join(reasons, "\n"), "libc6-dbg") {
+		t.Skipf("ld.so has its own symbols here; nothing to fall back from: %v", reasons)
+	}
+	r := traceRun(t, tr, "/bin/true", nil)
+	var last uint64
+	for _, cp := range []string{CheckpointLdsoStart, CheckpointDlDebugState, CheckpointEntry} {
+		e, ok := r.first(isCheckpoint(KindUprobe, cp))
+		if !ok {
+			t.Fatalf("%s missing; timeline:\n%s", cp, r.dump())
+		}
+		if e.Time <= last {
+			t.Errorf("%s out of order", cp)
+		}
+		last = e.Time
+	}
+}
+
+// TestUserProbe: a --uprobe FILE:SYMBOL fires once per call.
+func TestUserProbe(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "gcc")
+	loop := filepath.Join(t.TempDir(), "loop")
+	if out, err := exec.Command("gcc", "-O2", "-o", loop, "testdata/loop.c").CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	tr := newTracer(t, Options{Executables: []string{loop}, UserProbes: []string{"probe_me", loop + ":main"}})
+	r := traceRun(t, tr, loop, nil, "call", "3")
+	calls := 0
+	for _, e := range r.of() {
+		if e.Kind == KindUprobe && e.Checkpoint == UserCheckpointPrefix+"probe_me" {
+			calls++
+			if e.File != loop {
+				t.Errorf("probe file %q, want %q", e.File, loop)
+			}
+		}
+	}
+	if calls != 3 {
+		t.Errorf("uprobe:probe_me fired %d times, want 3; timeline:\n%s", calls, r.dump())
+	}
+	m, ok1 := r.first(isCheckpoint(KindUprobe, CheckpointMain))
+	um, ok2 := r.first(isCheckpoint(KindUprobe, UserCheckpointPrefix+"main"))
+	if !ok1 || !ok2 || m.Time > um.Time+1000 || um.Time > m.Time+1000 {
+		t.Errorf("main (%v) and uprobe:main (%v) should fire together", ok1, ok2)
+	}
+}
