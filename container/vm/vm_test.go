@@ -39,16 +39,15 @@ var (
 	built     = map[string]string{}
 )
 
-// buildARM64 cross-builds the static arm64 initprof and the goext sample
-// once per test binary.
-func buildARM64(t *testing.T) (initprof, goext string) {
+// buildARM64 cross-builds the static arm64 initprof once per test binary.
+func buildARM64(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "initprof-vm-test-")
 		if buildErr != nil {
 			return
 		}
-		for name, pkg := range map[string]string{"initprof": "./cmd/initprof", "goext": "./testdata/samples/goext"} {
+		for name, pkg := range map[string]string{"initprof": "./cmd/initprof"} {
 			out := filepath.Join(buildDir, name+"-arm64")
 			cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
 			cmd.Dir = testutil.Root(t)
@@ -63,7 +62,7 @@ func buildARM64(t *testing.T) (initprof, goext string) {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return built["initprof"], built["goext"]
+	return built["initprof"]
 }
 
 // requireVM skips unless qemu-system-aarch64 and the cached kernel exist.
@@ -104,7 +103,7 @@ type doctorResult struct {
 // BPF, attaches a uprobe and opens a cpu-clock sampling event.
 func TestBootDoctor(t *testing.T) {
 	requireVM(t)
-	initprof, _ := buildARM64(t)
+	initprof := buildARM64(t)
 	out := t.TempDir()
 	cfg := Config{Initprof: initprof, Argv: []string{"doctor", "--json"}, Stdout: "/out/doctor.json",
 		Timeout: 2 * time.Minute, Name: uniqueName(t)}
@@ -147,21 +146,62 @@ func TestBootDoctor(t *testing.T) {
 	}
 }
 
+var (
+	sysrootOnce sync.Once
+	sysrootErr  error
+	samplesOnce sync.Once
+	samplesErr  error
+)
+
+// arm64Sysroot returns build/arm64-sysroot after running
+// scripts/arm64-sysroot.sh once (a no-op when it is up to date; it needs root
+// for apt-get the first time).
+func arm64Sysroot(t *testing.T) string {
+	t.Helper()
+	root := testutil.Root(t)
+	sysroot := filepath.Join(root, "build", "arm64-sysroot")
+	if _, err := os.Stat(filepath.Join(sysroot, ".initprof-sysroot")); err != nil {
+		testutil.RequireRoot(t)
+	}
+	sysrootOnce.Do(func() {
+		b, err := exec.Command("bash", filepath.Join(root, "scripts", "arm64-sysroot.sh"), sysroot).CombinedOutput()
+		if err != nil {
+			sysrootErr = fmt.Errorf("scripts/arm64-sysroot.sh: %v\n%s", err, b)
+		}
+	})
+	if sysrootErr != nil {
+		t.Fatal(sysrootErr)
+	}
+	return sysroot
+}
+
+// arm64Sample returns build/samples/NAME after `make -C testdata/samples arm64`
+// (goext-arm64, cmini-arm64, cmini-static-arm64, cext-arm64).
+func arm64Sample(t *testing.T, name string) string {
+	t.Helper()
+	testutil.RequireTool(t, "aarch64-linux-gnu-gcc")
+	arm64Sysroot(t)
+	root := testutil.Root(t)
+	samplesOnce.Do(func() {
+		b, err := exec.Command("make", "-C", filepath.Join(root, "testdata", "samples"), "arm64").CombinedOutput()
+		if err != nil {
+			samplesErr = fmt.Errorf("make -C testdata/samples arm64: %v\n%s", err, b)
+		}
+	})
+	if samplesErr != nil {
+		t.Fatal(samplesErr)
+	}
+	return filepath.Join(root, "build", "samples", name)
+}
+
 // TestBootDynamicC runs a dynamically linked arm64 C program under
 // `initprof trace` in the guest, with its ld-linux-aarch64.so.1 and libc
 // (and ld.so's libc6-dbg debug file) placed by ClosureFiles from the sysroot.
 func TestBootDynamicC(t *testing.T) {
 	requireVM(t)
 	cc := testutil.RequireTool(t, "aarch64-linux-gnu-gcc")
-	sysroot := filepath.Join(testutil.Root(t), "build", "arm64-sysroot")
-	if _, err := os.Stat(filepath.Join(sysroot, "lib", "ld-linux-aarch64.so.1")); err != nil {
-		testutil.RequireRoot(t) // apt-get download needs root
-		cmd := exec.Command("bash", filepath.Join(testutil.Root(t), "scripts", "arm64-sysroot.sh"), sysroot)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("scripts/arm64-sysroot.sh: %v\n%s", err, b)
-		}
-	}
-	initprof, _ := buildARM64(t)
+	sysroot := arm64Sysroot(t)
+	initprof := buildARM64(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "hello.c")
 	os.WriteFile(src, []byte("#include <stdio.h>\nint main(void) { puts(\"hello from arm64 C\"); return 0; }\n"), 0o644)
@@ -202,6 +242,11 @@ func TestBootDynamicC(t *testing.T) {
 	if !strings.Contains(string(trace)+console.String(), "hello from arm64 C") {
 		t.Errorf("the program's output is neither in the trace nor on the console:\n%s", console.String())
 	}
+	// dl_main is internal to ld.so: the probes find it only through the
+	// libc6-dbg debug file that ClosureFiles placed in the guest.
+	if !strings.Contains(string(trace), "dl_main") {
+		t.Errorf("the guest trace has no dl_main checkpoint: ld.so's debug file was not used\n%s", console.String())
+	}
 }
 
 // platformExists reports whether this checkout's initprof has the platform
@@ -213,15 +258,25 @@ func platformExists(t *testing.T) bool {
 }
 
 // TestBootPlatform runs the Lambda platform emulator in the guest with the
-// arm64 Go sample extension, and brings its timeline back.
+// arm64 samples as extensions (Go static, C libc-only, C with libcurl and its
+// ~30-library closure from the sysroot), and brings its timeline back.
 func TestBootPlatform(t *testing.T) {
 	requireVM(t)
 	if !platformExists(t) {
 		t.Skip("initprof has no platform command yet")
 	}
-	initprof, goext := buildARM64(t)
-	cfg := Config{Initprof: initprof,
-		Files: []File{{GuestPath: "/opt/extensions/goext", HostPath: goext, Mode: 0o755}},
+	initprof := buildARM64(t)
+	sysroot := arm64Sysroot(t)
+	names := []string{"goext-arm64", "cmini-arm64", "cext-arm64"}
+	var files []File
+	for _, n := range names {
+		f, err := ClosureFiles(arm64Sample(t, n), "/opt/extensions/"+n, sysroot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f...)
+	}
+	cfg := Config{Initprof: initprof, Files: files,
 		Argv: []string{"platform", "--extensions", "/opt/extensions", "--runtime", "sim",
 			"--runtime-init", "20ms", "--timeline", "/out/timeline.jsonl"},
 		Env:     []string{"GODEBUG=asyncpreemptoff=1"},
@@ -231,7 +286,8 @@ func TestBootPlatform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("boot %v, run %v (job %v in the guest), total %v, initramfs %d bytes", res.Boot, res.Run, res.GuestRun, res.Total, res.InitramfsBytes)
+	t.Logf("boot %v, run %v (job %v in the guest), total %v, initramfs %d bytes (%d files)",
+		res.Boot, res.Run, res.GuestRun, res.Total, res.InitramfsBytes, len(files))
 	b, err := os.ReadFile(filepath.Join(out, "timeline.jsonl"))
 	if err != nil {
 		t.Fatalf("no timeline came back (files %v): %v\n%s", res.Files, err, res.ConsoleTail)
@@ -239,12 +295,25 @@ func TestBootPlatform(t *testing.T) {
 	if !bytes.Contains(b, []byte("init_end")) {
 		t.Errorf("timeline has no init_end entry:\n%s", b)
 	}
+	// Every extension ran in the guest and reached its first /next.
+	next := map[string]bool{}
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		var e struct{ Kind, Name, Path string }
+		if json.Unmarshal(l, &e) == nil && e.Kind == "request" && strings.HasSuffix(e.Path, "/event/next") {
+			next[e.Name] = true
+		}
+	}
+	for _, n := range names {
+		if !next[n] {
+			t.Errorf("%s never called /next in the guest\n%s", n, res.ConsoleTail)
+		}
+	}
 }
 
 // TestRunErrors covers the failures a caller must be able to tell apart.
 func TestRunErrors(t *testing.T) {
 	requireVM(t)
-	initprof, goext := buildARM64(t)
+	initprof := buildARM64(t)
 	base := func(t *testing.T) Config {
 		return Config{Initprof: initprof, Argv: []string{"doctor", "--json"}, Timeout: 2 * time.Minute, Name: uniqueName(t)}
 	}
@@ -263,8 +332,8 @@ func TestRunErrors(t *testing.T) {
 		{"amd64 initprof", func(c *Config) { c.Initprof = "/proc/self/exe" }, "not aarch64: build it with `make build-arm64`"},
 		{"no initprof", func(c *Config) { c.Initprof = "" }, "no arm64 initprof binary given"},
 		{"empty argv", func(c *Config) { c.Argv = nil }, "empty guest argv"},
-		{"relative guest path", func(c *Config) { c.Files = []File{{GuestPath: "opt/x", HostPath: goext}} }, `guest path "opt/x"`},
-		{"guest path /init", func(c *Config) { c.Files = []File{{GuestPath: "/init", HostPath: goext}} }, `guest path "/init"`},
+		{"relative guest path", func(c *Config) { c.Files = []File{{GuestPath: "opt/x", HostPath: initprof}} }, `guest path "opt/x"`},
+		{"guest path /init", func(c *Config) { c.Files = []File{{GuestPath: "/init", HostPath: initprof}} }, `guest path "/init"`},
 		{"missing host file", func(c *Config) { c.Files = []File{{GuestPath: "/opt/x", HostPath: "/nonexistent"}} }, "file /nonexistent (for /opt/x): not a readable regular file"},
 		{"out dir /", func(c *Config) { c.OutDir = "/" }, `guest out dir "/"`},
 	}
