@@ -40,11 +40,14 @@ the path of a real bootstrap executable.
 No container and no probes: use 'initprof run' for that. --timeline writes every
 API request, process spawn/exit, state change, telemetry delivery and log line
 with its CLOCK_MONOTONIC time as JSON lines (a path, or fd:N for the host's
-pipe). Exit status 4 means init failed (timeout, error or failure); the summary
-is printed either way.
+pipe). The summary flags a telemetry subscribe that raced with the end of init
+(sent concurrently with the first /next, or refused with 403 because it arrived
+after init ended). Exit status 4 means init failed (timeout, error or failure);
+the summary is printed either way.
 
 Examples:
-  initprof platform --extensions build/samples/opt --runtime sim --runtime-init 180ms
+  mkdir exts && cp build/samples/goext build/samples/cext exts/
+  initprof platform --extensions exts --runtime sim --runtime-init 180ms
   initprof platform --extensions ./exts --runtime ./bootstrap --invokes 3 --timeline t.jsonl
   initprof platform --extensions ./exts --init-timeout 1s --env INITPROF_SAMPLE_H18=1`,
 		setup: func(fs *pflag.FlagSet) func([]string) error {
