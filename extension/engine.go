@@ -364,7 +364,10 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 		RuntimeVersion:    cfg.Runtime.Version,
 		RuntimeVersionArn: "arn:aws:lambda:" + cfg.Function.Region + "::runtime:" + cfg.Runtime.Version,
 		FunctionName:      cfg.Function.FunctionName, FunctionVersion: cfg.Function.Version,
-		InstanceID: randHex(32), InstanceMaxMemory: cfg.Function.MemoryMB,
+		// As captured from Lambda: the instance id reads like a log stream
+		// name, and the memory is in bytes (the docs' example shows MB).
+		InstanceID:        time.Now().UTC().Format("2006/01/02/") + cfg.Function.FunctionName + "[" + cfg.Function.Version + "]" + randHex(32),
+		InstanceMaxMemory: cfg.Function.MemoryMB << 20,
 	}, t0)
 	initDeadline := time.Now().Add(cfg.InitTimeout - time.Duration(MonoNow()-t0))
 	initCtx, cancelInit := context.WithDeadline(ctx, initDeadline)
