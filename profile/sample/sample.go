@@ -54,9 +54,10 @@ type Mapping struct {
 // Contains says whether addr falls inside the mapping.
 func (m Mapping) Contains(addr uint64) bool { return addr >= m.Start && addr < m.End }
 
-// Find returns the mapping holding addr, or nil.
+// Find returns the mapping holding addr, or nil. Later mappings win, so a
+// list built from mmap events in order reflects remaps.
 func Find(maps []Mapping, addr uint64) *Mapping {
-	for i := range maps {
+	for i := len(maps) - 1; i >= 0; i-- {
 		if maps[i].Contains(addr) {
 			return &maps[i]
 		}

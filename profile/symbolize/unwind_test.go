@@ -1,0 +1,115 @@
+package symbolize_test
+
+import (
+	"testing"
+
+	"github.com/initprof/initprof/internal/testutil"
+)
+
+// TestCProgramUnwinds samples a -fomit-frame-pointer C program and checks that
+// CFI unwinding gets full stacks: at least 90 % of samples reach a root frame,
+// and the busy function's samples show every level up to main or the
+// constructor.
+func TestCProgramUnwinds(t *testing.T) {
+	stacks := record(t, nil, buildC(t))
+	s := measure(stacks)
+	t.Logf("spin: %d samples, %.1f %% fully unwound, %.1f user frames per sample", s.n, 100*s.rate(), s.avg())
+	if s.rate() < 0.90 {
+		for _, st := range stacks[:min(10, len(stacks))] {
+			if !st.Complete {
+				t.Logf("incomplete (%s): %s", st.Method, chain(userFrames(st)))
+			}
+		}
+		t.Errorf("%.1f %% of samples fully unwound, want >= 90 %%", 100*s.rate())
+	}
+	var fromMain, fromCtor, fromLib int
+	for _, st := range stacks {
+		fs := userFrames(st)
+		if len(fs) == 0 || !st.Complete {
+			continue
+		}
+		switch {
+		case inOrder(fs, "spin_busy", "spin_level3", "spin_level2", "spin_level1", "main", "__libc_start_call_main", "__libc_start_main", "_start"):
+			fromMain++
+		// The executable's own constructors are run by __libc_start_main
+		// (call_init, glibc >= 2.34), not by ld.so.
+		case inOrder(fs, "spin_busy", "spin_level3", "spin_level2", "spin_level1", "spin_ctor", "__libc_start_main", "_start"):
+			fromCtor++
+		// A shared object's constructor is run by ld.so's _dl_init.
+		case inOrder(fs, "spinlib_busy", "spinlib_ctor", "_dl_init", "_dl_start_user"):
+			fromLib++
+		}
+	}
+	t.Logf("full chains: %d from main, %d from the executable's constructor, %d from the library's constructor (via _dl_init)", fromMain, fromCtor, fromLib)
+	if fromMain == 0 || fromCtor == 0 || fromLib == 0 {
+		t.Errorf("want busy samples with full chains from main, the constructor and _dl_init, got %d, %d and %d", fromMain, fromCtor, fromLib)
+	}
+	if fromMain < fromCtor || fromMain < fromLib {
+		t.Errorf("main does 3x each constructor's work but has fewer samples (%d vs %d, %d)", fromMain, fromCtor, fromLib)
+	}
+}
+
+// TestCextConstructor is the acceptance check on the real sample:
+// cext's constructor's hot loop appears with full frames to a root. cext_hot_spin
+// is in the executable itself, and glibc (>= 2.34) runs the executable's own
+// constructors from __libc_start_main (call_init), not from ld.so's _dl_init;
+// the _dl_init path (shared objects' constructors) is checked on libspinlib in
+// TestCProgramUnwinds.
+func TestCextConstructor(t *testing.T) {
+	bin := testutil.Sample(t, "cext")
+	// A closed port: cext fails to register and exits, after its constructor ran.
+	stacks := record(t, []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1"}, bin)
+	s := measure(stacks)
+	t.Logf("cext: %d samples, %.1f %% fully unwound, %.1f user frames per sample", s.n, 100*s.rate(), s.avg())
+	for _, st := range stacks {
+		if !st.Complete {
+			t.Logf("incomplete (%s): %s", st.Method, chain(userFrames(st)))
+		}
+	}
+	hot, full := 0, 0
+	var example string
+	for _, st := range stacks {
+		fs := userFrames(st)
+		if len(fs) == 0 || fs[0] != "cext_hot_spin" {
+			continue
+		}
+		hot++
+		if inOrder(fs, "cext_hot_spin", "hot_ctor", "__libc_start_main", "_start") && st.Complete {
+			full++
+			example = chain(fs)
+		} else {
+			t.Logf("cext_hot_spin sample without its full chain: %s", chain(fs))
+		}
+	}
+	t.Logf("cext_hot_spin: %d samples, %d with the full chain; e.g. %s", hot, full, example)
+	if hot == 0 {
+		t.Fatal("no sample in cext_hot_spin")
+	}
+	if full*10 < hot*9 {
+		t.Errorf("only %d of %d cext_hot_spin samples unwound through hot_ctor to _start", full, hot)
+	}
+	if s.rate() < 0.90 {
+		t.Errorf("%.1f %% of cext samples fully unwound, want >= 90 %%", 100*s.rate())
+	}
+}
+
+// TestGoProgramDeepStacks: a static pure-Go program shows more than 5 frames
+// per sample on average (frame pointers or .debug_frame), not the 2 a broken
+// unwind gives.
+func TestGoProgramDeepStacks(t *testing.T) {
+	stacks := record(t, nil, buildGo(t))
+	s := measure(stacks)
+	t.Logf("gospin: %d samples, %.1f %% fully unwound, %.1f user frames per sample", s.n, 100*s.rate(), s.avg())
+	if s.avg() <= 5 {
+		t.Errorf("%.1f frames per sample, want > 5", s.avg())
+	}
+	deep := 0
+	for _, st := range stacks {
+		if inOrder(userFrames(st), "main.busy", "main.level3", "main.level2", "main.level1") {
+			deep++
+		}
+	}
+	if deep*2 < s.n {
+		t.Errorf("only %d of %d samples show main.busy <- level3 <- level2 <- level1", deep, s.n)
+	}
+}
