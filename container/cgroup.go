@@ -96,6 +96,10 @@ func cgroupDirs(cgroupsPath string) []string {
 	if err != nil {
 		return nil
 	}
+	return cgroupDirsIn(ms, cgroupsPath)
+}
+
+func cgroupDirsIn(ms []cgroupMount, cgroupsPath string) []string {
 	var out []string
 	for _, m := range ms {
 		d := filepath.Join(m.dir, cgroupsPath)
@@ -129,8 +133,16 @@ func cgroupProcs(cgroupsPath string) []int {
 // directory can only be removed once empty, and the kernel takes a moment to
 // notice that the last task died, so EBUSY is retried briefly.
 func removeCgroups(cgroupsPath string) error {
+	ms, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	return removeCgroupsIn(ms, cgroupsPath)
+}
+
+func removeCgroupsIn(ms []cgroupMount, cgroupsPath string) error {
 	var left []string
-	for _, d := range cgroupDirs(cgroupsPath) {
+	for _, d := range cgroupDirsIn(ms, cgroupsPath) {
 		var err error
 		for i := 0; i < 100; i++ {
 			err = syscall.Rmdir(d)
@@ -176,7 +188,15 @@ func readLimits(cgroupsPath string) (Limits, error) {
 	if err != nil {
 		return Limits{}, err
 	}
+	return readLimitsIn(ms, cgroupsPath)
+}
+
+// readLimitsIn reads the limits of cgroupsPath under the given hierarchies:
+// the v1 memory and cpu controllers when mounted (legacy or hybrid host),
+// else the v2 unified hierarchy.
+func readLimitsIn(ms []cgroupMount, cgroupsPath string) (Limits, error) {
 	var l Limits
+	var err error
 	var memDir, cpuDir, unified string
 	for _, m := range ms {
 		d := filepath.Join(m.dir, cgroupsPath)

@@ -88,8 +88,9 @@ type Config struct {
 	// HostPIDs both are host pids. runc delete still kills every process of
 	// the run (through its cgroup).
 	HostPIDs bool
-	// DeleteTimeout bounds each OCI runtime command (default 30s).
-	DeleteTimeout time.Duration
+	// RuntimeTimeout bounds each OCI runtime command: create, start, delete
+	// (default 30s).
+	RuntimeTimeout time.Duration
 }
 
 // memoryMB returns the effective memory size.

@@ -80,7 +80,7 @@ func NewOCI(cfg Config) (Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &ociSandbox{cfg: cfg, runtime: rt, work: work, owned: owned, timeout: cfg.DeleteTimeout}
+	s := &ociSandbox{cfg: cfg, runtime: rt, work: work, owned: owned, timeout: cfg.RuntimeTimeout}
 	if s.timeout == 0 {
 		s.timeout = 30 * time.Second
 	}

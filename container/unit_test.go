@@ -2,6 +2,7 @@ package container
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -165,5 +166,74 @@ func TestTail(t *testing.T) {
 	tl.copyFrom(strings.NewReader("0123456789abcdef"), nil)
 	if got := string(tl.bytes()); got != "89abcdef" {
 		t.Errorf("tail = %q, want the last 8 bytes", got)
+	}
+}
+
+// TestCgroupLayouts reads limits and removes a run's directories on fake
+// hierarchies laid out as cgroup v1 (this CI machine), hybrid, and v2 (which
+// this machine can't give runc: its memory and cpu controllers are in v1).
+func TestCgroupLayouts(t *testing.T) {
+	type file struct{ path, content string }
+	tests := []struct {
+		name   string
+		mounts []cgroupMount // dir is relative to a temp root
+		files  []file
+		want   Limits
+	}{
+		{"v1", []cgroupMount{{dir: "memory", options: "rw,memory"}, {dir: "cpu,cpuacct", options: "rw,cpu,cpuacct"}, {dir: "pids", options: "rw,pids"}},
+			[]file{
+				{"memory/initprof-1/memory.limit_in_bytes", "536870912\n"},
+				{"cpu,cpuacct/initprof-1/cpu.cfs_quota_us", "28942\n"},
+				{"cpu,cpuacct/initprof-1/cpu.cfs_period_us", "100000\n"},
+				{"pids/initprof-1/pids.max", "1024\n"},
+			}, Limits{Cgroup: "v1", MemoryBytes: 512 << 20, CPUQuotaUS: 28942, CPUPeriodUS: 100000}},
+		{"hybrid", []cgroupMount{{dir: "unified", v2: true}, {dir: "memory", options: "rw,memory"}, {dir: "cpu", options: "rw,cpu"}},
+			[]file{
+				{"unified/initprof-1/cgroup.procs", ""},
+				{"memory/initprof-1/memory.limit_in_bytes", "1073741824\n"},
+				{"cpu/initprof-1/cpu.cfs_quota_us", "57885\n"},
+				{"cpu/initprof-1/cpu.cfs_period_us", "100000\n"},
+			}, Limits{Cgroup: "v1", MemoryBytes: 1 << 30, CPUQuotaUS: 57885, CPUPeriodUS: 100000}},
+		{"v2", []cgroupMount{{dir: ".", v2: true}},
+			[]file{
+				{"initprof-1/memory.max", "1073741824\n"},
+				{"initprof-1/cpu.max", "57885 100000\n"},
+			}, Limits{Cgroup: "v2", MemoryBytes: 1 << 30, CPUQuotaUS: 57885, CPUPeriodUS: 100000}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			var ms []cgroupMount
+			for _, m := range tc.mounts {
+				m.dir = filepath.Join(root, m.dir)
+				ms = append(ms, m)
+			}
+			for _, f := range tc.files {
+				p := filepath.Join(root, f.path)
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				os.WriteFile(p, []byte(f.content), 0o644)
+			}
+			got, err := readLimitsIn(ms, "/initprof-1")
+			if err != nil || got != tc.want {
+				t.Errorf("limits = %+v, %v; want %+v", got, err, tc.want)
+			}
+			if n := len(cgroupDirsIn(ms, "/initprof-1")); n != len(tc.mounts) {
+				t.Errorf("found %d run directories, want one per hierarchy (%d)", n, len(tc.mounts))
+			}
+			// A real cgroup directory's files vanish with it; here only an
+			// emptied directory can be removed, as the kernel requires.
+			if err := removeCgroupsIn(ms, "/initprof-1"); err == nil {
+				t.Errorf("removing non-empty directories reported success")
+			}
+			for _, f := range tc.files {
+				os.Remove(filepath.Join(root, f.path))
+			}
+			if err := removeCgroupsIn(ms, "/initprof-1"); err != nil {
+				t.Errorf("remove: %v", err)
+			}
+			if d := cgroupDirsIn(ms, "/initprof-1"); len(d) != 0 {
+				t.Errorf("left behind: %v", d)
+			}
+		})
 	}
 }
