@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -301,7 +302,7 @@ func TestReplayReportAndLateSubscribe(t *testing.T) {
 				return
 			}
 			time.Sleep(80 * time.Millisecond) // well after initStart: only the replay can deliver it
-			sub := `{"schemaVersion":"2022-12-13","types":["platform","extension"],"buffering":{"timeoutMs":25},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:` + port + `/"}}`
+			sub := `{"schemaVersion":"2022-12-13","types":["platform","extension","function"],"buffering":{"timeoutMs":25},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:` + port + `/"}}`
 			if st, _, b := probe.do("PUT", telemetryPath, nil, sub); st != 200 {
 				t.Errorf("subscribe during init: %d %s", st, b)
 			}
@@ -324,6 +325,9 @@ func TestReplayReportAndLateSubscribe(t *testing.T) {
 	}
 	if sink.find("extension") == nil {
 		t.Errorf("goext's output never arrived as extension events")
+	}
+	if ev := sink.find("function"); ev == nil || !strings.HasPrefix(fmt.Sprint(ev["record"]), "sim runtime: invoke ") {
+		t.Errorf("the runtime's output never arrived as a function event: %v", ev)
 	}
 	rep := sink.find("platform.initReport")
 	if rep == nil {

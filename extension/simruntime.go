@@ -54,6 +54,8 @@ func RunSimRuntime(api string, init, invoke time.Duration) error {
 		if resp.StatusCode != http.StatusOK || id == "" {
 			return fmt.Errorf("sim runtime: /next answered %s without a request id", resp.Status)
 		}
+		// One function log line per invoke, so `function` telemetry flows.
+		fmt.Printf("sim runtime: invoke %s\n", id)
 		if !sleep(invoke) {
 			return nil
 		}
