@@ -161,6 +161,18 @@ func assertGone(t testing.TB, runtime, id, cgroup string, pid int) {
 	}
 }
 
+// libcurlBinary returns a binary linked against libcurl and OpenSSL/GnuTLS
+// (30-odd libraries), the arguments to run it briefly, and whether it must
+// exit 0 then: curl --version when curl is installed, else the C sample,
+// which loads all its libraries and exits 1 without a platform to talk to.
+func libcurlBinary(t testing.TB) (string, []string, bool) {
+	t.Helper()
+	if p, err := exec.LookPath("curl"); err == nil {
+		return p, []string{"--version"}, true
+	}
+	return testutil.Sample(t, "cext"), nil, false
+}
+
 // signalHelper is a host process using the OCI sandbox the way the CLI will:
 // it creates and starts a long-running run, prints READY with the container's
 // names, and on SIGINT/SIGTERM cleans up with CleanupAll and exits 130.

@@ -15,10 +15,7 @@ import (
 // and a #! script, and checks that the loader's every path (through the
 // host's symlinks, like /lib64 -> usr/lib64) resolves inside it to a copy.
 func TestBuildRootfsHostClosure(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("needs curl (a libcurl-linked binary) on PATH")
-	}
+	curl, _, _ := libcurlBinary(t)
 	dir := workTemp(t)
 	script := filepath.Join(dir, "script-ext")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
