@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -104,9 +105,15 @@ func runPlatform(o platformOpts, args []string) error {
 	}
 	var rt extension.RuntimeSpec
 	if o.runtime == "sim" {
-		exe, err := os.Executable()
+		exe, err := os.Executable() // reads /proc/self/exe
 		if err != nil {
-			return fmt.Errorf("locating this binary for the sim runtime: %w", err)
+			// A sandbox without /proc: fall back to how we were started.
+			if exe, err = exec.LookPath(os.Args[0]); err == nil {
+				exe, err = filepath.Abs(exe)
+			}
+			if err != nil {
+				return fmt.Errorf("locating this binary for the sim runtime (no /proc/self/exe, and argv[0] %q): %w", os.Args[0], err)
+			}
 		}
 		rt = extension.SimRuntime(exe, o.runtimeInit, o.runtimeInvoke)
 	} else {
