@@ -36,6 +36,11 @@ import (
 	"github.com/initprof/initprof/internal/doctor"
 )
 
+// EmulatedNote is the label every report made in this VM carries: under TCG
+// the checkpoints, phases, symbols and stack shapes are real arm64, but the
+// durations are not Graviton's (Go code runs 8-15x slower than native).
+const EmulatedNote = "emulated — timings are not representative of Graviton"
+
 // File is one file to place in the guest's initramfs.
 type File struct {
 	GuestPath string      // absolute path in the guest, e.g. /opt/extensions/goext

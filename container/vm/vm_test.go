@@ -26,6 +26,10 @@ import (
 var buildDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("INITPROF_VM_TEST_HELPER") != "" {
+		helperProcess()
+		return
+	}
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
@@ -39,7 +43,8 @@ var (
 	built     = map[string]string{}
 )
 
-// buildARM64 cross-builds the static arm64 initprof once per test binary.
+// buildARM64 cross-builds the static arm64 initprof (and the sleeper, a guest
+// program that never ends) once per test binary.
 func buildARM64(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -47,7 +52,7 @@ func buildARM64(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		for name, pkg := range map[string]string{"initprof": "./cmd/initprof"} {
+		for name, pkg := range map[string]string{"initprof": "./cmd/initprof", "sleeper": "./container/vm/testdata/sleeper"} {
 			out := filepath.Join(buildDir, name+"-arm64")
 			cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
 			cmd.Dir = testutil.Root(t)
@@ -85,7 +90,7 @@ func requireVM(t *testing.T) {
 func noQEMULeft(t *testing.T, name string) {
 	t.Helper()
 	out, err := exec.Command("pgrep", "-f", "-a", "qemu-system-aarch64 -name "+name+" ").CombinedOutput()
-	if err == nil {
+	if err == nil || len(out) > 0 {
 		t.Errorf("qemu still running after Run returned:\n%s", out)
 	}
 }
@@ -310,6 +315,58 @@ func TestBootPlatform(t *testing.T) {
 	}
 }
 
+// helperProcess is the test binary re-executed by TestKilledParent: it boots
+// a VM whose job never ends, and waits to be killed.
+func helperProcess() {
+	cfg := Config{Initprof: os.Getenv("INITPROF_VM_TEST_INITPROF"), Name: os.Getenv("INITPROF_VM_TEST_HELPER"),
+		Files: []File{{GuestPath: "/opt/sleeper", HostPath: os.Getenv("INITPROF_VM_TEST_SLEEPER")}},
+		Argv:  []string{"trace", "--", "/opt/sleeper"}, Timeout: time.Hour}
+	_, err := Run(context.Background(), cfg, os.TempDir())
+	fmt.Fprintln(os.Stderr, "helper: Run returned:", err)
+	os.Exit(1)
+}
+
+func qemuRunning(name string) bool {
+	return exec.Command("pgrep", "-f", "qemu-system-aarch64 -name "+name+" ").Run() == nil
+}
+
+// TestKilledParent: when the process running Run dies without a chance to
+// clean up (SIGKILL), qemu dies with it (Pdeathsig) instead of running on.
+func TestKilledParent(t *testing.T) {
+	requireVM(t)
+	testutil.RequireTool(t, "pgrep")
+	initprof := buildARM64(t)
+	name := uniqueName(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "INITPROF_VM_TEST_HELPER="+name, "INITPROF_VM_TEST_INITPROF="+initprof,
+		"INITPROF_VM_TEST_SLEEPER="+built["sleeper"])
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !qemuRunning(name) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the helper never started qemu:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	// The guest's job never ends, so only qemu's death signal can stop it.
+	deadline = time.Now().Add(10 * time.Second)
+	for qemuRunning(name) {
+		if time.Now().After(deadline) {
+			exec.Command("pkill", "-KILL", "-f", "qemu-system-aarch64 -name "+name+" ").Run()
+			t.Fatal("qemu outlived the killed process that started it")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestRunErrors covers the failures a caller must be able to tell apart.
 func TestRunErrors(t *testing.T) {
 	requireVM(t)
@@ -367,10 +424,12 @@ func TestRunErrors(t *testing.T) {
 
 	t.Run("job timeout", func(t *testing.T) {
 		cfg := base(t)
-		cfg.RunTimeout = time.Millisecond
+		cfg.Files = []File{{GuestPath: "/opt/sleeper", HostPath: built["sleeper"]}}
+		cfg.Argv = []string{"trace", "--", "/opt/sleeper"}
+		cfg.RunTimeout = time.Second
 		start := time.Now()
 		res, err := Run(context.Background(), cfg, t.TempDir())
-		if err == nil || !strings.Contains(err.Error(), "ran longer than 1ms after boot; killed qemu") {
+		if err == nil || !strings.Contains(err.Error(), "ran longer than 1s after boot; killed qemu") {
 			t.Fatalf("error %v, want the run timeout", err)
 		}
 		if res == nil || res.Boot <= 0 || time.Since(start) > res.Boot+time.Minute {
