@@ -61,9 +61,10 @@ func TestProcessSandbox(t *testing.T) {
 		if len(f.Interfaces) != 1 || !strings.HasPrefix(f.Interfaces[0], "lo:up") {
 			t.Errorf("interfaces = %v, want only lo, up", f.Interfaces)
 		}
-	}
-	if !f.LoopbackOK {
-		t.Errorf("loopback connect to sandbox:9001 failed")
+		// Without root there is no private /etc/hosts naming sandbox.
+		if !f.LoopbackOK {
+			t.Errorf("loopback connect to sandbox:9001 failed")
+		}
 	}
 	if err := in.Delete(); err != nil {
 		t.Fatal(err)
