@@ -63,7 +63,14 @@ func TestBuildRootfsHostClosure(t *testing.T) {
 	}
 
 	// The same build from a user rootfs (the one just made) gives the same
-	// files: symlinks there resolve within it, never on the host.
+	// files: symlinks there resolve within it, never on the host. Make one of
+	// them absolute, as some images have, to prove it.
+	if target, err := os.Readlink(filepath.Join(root, "lib64")); err == nil && !filepath.IsAbs(target) {
+		os.Remove(filepath.Join(root, "lib64"))
+		if err := os.Symlink("/"+target, filepath.Join(root, "lib64")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	root2 := filepath.Join(dir, "rootfs2")
 	lay2, err := buildRootfs(&Config{Extensions: cfg.Extensions, Rootfs: root}, root2)
 	if err != nil {
