@@ -76,9 +76,12 @@ type Config struct {
 	// stdout, like stderr, goes to the console.
 	Stdout string
 	// Timeout bounds the whole VM, boot included (default 10 minutes).
+	// BootTimeout bounds qemu start → the guest's PID 1 reporting it is up
+	// (default 2 minutes; a boot takes 2-7 s under TCG), so that a guest that
+	// hangs before /init runs fails fast with its console tail.
 	// RunTimeout, when > 0, bounds the job from the moment the guest's PID 1
 	// reports it has booted. Either one kills qemu.
-	Timeout, RunTimeout time.Duration
+	Timeout, BootTimeout, RunTimeout time.Duration
 	// Console, when set, receives the guest's console lines live (the result
 	// frames excepted).
 	Console io.Writer
@@ -226,6 +229,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Minute
+	}
+	if c.BootTimeout <= 0 {
+		c.BootTimeout = 2 * time.Minute
 	}
 	if c.Name == "" {
 		c.Name = fmt.Sprintf("initprof-vm-%d-%d", os.Getpid(), vmSeq.Add(1))
@@ -394,6 +400,8 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 	tail := &ring{max: consoleTailLines}
 	total := time.NewTimer(c.Timeout)
 	defer total.Stop()
+	bootTimer := time.NewTimer(c.BootTimeout)
+	defer bootTimer.Stop()
 	var runTimer <-chan time.Time
 	var booted time.Time
 	var failure error
@@ -421,6 +429,7 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 				}
 			case lineBooted:
 				booted = l.at
+				bootTimer.Stop()
 				res.Boot = booted.Sub(start)
 				res.Kernel, res.Machine = d.kernel, d.mach
 				if c.RunTimeout > 0 {
@@ -431,12 +440,10 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 			}
 		case <-ctxDone:
 			kill(fmt.Errorf("arm64 VM: %w; killed qemu", ctx.Err()))
+		case <-bootTimer.C:
+			kill(fmt.Errorf("arm64 VM: the guest did not boot within %s; killed qemu", c.BootTimeout))
 		case <-total.C:
-			if booted.IsZero() {
-				kill(fmt.Errorf("arm64 VM: the guest did not boot within %s; killed qemu", c.Timeout))
-			} else {
-				kill(fmt.Errorf("arm64 VM: the VM ran longer than %s; killed qemu", c.Timeout))
-			}
+			kill(fmt.Errorf("arm64 VM: the VM ran longer than %s; killed qemu", c.Timeout))
 		case <-runTimer:
 			kill(fmt.Errorf("arm64 VM: the guest job ran longer than %s after boot; killed qemu", c.RunTimeout))
 		}

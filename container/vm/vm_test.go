@@ -419,6 +419,7 @@ func TestRunErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), `unknown command "no-such-command"`) {
 			t.Errorf("error does not carry the guest's console tail:\n%v", err)
 		}
+		t.Logf("the error a user sees:\n%v", err)
 		noQEMULeft(t, cfg.Name)
 	})
 
@@ -451,11 +452,35 @@ func TestRunErrors(t *testing.T) {
 
 	t.Run("boot timeout", func(t *testing.T) {
 		cfg := base(t)
-		cfg.Timeout = 300 * time.Millisecond
+		cfg.BootTimeout = 300 * time.Millisecond
 		_, err := Run(context.Background(), cfg, t.TempDir())
 		if err == nil || !strings.Contains(err.Error(), "did not boot within 300ms; killed qemu") {
 			t.Fatalf("error %v, want the boot timeout", err)
 		}
+		noQEMULeft(t, cfg.Name)
+	})
+
+	t.Run("whole VM timeout", func(t *testing.T) {
+		cfg := base(t)
+		cfg.Timeout = 300 * time.Millisecond
+		_, err := Run(context.Background(), cfg, t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "ran longer than 300ms; killed qemu") {
+			t.Fatalf("error %v, want the VM timeout", err)
+		}
+		noQEMULeft(t, cfg.Name)
+	})
+
+	t.Run("init exits", func(t *testing.T) {
+		// The sleeper, started as /init, exits at once: the kernel panics
+		// ("Attempted to kill init"), panic=-1 reboots, -no-reboot ends qemu.
+		cfg := base(t)
+		cfg.Initprof = built["sleeper"]
+		_, err := Run(context.Background(), cfg, t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "the guest never started /init") ||
+			!strings.Contains(err.Error(), "Attempted to kill init") {
+			t.Fatalf("error %v, want a boot failure with the kernel's panic in the console tail", err)
+		}
+		t.Logf("the error a user sees:\n%v", err)
 		noQEMULeft(t, cfg.Name)
 	})
 }
