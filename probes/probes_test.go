@@ -79,6 +79,7 @@ var cOrder = []struct {
 	{"dl_start_user", isCheckpoint(KindUprobe, CheckpointDlStartUser)},
 	{"dl_init", isCheckpoint(KindUprobe, CheckpointDlInit)},
 	{"entry", isCheckpoint(KindUprobe, CheckpointEntry)},
+	{"exe_init", isCheckpoint(KindUprobe, CheckpointExeInit)},
 	{"main", isCheckpoint(KindUprobe, CheckpointMain)},
 	{"connect", isKind(KindConnect)},
 	{"register sent", isSend("POST /2020-01-01/extension/register ")},

@@ -46,9 +46,10 @@ const (
 	CheckpointRelocate     = "relocate"       // _dl_relocate_object entry, Object = the object's name (uprobe)
 	CheckpointRelocateDone = "relocated"      // _dl_relocate_object return (uretprobe; pair with the entry by TID)
 	CheckpointDlStartUser  = "dl_start_user"  // _dl_start_user: relocation is over, constructors are next
-	CheckpointDlInit       = "dl_init"        // _dl_init: constructors start; they end at the executable's entry
+	CheckpointDlInit       = "dl_init"        // _dl_init: the libraries' constructors start; they end at the executable's entry
 	CheckpointDlDebugState = "dl_debug_state" // _dl_debug_state: the fallback when ld.so has no symbols
 	CheckpointEntry        = "entry"          // the executable's e_entry
+	CheckpointExeInit      = "exe_init"       // the executable's _init: since glibc 2.34 libc's __libc_start_main runs the executable's own constructors, after entry
 	CheckpointMain         = "main"           // C/C++/Rust main
 	CheckpointGoMain       = "main.main"      // Go's main.main (entry only: uretprobes corrupt Go stacks)
 	UserCheckpointPrefix   = "uprobe:"        // user probes are "uprobe:SYMBOL"
@@ -402,6 +403,9 @@ func planUprobes(opts Options) ([]probeSite, []Missing, error) {
 			sites = append(sites, probeSite{file: s.path, offset: s.entry, checkpoint: CheckpointEntry})
 		} else {
 			missing = append(missing, Missing{CheckpointEntry, s.path, "its e_entry lies in no PT_LOAD segment"})
+		}
+		if off, ok := s.offsets["_init"]; ok {
+			sites = append(sites, probeSite{file: s.path, offset: off, checkpoint: CheckpointExeInit})
 		}
 		found := false
 		for _, c := range []struct{ sym, cp string }{{"main", CheckpointMain}, {"main.main", CheckpointGoMain}} {
