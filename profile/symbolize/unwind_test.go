@@ -1,29 +1,38 @@
 package symbolize_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/initprof/initprof/internal/testutil"
+	"github.com/initprof/initprof/profile/sample/sampletest"
+)
+
+func chain(fs []string) string { return strings.Join(fs, " <- ") }
+
+var (
+	userFrames = sampletest.UserFrames
+	inOrder    = sampletest.InOrder
 )
 
 // TestCProgramUnwinds samples a -fomit-frame-pointer C program and checks that
 // CFI unwinding gets full stacks: at least 90 % of samples reach a root frame,
-// and the busy function's samples show every level up to main or the
-// constructor.
+// and the busy functions' samples show every level up to main, the
+// executable's constructor, or ld.so's _dl_init for the library's constructor.
 func TestCProgramUnwinds(t *testing.T) {
-	stacks := record(t, nil, buildC(t))
-	s := measure(stacks)
-	t.Logf("spin: %d samples, %.1f %% fully unwound, %.1f user frames per sample", s.n, 100*s.rate(), s.avg())
-	if s.rate() < 0.90 {
-		for _, st := range stacks[:min(10, len(stacks))] {
+	rec := sampletest.Record(t, "spin", nil, sampletest.BuildC(t))
+	s := sampletest.Measure(rec.Stacks)
+	t.Logf("spin: %d samples, %.1f %% fully unwound, %.1f user frames per sample", s.Samples, 100*s.Rate(), s.AvgFrames())
+	if s.Rate() < 0.90 {
+		for _, st := range rec.Stacks {
 			if !st.Complete {
 				t.Logf("incomplete (%s): %s", st.Method, chain(userFrames(st)))
 			}
 		}
-		t.Errorf("%.1f %% of samples fully unwound, want >= 90 %%", 100*s.rate())
+		t.Errorf("%.1f %% of samples fully unwound, want >= 90 %%", 100*s.Rate())
 	}
 	var fromMain, fromCtor, fromLib int
-	for _, st := range stacks {
+	for _, st := range rec.Stacks {
 		fs := userFrames(st)
 		if len(fs) == 0 || !st.Complete {
 			continue
@@ -47,6 +56,14 @@ func TestCProgramUnwinds(t *testing.T) {
 	if fromMain < fromCtor || fromMain < fromLib {
 		t.Errorf("main does 3x each constructor's work but has fewer samples (%d vs %d, %d)", fromMain, fromCtor, fromLib)
 	}
+	// Symbolization: file and line from DWARF for the program's own frames.
+	for _, st := range rec.Stacks {
+		for _, f := range st.Frames {
+			if f.Func == "spin_busy" && (!strings.HasSuffix(f.File, "spin.c") || f.Line == 0) {
+				t.Fatalf("spin_busy frame without file:line: %+v", f)
+			}
+		}
+	}
 }
 
 // TestCextConstructor is the acceptance check on the real sample:
@@ -58,17 +75,17 @@ func TestCProgramUnwinds(t *testing.T) {
 func TestCextConstructor(t *testing.T) {
 	bin := testutil.Sample(t, "cext")
 	// A closed port: cext fails to register and exits, after its constructor ran.
-	stacks := record(t, []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1"}, bin)
-	s := measure(stacks)
-	t.Logf("cext: %d samples, %.1f %% fully unwound, %.1f user frames per sample", s.n, 100*s.rate(), s.avg())
-	for _, st := range stacks {
+	rec := sampletest.Record(t, "cext", []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1"}, bin)
+	s := sampletest.Measure(rec.Stacks)
+	t.Logf("cext: %d samples, %.1f %% fully unwound, %.1f user frames per sample", s.Samples, 100*s.Rate(), s.AvgFrames())
+	for _, st := range rec.Stacks {
 		if !st.Complete {
 			t.Logf("incomplete (%s): %s", st.Method, chain(userFrames(st)))
 		}
 	}
 	hot, full := 0, 0
 	var example string
-	for _, st := range stacks {
+	for _, st := range rec.Stacks {
 		fs := userFrames(st)
 		if len(fs) == 0 || fs[0] != "cext_hot_spin" {
 			continue
@@ -88,28 +105,28 @@ func TestCextConstructor(t *testing.T) {
 	if full*10 < hot*9 {
 		t.Errorf("only %d of %d cext_hot_spin samples unwound through hot_ctor to _start", full, hot)
 	}
-	if s.rate() < 0.90 {
-		t.Errorf("%.1f %% of cext samples fully unwound, want >= 90 %%", 100*s.rate())
+	if s.Rate() < 0.90 {
+		t.Errorf("%.1f %% of cext samples fully unwound, want >= 90 %%", 100*s.Rate())
 	}
 }
 
 // TestGoProgramDeepStacks: a static pure-Go program shows more than 5 frames
-// per sample on average (frame pointers or .debug_frame), not the 2 a broken
-// unwind gives.
+// per sample on average (Go's .debug_frame or frame pointers), not the 2 a
+// broken unwind gives, and Go names come from pclntab.
 func TestGoProgramDeepStacks(t *testing.T) {
-	stacks := record(t, nil, buildGo(t))
-	s := measure(stacks)
-	t.Logf("gospin: %d samples, %.1f %% fully unwound, %.1f user frames per sample", s.n, 100*s.rate(), s.avg())
-	if s.avg() <= 5 {
-		t.Errorf("%.1f frames per sample, want > 5", s.avg())
+	rec := sampletest.Record(t, "gospin", nil, sampletest.BuildGo(t))
+	s := sampletest.Measure(rec.Stacks)
+	t.Logf("gospin: %d samples, %.1f %% fully unwound, %.1f user frames per sample", s.Samples, 100*s.Rate(), s.AvgFrames())
+	if s.AvgFrames() <= 5 {
+		t.Errorf("%.1f frames per sample, want > 5", s.AvgFrames())
 	}
 	deep := 0
-	for _, st := range stacks {
+	for _, st := range rec.Stacks {
 		if inOrder(userFrames(st), "main.busy", "main.level3", "main.level2", "main.level1") {
 			deep++
 		}
 	}
-	if deep*2 < s.n {
-		t.Errorf("only %d of %d samples show main.busy <- level3 <- level2 <- level1", deep, s.n)
+	if deep*2 < s.Samples {
+		t.Errorf("only %d of %d samples show main.busy <- level3 <- level2 <- level1", deep, s.Samples)
 	}
 }

@@ -3,6 +3,8 @@
  * so only CFI unwinding gets full stacks. The statement after each call keeps
  * it from becoming a tail call (which would drop a frame for real). */
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 
 volatile uint64_t sink;
 
@@ -31,6 +33,11 @@ void spinlib_touch(void);
 
 int main(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* the same ground-truth line as the sample extensions print */
+	printf("INIT | checkpoint=main mono_ns=%llu\n", (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec);
+	fflush(stdout);
 	spinlib_touch();
 	spin_level1(30000000);
 	return 0;
