@@ -446,18 +446,42 @@ func TestNoPrivileges(t *testing.T) {
 	if err := os.WriteFile(bin, self, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-		"--inh-caps=-all", "--bounding-set=-all", bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "INITPROF_PROBES_HELPER=new")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("New succeeded without capabilities:\n%s", out)
-	}
-	s := string(out)
-	for _, want := range []string{"ErrPermission=true", "CAP_BPF", "CAP_PERFMON", "setcap"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("error output lacks %q:\n%s", want, s)
-		}
+	for _, tc := range []struct {
+		name string
+		caps string // ambient capabilities kept by the nobody user
+		want []string
+	}{
+		{"none", "", []string{"ErrPermission=true", "lacks CAP_BPF and CAP_PERFMON", "setcap cap_bpf,cap_perfmon,cap_dac_read_search+ep"}},
+		{"no perfmon", "+bpf", []string{"ErrPermission=true", "lacks CAP_PERFMON", "setcap"}},
+		{"no tracefs access", "+bpf,+perfmon", []string{"ErrPermission=true", "CAP_DAC_READ_SEARCH", "setcap"}},
+		{"the advised set", "+bpf,+perfmon,+dac_read_search", []string{"NEW OK"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
+			if tc.caps == "" {
+				args = append(args, "--inh-caps=-all", "--bounding-set=-all")
+			} else {
+				args = append(args, "--inh-caps="+tc.caps, "--ambient-caps="+tc.caps)
+			}
+			cmd := exec.Command(setpriv, append(args, bin, "-test.run=^$")...)
+			cmd.Env = append(os.Environ(), "INITPROF_PROBES_HELPER=new")
+			out, err := cmd.CombinedOutput()
+			s := string(out)
+			if tc.want[0] == "NEW OK" {
+				if err != nil {
+					t.Fatalf("the advised capabilities are not enough: %v\n%s", err, s)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("New succeeded with capabilities %q:\n%s", tc.caps, s)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(s, want) {
+					t.Errorf("error output lacks %q:\n%s", want, s)
+				}
+			}
+		})
 	}
 }
 

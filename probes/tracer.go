@@ -142,18 +142,17 @@ type rawEvent struct {
 
 // New loads the programs and attaches every probe once. It follows nothing
 // until Follow or FollowChildren is called.
-func New(opts Options) (t *Tracer, err error) {
+func New(opts Options) (_ *Tracer, err error) {
 	if err := checkCapabilities(); err != nil {
 		return nil, err
 	}
 	if opts.DebugDir == "" {
 		opts.DebugDir = DefaultDebugDir
 	}
-	t = &Tracer{done: make(chan struct{})}
+	t := &Tracer{done: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			t.Close()
-			t = nil
+			t.Close() // whatever was attached before the failure
 		}
 	}()
 
@@ -797,8 +796,8 @@ func checkCapabilities() error {
 	if !has(capPerfmon) {
 		need = append(need, "CAP_PERFMON")
 	}
-	return fmt.Errorf("%w: loading BPF programs and attaching uprobes needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); this process lacks %s: run initprof as root, or grant them with `sudo setcap cap_bpf,cap_perfmon,cap_dac_read_search+ep $(which initprof)`",
-		ErrPermission, strings.Join(need, " and "))
+	return fmt.Errorf("%w: loading BPF programs and attaching uprobes needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); this process lacks %s: %s",
+		ErrPermission, strings.Join(need, " and "), setcapAdvice)
 }
 
 func effectiveCaps() (uint64, error) {
@@ -816,10 +815,18 @@ func effectiveCaps() (uint64, error) {
 	return 0, errors.New("no CapEff in /proc/self/status")
 }
 
+// setcapAdvice is the one command that lets a non-root user run initprof:
+// CAP_BPF and CAP_PERFMON load and attach, CAP_DAC_READ_SEARCH reads tracefs
+// (root-only), where tracepoint IDs live.
+const setcapAdvice = "run initprof as root, or grant it the capabilities with `sudo setcap cap_bpf,cap_perfmon,cap_dac_read_search+ep $(which initprof)`"
+
 // permissionError wraps err; EPERM/EACCES become ErrPermission with advice.
 func permissionError(what string, err error) error {
+	if errors.Is(err, unix.EACCES) && strings.Contains(err.Error(), "tracing/") {
+		return fmt.Errorf("%w: %s: %v: tracefs is readable by root only: reading it needs CAP_DAC_READ_SEARCH: %s", ErrPermission, what, err, setcapAdvice)
+	}
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-		return fmt.Errorf("%w: %s: %v: the kernel refused; run initprof as root or give it CAP_BPF and CAP_PERFMON (`sudo setcap cap_bpf,cap_perfmon+ep $(which initprof)`); a lockdown=confidentiality kernel refuses even root", ErrPermission, what, err)
+		return fmt.Errorf("%w: %s: %v: the kernel refused: it needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): %s; a kernel in lockdown=confidentiality mode refuses even root", ErrPermission, what, err, setcapAdvice)
 	}
 	if errors.Is(err, ebpf.ErrNotSupported) {
 		return fmt.Errorf("probes: %s: this kernel lacks a needed feature: %w", what, err)
