@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -67,8 +68,15 @@ func cargoPath() string {
 	if p, err := exec.LookPath("cargo"); err == nil {
 		return p
 	}
-	if home, err := os.UserHomeDir(); err == nil {
-		p := filepath.Join(home, ".cargo", "bin", "cargo")
+	var homes []string
+	if h, err := os.UserHomeDir(); err == nil {
+		homes = append(homes, h)
+	}
+	if u, err := user.Current(); err == nil { // HOME may be unset in CI
+		homes = append(homes, u.HomeDir)
+	}
+	for _, h := range homes {
+		p := filepath.Join(h, ".cargo", "bin", "cargo")
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
