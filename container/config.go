@@ -282,6 +282,11 @@ type Sandbox interface {
 	// Files lists the host files that back the sandbox's loadable contents
 	// (extensions, bootstrap, interpreter, libraries): what a cold run evicts.
 	Files() []string
+	// HostPath is where a path as the sandbox's processes see it (e.g.
+	// /opt/extensions/NAME or the ELF interpreter) lives on the host, symlinks
+	// resolved. Uprobes are keyed by inode, so they must be attached to these
+	// copies, not to the files the user named.
+	HostPath(inside string) string
 	// Close removes the bundle (and the work directory when it made one).
 	Close() error
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/initprof/initprof/elfinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,6 +132,14 @@ func runtimeVersion(rt string) string {
 func (s *ociSandbox) Kind() string { return s.kind }
 
 func (s *ociSandbox) Files() []string { return append([]string(nil), s.rootfs.files...) }
+
+// HostPath resolves inside within the bundle's rootfs.
+func (s *ociSandbox) HostPath(inside string) string {
+	if p, err := elfinfo.ResolveInRoot(s.rootfs.dir, inside); err == nil {
+		return p
+	}
+	return filepath.Join(s.rootfs.dir, inside)
+}
 
 // Close removes the bundle. Runs still alive are deleted first.
 func (s *ociSandbox) Close() error {

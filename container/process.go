@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -93,6 +94,19 @@ func (s *processSandbox) Kind() string {
 }
 
 func (s *processSandbox) Files() []string { return append([]string(nil), s.files...) }
+
+// HostPath maps /opt/extensions and /var/runtime into the stand-in base
+// directory; every other path (the interpreter, libraries) is the host's own.
+func (s *processSandbox) HostPath(inside string) string {
+	p := inside
+	if strings.HasPrefix(inside, ExtensionsDir+"/") || strings.HasPrefix(inside, "/var/runtime/") {
+		p = filepath.Join(s.base, inside)
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
 
 func (s *processSandbox) Close() error {
 	s.mu.Lock()

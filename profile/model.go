@@ -128,13 +128,16 @@ type Checkpoint struct {
 // observed of it. The per-phase maps are keyed by phase name (Phases); a phase
 // absent from a map was not measured, which is different from zero.
 type Process struct {
-	Name        string           `json:"name"`
-	Role        string           `json:"role"`
-	PID         int              `json:"pid"`
-	Checkpoints []Checkpoint     `json:"checkpoints"`
-	OnCPUNs     map[string]int64 `json:"on_cpu_ns,omitempty"`
-	RunnableNs  map[string]int64 `json:"runnable_ns,omitempty"`
-	BlockedNs   map[string]int64 `json:"blocked_ns,omitempty"`
+	Name        string       `json:"name"`
+	Role        string       `json:"role"`
+	PID         int          `json:"pid"`
+	Checkpoints []Checkpoint `json:"checkpoints"`
+	// Static is set for a program without an ELF interpreter: the loader's
+	// checkpoints do not apply to it, so they are not reported missing.
+	Static     bool             `json:"static,omitempty"`
+	OnCPUNs    map[string]int64 `json:"on_cpu_ns,omitempty"`
+	RunnableNs map[string]int64 `json:"runnable_ns,omitempty"`
+	BlockedNs  map[string]int64 `json:"blocked_ns,omitempty"`
 	// Faults counts user page faults (minor and major) per phase, as the
 	// probes count them; MajorFaults only the major ones, when known.
 	Faults      map[string]int64 `json:"faults,omitempty"`
@@ -305,6 +308,10 @@ func spanName(from, to string, rank int, canon bool, lastCanon int, present map[
 
 // expected says whether a process of this role is expected to pass checkpoint c:
 // only extensions register and subscribe.
+// loaderOnly are the checkpoints only a dynamically linked program passes:
+// a static binary has no interpreter to watch.
+var loaderOnly = map[string]bool{CkLdsoStart: true, CkDepsLoaded: true, CkRelocated: true, CkConstructorsDone: true}
+
 func expected(c, role string) bool {
 	if role == RoleExtension {
 		return true
@@ -331,7 +338,7 @@ func Missing(p Process) []string {
 	}
 	var out []string
 	for k := lo; k <= hi; k++ {
-		if c := Checkpoints[k]; !present[c] && expected(c, p.Role) {
+		if c := Checkpoints[k]; !present[c] && expected(c, p.Role) && !(p.Static && loaderOnly[c]) {
 			out = append(out, Checkpoints[k])
 		}
 	}

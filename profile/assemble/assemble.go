@@ -32,6 +32,9 @@ type Input struct {
 	// submatch, when present, names the checkpoint; otherwise the whole match.
 	Checkpoints []*regexp.Regexp
 	Dropped     uint64
+	// Static names the processes whose binary has no ELF interpreter, so
+	// their loader checkpoints are not reported missing.
+	Static map[string]bool
 }
 
 // Truth is a checkpoint a sample printed about itself
@@ -117,7 +120,7 @@ func Assemble(in Input) (*Result, error) {
 		}
 	}
 	for _, sp := range spawns {
-		p := profile.Process{Name: sp.name, Role: sp.role}
+		p := profile.Process{Name: sp.name, Role: sp.role, Static: in.Static[sp.name]}
 		cps := []profile.Checkpoint{{Name: profile.CkSpawn, MonoNs: sp.mono, Source: profile.SourcePlatform}}
 		var pid uint32
 		for i, ex := range execs {
@@ -176,6 +179,12 @@ func execTime(e probes.Event) uint64 {
 func samePath(a, b string) bool {
 	return a == b || path.Base(a) == path.Base(b) && path.Base(a) != "."
 }
+
+// Address families as bind(2) sees them.
+const (
+	afInet  = 2
+	afInet6 = 10
+)
 
 // HTTP request lines an extension or runtime writes, client side.
 var (
@@ -242,7 +251,9 @@ func processCheckpoints(evs []probes.Event, role string) []profile.Checkpoint {
 				}
 			}
 		case probes.KindBind:
-			if e.Ret == 0 && e.Port != 0 && seen[profile.CkMain] {
+			// The first successful bind of an IP socket after main: the
+			// listener (its port may be 0, an ephemeral one).
+			if e.Ret == 0 && (e.Family == afInet || e.Family == afInet6) && seen[profile.CkMain] {
 				add(profile.CkListenerBound, e.Time, profile.SourceEBPF)
 			}
 		case probes.KindSend:

@@ -1,0 +1,616 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/elfinfo"
+	"github.com/initprof/initprof/extension"
+	"github.com/initprof/initprof/probes"
+	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/assemble"
+)
+
+func init() {
+	register(&command{
+		name:    "run",
+		summary: "profile N cold starts of an extension in a Lambda-like sandbox",
+		usage:   "[flags] EXTENSION...",
+		long: `Runs the extension(s) N times, each a real cold start in a Lambda-like sandbox
+(an OCI container on runc or crun, with Lambda's memory limit and CPU quota), and
+watches every run with eBPF from execve to the first /next. It prints a phase
+table per extension (median, p10, p90, share of time-to-ready), the runtime's
+init, Init Duration and the init critical path, on-CPU/runnable/blocked time
+and page faults per phase, and a one-line verdict: does binary load dominate,
+or the order of init steps — and can the extension move Init Duration at all?
+
+Phases, in order: spawn → exec → exec_done → ldso_start → deps_loaded →
+relocated → constructors_done → entry → main → register → listener_bound →
+subscribe → next. "load" is exec → entry (loading, relocation, symbol binding);
+"init" is entry → next (the extension's own init steps).
+
+Files written to --out: report.txt (what is printed), results.json (every run,
+every checkpoint, every platform event). Exit codes: 0 ok, 2 bad input,
+3 missing privileges, 4 the extension failed its init (the report is still
+written), 130 interrupted.
+
+Examples:
+  initprof run ./target/release/my-extension
+  initprof run -n 30 --memory 512 --name datadog-agent ./bottlecap
+  initprof run --runtime sim --runtime-init 180ms ./ext      # a python-like runtime
+  initprof run --checkpoint 'INIT \| phase=(\w+)' ./ext       # log-line checkpoints
+  initprof run --sandbox process ./ext                        # no OCI runtime here`,
+		setup: setupRun,
+	})
+}
+
+type runOpts struct {
+	runs          int
+	memory        int
+	runtime       string
+	runtimeInit   time.Duration
+	runtimeInvoke time.Duration
+	invokes       int
+	initTimeout   time.Duration
+	env           []string
+	uprobes       []string
+	checkpoints   []string
+	out           string
+	json          bool
+	name          string
+	sandbox       string
+	ociRuntime    string
+	rootfs        string
+	cache         string
+}
+
+func setupRun(fs *pflag.FlagSet) func([]string) error {
+	o := &runOpts{}
+	fs.IntVarP(&o.runs, "runs", "n", 10, "cold starts to run")
+	fs.IntVar(&o.memory, "memory", 1024, "function memory in MB: the memory limit, and the CPU quota (memory/1769 of one CPU)")
+	fs.StringVar(&o.runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
+	fs.DurationVar(&o.runtimeInit, "runtime-init", 15*time.Millisecond, "sim runtime: its init time (python ≈ 180ms, provided.al2023 ≈ 15ms)")
+	fs.DurationVar(&o.runtimeInvoke, "runtime-invoke", time.Millisecond, "sim runtime: time to answer an invoke")
+	fs.IntVar(&o.invokes, "invokes", 1, "invokes after init in each run")
+	fs.DurationVar(&o.initTimeout, "init-timeout", 10*time.Second, "Lambda's init limit")
+	fs.StringArrayVar(&o.env, "env", nil, "customer environment variable K=V; repeatable")
+	fs.StringArrayVar(&o.uprobes, "uprobe", nil, "extra checkpoint: SYMBOL (in the extension) or FILE:SYMBOL; repeatable")
+	fs.StringArrayVar(&o.checkpoints, "checkpoint", nil, "log-line checkpoint REGEX (first group names it), e.g. 'INIT \\| phase=(\\w+)'; repeatable")
+	fs.StringVar(&o.out, "out", "", "output directory (default initprof-out/run-TIMESTAMP)")
+	fs.BoolVar(&o.json, "json", false, "print results.json to stdout instead of the report")
+	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions (default: the file name; one extension only)")
+	fs.StringVar(&o.sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation)")
+	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "runc, crun or a path (default: runc, then crun, on PATH)")
+	fs.StringVar(&o.rootfs, "rootfs", "", "take the interpreter and libraries from this root filesystem (e.g. an exported Lambda base image)")
+	fs.StringVar(&o.cache, "cache", "cold", "'cold' evicts the sandbox's files from the page cache before each run; 'warm' keeps it")
+	return func(args []string) error { return runRun(o, args) }
+}
+
+func (o *runOpts) validate(args []string) error {
+	if len(args) == 0 {
+		return badInput("no extension given; usage: initprof run [flags] EXTENSION...")
+	}
+	if o.runs < 1 {
+		return badInput("--runs must be at least 1")
+	}
+	if o.memory < 128 || o.memory > 10240 {
+		return badInput("--memory %d: Lambda allows 128 to 10240 MB", o.memory)
+	}
+	if o.sandbox != "oci" && o.sandbox != "process" {
+		return badInput("--sandbox %q: use 'oci' or 'process'", o.sandbox)
+	}
+	if o.cache != "cold" && o.cache != "warm" {
+		return badInput("--cache %q: use 'cold' or 'warm'", o.cache)
+	}
+	if o.name != "" && len(args) > 1 {
+		return badInput("--name renames one extension; %d were given", len(args))
+	}
+	for _, kv := range o.env {
+		if !strings.Contains(kv, "=") {
+			return badInput("--env %q: want K=V", kv)
+		}
+	}
+	return nil
+}
+
+// extensionsFrom checks every argument is an executable ELF for this machine
+// whose libraries resolve, and names it as Lambda will see it.
+func extensionsFrom(args []string, name, rootfs string) ([]container.Extension, error) {
+	var exts []container.Extension
+	seen := map[string]bool{}
+	for _, a := range args {
+		info, err := elfinfo.Open(a)
+		if err != nil {
+			return nil, badInput("%v", err)
+		}
+		if want := hostELFArch(); info.Arch != want {
+			return nil, badInput("%s is a %s binary; this host runs %s. Build it for %s, or profile it in the arm64 microVM with --arch arm64 (on an x86 host)", a, info.Arch, want, want)
+		}
+		if info.Interp != "" {
+			cl, err := elfinfo.ResolveClosure(a, rootfs)
+			if err != nil {
+				return nil, badInput("%s: %v", a, err)
+			}
+			if len(cl.Missing) > 0 {
+				where := "on this host"
+				if rootfs != "" {
+					where = "under " + rootfs
+				}
+				return nil, badInput("%s: cannot resolve %s %s (install them, or give --rootfs DIR)", a, strings.Join(cl.Missing, ", "), where)
+			}
+		}
+		n := filepath.Base(a)
+		if name != "" {
+			n = name
+		}
+		if seen[n] {
+			return nil, badInput("two extensions are named %q; Lambda needs distinct file names in /opt/extensions", n)
+		}
+		seen[n] = true
+		abs, _ := filepath.Abs(a)
+		exts = append(exts, container.Extension{Name: n, Path: abs})
+	}
+	return exts, nil
+}
+
+// hostELFArch is the elfinfo architecture name of this machine.
+func hostELFArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return runtime.GOARCH
+}
+
+func runRun(o *runOpts, args []string) error {
+	if err := o.validate(args); err != nil {
+		return err
+	}
+	exts, err := extensionsFrom(args, o.name, o.rootfs)
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return withCode(exitPrivileges, errors.New("profiling needs root (BPF, perf events, cgroups and the OCI runtime): run it with sudo, or see 'initprof doctor'"))
+	}
+	if err := ensureTracefs(); err != nil {
+		return withCode(exitPrivileges, err)
+	}
+	self, err := selfForSandbox()
+	if err != nil {
+		return err
+	}
+	out := o.out
+	if out == "" {
+		out = filepath.Join("initprof-out", "run-"+time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return badInput("--out %s: %v", out, err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg := container.Config{
+		Extensions: exts,
+		Initprof:   self,
+		MemoryMB:   o.memory,
+		Env:        o.env,
+		Rootfs:     o.rootfs,
+		OCIRuntime: o.ociRuntime,
+		PlatformArgs: []string{
+			"--invokes", fmt.Sprint(o.invokes),
+			"--init-timeout", o.initTimeout.String(),
+		},
+	}
+	if o.runtime == "sim" {
+		cfg.PlatformArgs = append(cfg.PlatformArgs, "--runtime", "sim",
+			"--runtime-init", o.runtimeInit.String(), "--runtime-invoke", o.runtimeInvoke.String())
+	} else {
+		if _, err := os.Stat(o.runtime); err != nil {
+			return badInput("--runtime %s: %v (give 'sim' or the path of a bootstrap executable)", o.runtime, err)
+		}
+		cfg.Bootstrap, _ = filepath.Abs(o.runtime)
+	}
+	var re []*regexp.Regexp
+	for _, s := range o.checkpoints {
+		r, err := regexp.Compile(s)
+		if err != nil {
+			return badInput("--checkpoint %q: %v", s, err)
+		}
+		re = append(re, r)
+	}
+
+	static := staticSet(exts, cfg.Bootstrap)
+	sb, err := newSandbox(o, cfg)
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	defer container.CleanupAll()
+	progressf("sandbox: %s", sb.Kind())
+
+	tr, err := newTracer(sb, exts, o.uprobes)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	for _, m := range tr.Unavailable() {
+		progressf("checkpoint unavailable: %s", m)
+	}
+
+	var runs []profile.Run
+	var hits []hitCount
+	var initFailed bool
+	bar := newProgress(o.runs)
+	for i := 0; i < o.runs; i++ {
+		if ctx.Err() != nil {
+			break
+		}
+		r, h, err := oneRun(ctx, o, sb, tr, i, re, static)
+		if err != nil {
+			bar.done()
+			if ctx.Err() != nil {
+				break
+			}
+			return err
+		}
+		if r.InitStatus != "" && r.InitStatus != "success" {
+			initFailed = true
+		}
+		runs = append(runs, r)
+		hits = append(hits, h)
+		bar.step(r)
+	}
+	bar.done()
+	if ctx.Err() != nil {
+		if len(runs) == 0 {
+			return withCode(exitInterrupted, errors.New("interrupted before the first run finished; nothing was left behind"))
+		}
+		progressf("interrupted after %d runs; writing what was measured", len(runs))
+	}
+
+	rep := profile.Aggregate(runs)
+	rep.Build = strings.Join(args, " ")
+	rep.Overhead = probeOverhead(runs, hits)
+	rep.Notes = append(rep.Notes, sandboxNote(sb.Kind(), runs))
+	if err := writeRunFiles(out, rep); err != nil {
+		return err
+	}
+	if o.json {
+		if err := rep.WriteJSON(os.Stdout); err != nil {
+			return err
+		}
+	} else if err := rep.WriteText(os.Stdout); err != nil {
+		return err
+	}
+	progressf("wrote %s and %s", filepath.Join(out, "report.txt"), filepath.Join(out, "results.json"))
+	switch {
+	case ctx.Err() != nil:
+		return withCode(exitInterrupted, errors.New("interrupted"))
+	case initFailed:
+		return withCode(exitInitFailed, fmt.Errorf("init failed in some runs (see the report); status: %s", statuses(runs)))
+	}
+	return nil
+}
+
+// staticSet names the processes without an ELF interpreter: the static
+// extensions, and the runtime when it is the simulated one (initprof itself)
+// or a static bootstrap.
+func staticSet(exts []container.Extension, bootstrap string) map[string]bool {
+	m := map[string]bool{}
+	for _, e := range exts {
+		if info, err := elfinfo.Open(e.Path); err == nil && info.Interp == "" {
+			m[e.Name] = true
+		}
+	}
+	if bootstrap == "" {
+		m[extension.NameRuntime] = true
+	} else if info, err := elfinfo.Open(bootstrap); err == nil && info.Interp == "" {
+		m[extension.NameRuntime] = true
+	}
+	return m
+}
+
+func statuses(runs []profile.Run) string {
+	n := map[string]int{}
+	for _, r := range runs {
+		n[r.InitStatus]++
+	}
+	var parts []string
+	for k, v := range n {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+func newSandbox(o *runOpts, cfg container.Config) (container.Sandbox, error) {
+	var sb container.Sandbox
+	var err error
+	if o.sandbox == "process" {
+		sb, err = container.NewProcess(cfg)
+	} else {
+		sb, err = container.NewOCI(cfg)
+	}
+	if err != nil {
+		if container.IsBadInput(err) {
+			return nil, withCode(exitBadInput, err)
+		}
+		return nil, err
+	}
+	return sb, nil
+}
+
+// newTracer attaches the probes once for the whole series: to the sandbox's
+// copies of the extensions and of their ELF interpreter (uprobes are keyed by
+// inode, so the host originals would never fire).
+func newTracer(sb container.Sandbox, exts []container.Extension, user []string) (*probes.Tracer, error) {
+	opts := probes.Options{UserProbes: user}
+	for _, e := range exts {
+		p := sb.HostPath(container.ExtensionsDir + "/" + e.Name)
+		opts.Executables = append(opts.Executables, p)
+		if opts.LdSo == "" {
+			if info, err := elfinfo.Open(p); err == nil && info.Interp != "" {
+				opts.LdSo = sb.HostPath(info.Interp)
+			}
+		}
+	}
+	tr, err := probes.New(opts)
+	if err != nil {
+		if errors.Is(err, probes.ErrPermission) {
+			return nil, withCode(exitPrivileges, err)
+		}
+		return nil, fmt.Errorf("attaching probes: %w", err)
+	}
+	return tr, nil
+}
+
+// oneRun is one cold start: evict, create, attach, start, wait, collect, delete.
+func oneRun(ctx context.Context, o *runOpts, sb container.Sandbox, tr *probes.Tracer, i int, re []*regexp.Regexp, static map[string]bool) (r profile.Run, h hitCount, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("run %d: %w", i+1, err)
+		}
+	}()
+	var cost profile.SandboxCost
+	cost.Kind = sb.Kind()
+	if o.cache == "cold" {
+		ev, err := container.EvictPageCache(sb.Files())
+		if err != nil {
+			return r, h, fmt.Errorf("evicting the page cache: %w", err)
+		}
+		cost.EvictedPages = int64(ev.Before - ev.After)
+		cost.ResidentAfter = int64(ev.After)
+	}
+	inst, err := sb.Create(ctx, fmt.Sprintf("initprof-%d-%d", os.Getpid(), i))
+	if err != nil {
+		return r, h, err
+	}
+	defer inst.Delete()
+	if err := tr.Follow(inst.PID()); err != nil {
+		return r, h, fmt.Errorf("following pid %d: %w", inst.PID(), err)
+	}
+	if err := inst.Start(); err != nil {
+		return r, h, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.initTimeout+time.Duration(o.invokes)*10*time.Second+30*time.Second)
+	code, werr := inst.Wait(wctx)
+	cancel()
+	evs, st, cerr := tr.Collect()
+	derr := inst.Delete()
+	if werr != nil {
+		return r, h, fmt.Errorf("%w\n%s", werr, tail(inst.Output()))
+	}
+	if cerr != nil {
+		return r, h, fmt.Errorf("reading probe events: %w", cerr)
+	}
+	if derr != nil {
+		return r, h, fmt.Errorf("cleaning up the sandbox: %w", derr)
+	}
+	f, err := os.Open(filepath.Join(inst.OutDir(), container.TimelineName))
+	if err != nil {
+		return r, h, fmt.Errorf("the platform wrote no timeline (exit code %d):\n%s", code, tail(inst.Output()))
+	}
+	tl, err := extension.ReadTimeline(f)
+	f.Close()
+	if err != nil {
+		return r, h, err
+	}
+	res, err := assemble.Assemble(assemble.Input{Index: i, Events: evs, Timeline: tl, Checkpoints: re, Dropped: st.Dropped, Static: static})
+	if err != nil {
+		return r, h, fmt.Errorf("%w\n%s", err, tail(inst.Output()))
+	}
+	ov := inst.Overhead()
+	cost.CreateNs, cost.StartNs, cost.DeleteNs = ov.Create.Nanoseconds(), ov.Start.Nanoseconds(), ov.Delete.Nanoseconds()
+	if ru, ok := inst.(interface{ Rusage() syscall.Rusage }); ok {
+		cost.MajorFaults = ru.Rusage().Majflt
+	}
+	res.Run.Sandbox = &cost
+	if st.Dropped > 0 {
+		res.Run.Notes = append(res.Run.Notes, fmt.Sprintf("WARNING: the probes dropped %d events in this run (ring buffer full): its checkpoints may be incomplete", st.Dropped))
+	}
+	os.RemoveAll(inst.OutDir())
+	return res.Run, countHits(evs), nil
+}
+
+func tail(b []byte) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return "  | " + strings.Join(lines, "\n  | ")
+}
+
+// probeOverhead states what the probes cost, from what they counted: uprobe
+// hits at the per-hit cost measured on this machine (EBPF-NOTES.md,
+// probes' BenchmarkUprobeHit), and tracepoint events at theirs.
+func probeOverhead(runs []profile.Run, hits []hitCount) *profile.Overhead {
+	if len(runs) == 0 || len(hits) == 0 {
+		return nil
+	}
+	var base, up, tp float64
+	for _, r := range runs {
+		base += r.InitDurationMs * 1e6
+	}
+	for _, h := range hits {
+		up += float64(h.uprobes)
+		tp += float64(h.tracepoints)
+	}
+	n := float64(len(hits))
+	up, tp = up/n, tp/n
+	cost := up*uprobeHitNs + tp*tracepointNs
+	return &profile.Overhead{
+		Method: fmt.Sprintf("estimated: %.0f uprobe hits × %.1f µs + %.0f tracepoint events × %.1f µs per run",
+			up, uprobeHitNs/1e3, tp, tracepointNs/1e3),
+		InitDeltaNs: cost,
+		BaselineNs:  base/float64(len(runs)) - cost,
+		PerEventNs:  uprobeHitNs,
+	}
+}
+
+// Per-event costs measured on this kind of machine (EBPF-NOTES.md, and the
+// probes package's benchmarks): a uprobe hit with its event, and a tracepoint
+// event. They turn the counts of a run into its probe overhead.
+const (
+	uprobeHitNs  = 5600.0
+	tracepointNs = 500.0
+)
+
+// hitCount is how many probe events of each cost class one run produced.
+type hitCount struct{ uprobes, tracepoints int }
+
+func countHits(evs []probes.Event) hitCount {
+	var h hitCount
+	for _, e := range evs {
+		if e.Kind == probes.KindUprobe || e.Kind == probes.KindUretprobe {
+			h.uprobes++
+		} else {
+			h.tracepoints++
+		}
+	}
+	return h
+}
+
+func sandboxNote(kind string, runs []profile.Run) string {
+	var c, s, d []float64
+	for _, r := range runs {
+		if r.Sandbox != nil {
+			c = append(c, float64(r.Sandbox.CreateNs))
+			s = append(s, float64(r.Sandbox.StartNs))
+			d = append(d, float64(r.Sandbox.DeleteNs))
+		}
+	}
+	med := func(x []float64) float64 {
+		if len(x) == 0 {
+			return 0
+		}
+		sort.Float64s(x)
+		return x[len(x)/2] / 1e6
+	}
+	return fmt.Sprintf("sandbox %s: per-run overhead create %.1f ms, start %.1f ms, delete %.1f ms (medians)", kind, med(c), med(s), med(d))
+}
+
+func writeRunFiles(dir string, rep *profile.Report) error {
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{{"report.txt", rep.WriteText}, {"results.json", rep.WriteJSON}} {
+		fh, err := os.Create(filepath.Join(dir, f.name))
+		if err != nil {
+			return err
+		}
+		if err := f.write(fh); err != nil {
+			fh.Close()
+			return err
+		}
+		if err := fh.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// selfForSandbox is the initprof binary the sandbox runs as PID 1. It must be
+// static (CGO_ENABLED=0) to run in any root filesystem.
+func selfForSandbox() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	info, err := elfinfo.Open(self)
+	if err == nil && info.Interp != "" {
+		return "", fmt.Errorf("this initprof (%s) is dynamically linked; the sandbox needs a static one: build it with 'make build' (CGO_ENABLED=0)", self)
+	}
+	return self, nil
+}
+
+// ensureTracefs mounts tracefs when the machine booted without it: the
+// syscall tracepoints need it.
+func ensureTracefs() error {
+	for _, p := range []string{"/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"} {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+	}
+	if err := syscall.Mount("nodev", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("tracefs is not mounted and mounting it failed (%v): mount -t tracefs nodev /sys/kernel/tracing", err)
+	}
+	return nil
+}
+
+// progress prints one line per run to stderr, rewritten in place on a terminal.
+type progress struct {
+	n, i  int
+	tty   bool
+	start time.Time
+}
+
+func newProgress(n int) *progress {
+	return &progress{n: n, tty: isTerminal(os.Stderr), start: time.Now()}
+}
+
+func (p *progress) step(r profile.Run) {
+	p.i++
+	line := fmt.Sprintf("run %d/%d: Init Duration %.2f ms, ended by %s, status %s (%.1fs elapsed)",
+		p.i, p.n, r.InitDurationMs, r.EndedBy, r.InitStatus, time.Since(p.start).Seconds())
+	if p.tty {
+		fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(os.Stderr, line)
+	}
+}
+
+func (p *progress) done() {
+	if p.tty && p.i > 0 {
+		fmt.Fprintln(os.Stderr)
+		p.i = 0
+	}
+}
+
+func progressf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "initprof: "+format+"\n", args...)
+}
+
+// isTerminal reports whether f is a character device (a terminal): progress
+// is rewritten in place there and printed line by line elsewhere (CI logs).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
