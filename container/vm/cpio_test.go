@@ -2,9 +2,13 @@ package vm
 
 import (
 	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,5 +158,66 @@ func TestCPIOBadNames(t *testing.T) {
 	got := readCPIO(t, buf.Bytes())
 	if s := fmt.Sprint(len(got), " ", got[len(got)-1].name); s != "2 b/c" {
 		t.Errorf("got %s, want b and b/c", s)
+	}
+}
+
+// TestInitramfsContents checks what the guest will find, without booting it.
+func TestInitramfsContents(t *testing.T) {
+	dir := t.TempDir()
+	initprof := filepath.Join(dir, "initprof")
+	ext := filepath.Join(dir, "ext")
+	os.WriteFile(initprof, []byte("\x7fELF fake initprof"), 0o755)
+	os.WriteFile(ext, []byte("\x7fELF fake extension"), 0o644)
+	cfg := Config{Initprof: initprof, Argv: []string{"platform", "--extensions", "/opt/extensions"},
+		Env: []string{"A=b"}, OutDir: "/out", Stdout: "/out/stdout.txt",
+		Files: []File{
+			{GuestPath: "/opt/extensions/ext", HostPath: ext},
+			{GuestPath: "/lib/ld-linux-aarch64.so.1", HostPath: ext, Mode: 0o700},
+			{GuestPath: "/lib/../lib/ld-linux-aarch64.so.1", HostPath: initprof}, // same path twice: first wins
+		}}
+	var z bytes.Buffer
+	if err := writeInitramfs(&z, cfg); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(&z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := map[string]cpioEntry{}
+	for _, e := range readCPIO(t, raw) {
+		if _, dup := entries[e.name]; dup {
+			t.Errorf("%s twice", e.name)
+		}
+		entries[e.name] = e
+	}
+	want := []struct {
+		name string
+		mode uint32
+		data string
+	}{
+		{"init", cpioRegular | 0o755, "\x7fELF fake initprof"},
+		{"opt/extensions/ext", cpioRegular | 0o755, "\x7fELF fake extension"}, // ELF: executable
+		{"lib/ld-linux-aarch64.so.1", cpioRegular | 0o700, "\x7fELF fake extension"},
+		{"dev/console", cpioCharDev | 0o600, ""},
+		{"proc", cpioDir | 0o755, ""},
+		{"sys", cpioDir | 0o755, ""},
+		{"tmp", cpioDir | 0o755, ""},
+	}
+	for _, w := range want {
+		e, ok := entries[w.name]
+		if !ok || e.mode != w.mode || string(e.data) != w.data {
+			t.Errorf("%s: present %v, mode %o, data %q; want mode %o, data %q", w.name, ok, e.mode, e.data, w.mode, w.data)
+		}
+	}
+	var j job
+	if err := json.Unmarshal(entries[strings.TrimPrefix(jobPath, "/")].data, &j); err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	if fmt.Sprint(j) != fmt.Sprint(job{Argv: cfg.Argv, Env: cfg.Env, OutDir: "/out", Stdout: "/out/stdout.txt"}) {
+		t.Errorf("job %+v does not match the config", j)
 	}
 }
