@@ -1,20 +1,3 @@
-// Package probes watches a process tree's start with eBPF: every checkpoint
-// from execve to its first HTTP request (fork, exec, the dynamic loader's
-// steps, the entry point, main, bind, the Lambda API calls), plus the page
-// faults and off-CPU time between them, each stamped with CLOCK_MONOTONIC ns.
-//
-// A Tracer loads and attaches everything once (uprobes are slow to detach and a
-// detach makes the next run colder), then follows one run after another:
-//
-//	t, err := probes.New(probes.Options{Executables: []string{bin}, LdSo: ldso})
-//	defer t.Close()
-//	t.FollowChildren(os.Getpid()) // or t.Follow(pid) for an existing process
-//	... start the target, wait for it ...
-//	events, stats := t.Collect()
-//
-// All programs attach system-wide and filter in BPF on a map of tracked tgids
-// that sched_process_fork extends, because the uprobe PID filter follows one
-// process, not its children.
 package probes
 
 import (

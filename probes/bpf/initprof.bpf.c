@@ -363,6 +363,7 @@ static __always_inline struct file *fd_file(s64 fd)
 	return f;
 }
 
+#define MAP_ANONYMOUS 0x20 /* the same on x86-64 and arm64 */
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 
@@ -470,8 +471,8 @@ int initprof_mmap_i(struct sys_enter_ctx *ctx)
 	if (!lookup_self(&tgid, &tid))
 		return 0;
 	s64 fd = (int)ctx->args[4];
-	if (fd < 0)
-		return 0; /* anonymous */
+	if (fd < 0 || (ctx->args[3] & MAP_ANONYMOUS))
+		return 0; /* anonymous: Linux ignores fd then, and some callers pass 0 */
 	save(tid, EV_MMAP, (u32)ctx->args[2], fd, ctx->args[1], ctx->args[5]);
 	return 0;
 }

@@ -1,0 +1,47 @@
+// Package probes watches a process tree's start with eBPF: every checkpoint
+// from execve to its first HTTP request (fork, exec, the dynamic loader's
+// steps, the entry point, main, bind, the Lambda API calls), plus the page
+// faults and off-CPU time between them, each stamped with CLOCK_MONOTONIC ns
+// (bpf_ktime_get_ns, the clock targets and the platform print).
+//
+// A Tracer loads and attaches everything once, because a detach is slow
+// (about 1 s for the whole set: each perf-event link waits for the kernel) and
+// makes the next run colder; then it follows one run after another:
+//
+//	t, err := probes.New(probes.Options{Executables: []string{bin}, LdSo: ldso})
+//	if err != nil { ... errors.Is(err, probes.ErrPermission) → exit code 3 ... }
+//	defer t.Close()
+//	t.FollowChildren(os.Getpid()) // or t.Follow(pid) for an existing process
+//	... start the target, wait for it ...
+//	events, stats, err := t.Collect() // sorted by time; stats.Dropped > 0 = holes
+//
+// Everything attaches system-wide and filters in BPF on a map of tracked
+// tgids that sched_process_fork extends, because the uprobe PID filter
+// follows one process, not its children. Every link is a file descriptor, so
+// a tracer killed by a signal leaves nothing behind.
+//
+// # Checkpoints of a dynamically linked C program (glibc 2.36)
+//
+//	exec (sys_enter_execve) → exec_done (sched_process_exec)
+//	→ ldso_start (ld.so's e_entry) → dl_main
+//	→ deps_start → deps_loaded (_dl_map_object_deps return)
+//	→ relocate/relocated (one pair per object: every DT_NEEDED library, the
+//	  executable (Object ""), and ld.so itself last)
+//	→ dl_start_user → dl_init (the libraries' constructors)
+//	→ entry (the executable's e_entry) → exe_init (its _init)
+//	→ main → connect, send "POST …/register", recv "HTTP/1.1 200", bind, …
+//
+// Since glibc 2.34 the executable's own constructors run from
+// __libc_start_main, after entry: between exe_init and main, not in dl_init.
+// A static Go binary has entry → main.main. Checkpoints that cannot be
+// attached are listed by Tracer.Unavailable with the reason (a stripped ld.so
+// without libc6-dbg keeps ldso_start, dl_debug_state and entry).
+//
+// # Cost (measured on a 2-vCPU VM, see BenchmarkOverhead)
+//
+// A uprobe hit costs about 10 µs of the traced thread's CPU here (the trap
+// itself: an untracked process pays the same), a socket syscall with its event
+// about 1.2 µs, a filtered tracepoint about 0.3 µs. Events are submitted
+// without waking the reader (a wakeup cost the traced thread several µs per
+// event); the reader polls every 10 ms.
+package probes
