@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/google/pprof/profile"
+	"github.com/spf13/pflag"
+
+	"github.com/initprof/initprof/profile/flame"
+	"github.com/initprof/initprof/profile/pprofout"
+)
+
+func init() {
+	register(&command{
+		name:    "flamegraph",
+		summary: "render a flamegraph (SVG or folded) from a saved cpu.pb.gz or stacks.folded",
+		usage:   "[--phase P] [--diff BASE] [-o FILE] PROFILE",
+		long: `flamegraph renders a saved CPU profile of cold starts as an SVG flamegraph you
+open in any browser, offline: hover a frame for its share, click it to zoom in,
+"Search" (or Ctrl-F) highlights a function by regular expression and shows the
+share of time it accounts for.
+
+PROFILE is a cpu.pb.gz written by 'initprof run --flamegraph' (google/pprof
+format, one sample per CPU sample, labelled phase, process, run and build) or
+a stacks.folded (FlameGraph folded text: "root;caller;leaf COUNT" per line).
+
+--phase keeps only the samples of one init phase (load_deps, relocate,
+constructors, to_main, ...; the error lists those present), so the loader's
+relocation work or the constructors get a graph of their own. --process,
+--build and --run filter the same way on the other labels; they need a
+cpu.pb.gz, since folded text carries no labels.
+
+--diff BASE draws a differential flamegraph: widths are PROFILE's, colours say
+how each frame's share of the total changed from BASE (red grew, blue shrank,
+saturated at 5 points). Compare two builds (-O2 vs -O3, -z now vs lazy) or two
+phases. Filters apply to both profiles.
+
+The output goes to -o FILE ("-" for stdout); by default flame.svg,
+flame-PHASE.svg or flame-diff.svg in the current directory. --folded writes
+folded text instead of SVG, to feed other tools (speedscope, inferno).
+
+Examples:
+  initprof flamegraph out/cpu.pb.gz
+  initprof flamegraph --phase relocate -o reloc.svg out/cpu.pb.gz
+  initprof flamegraph --phase constructors --process cext out/cpu.pb.gz
+  initprof flamegraph --diff a/cpu.pb.gz --phase relocate b/cpu.pb.gz
+  initprof flamegraph --folded -o - out/cpu.pb.gz | grep _dl_relocate_object
+  go tool pprof -tagfocus phase=relocate -top out/cpu.pb.gz   # same data, pprof's views
+
+Exit status 2 for a missing or unreadable profile, an unknown phase, or a
+filter on folded input.`,
+		setup: func(fs *pflag.FlagSet) func([]string) error {
+			var o flameOpts
+			fs.StringVar(&o.phase, "phase", "", "keep only samples of this init phase (pprof label phase)")
+			fs.StringVar(&o.process, "process", "", "keep only samples of this process (label process)")
+			fs.StringVar(&o.build, "build", "", "keep only samples of this build (label build)")
+			fs.StringVar(&o.run, "run", "", "keep only samples of this run index (label run)")
+			fs.StringVar(&o.diff, "diff", "", "draw a differential flamegraph against this base profile")
+			fs.StringVarP(&o.out, "output", "o", "", `output file ("-" for stdout; default flame[-PHASE|-diff].svg)`)
+			fs.BoolVar(&o.folded, "folded", false, "write folded stacks instead of SVG")
+			fs.StringVar(&o.title, "title", "", "graph title (default: the profile's name and filters)")
+			fs.IntVar(&o.width, "width", 1200, "SVG width in pixels")
+			fs.StringVar(&o.value, "value", "samples", `weight frames by "samples" or "cpu" (nanoseconds)`)
+			return func(args []string) error { return runFlamegraph(o, args, os.Stdout) }
+		},
+	})
+}
+
+type flameOpts struct {
+	phase, process, build, run, diff, out, title, value string
+	folded                                              bool
+	width                                               int
+}
+
+func (o flameOpts) filters() map[string]string {
+	m := map[string]string{}
+	for k, v := range map[string]string{pprofout.LabelPhase: o.phase, pprofout.LabelProcess: o.process,
+		pprofout.LabelBuild: o.build, pprofout.LabelRun: o.run} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func runFlamegraph(o flameOpts, args []string, stdout io.Writer) error {
+	if len(args) != 1 {
+		return badInput("want exactly one PROFILE (a cpu.pb.gz or stacks.folded), got %d arguments", len(args))
+	}
+	if o.width < 200 {
+		return badInput("--width %d is too narrow: use at least 200 pixels", o.width)
+	}
+	vi := 0
+	switch o.value {
+	case "samples":
+	case "cpu":
+		vi = 1
+	default:
+		return badInput("--value %q: want samples or cpu", o.value)
+	}
+	filters := o.filters()
+	cur, total, err := loadFolded(args[0], filters, vi)
+	if err != nil {
+		return err
+	}
+	var base flame.Folded
+	if o.diff != "" {
+		if base, _, err = loadFolded(o.diff, filters, vi); err != nil {
+			return err
+		}
+	}
+	out := o.out
+	if out == "" {
+		switch {
+		case o.folded:
+			out = "stacks.folded"
+		case o.diff != "":
+			out = "flame-diff.svg"
+		case o.phase != "":
+			out = "flame-" + sanitize(o.phase) + ".svg"
+		default:
+			out = "flame.svg"
+		}
+	}
+	title := o.title
+	if title == "" {
+		title = filepath.Base(args[0])
+		if o.diff != "" {
+			title = fmt.Sprintf("%s vs %s", title, filepath.Base(o.diff))
+		}
+	}
+	sub := describe(filters)
+	if sub == "" {
+		sub = "all samples"
+	}
+	sub += fmt.Sprintf(" — %d %s", cur.Total(), unitName(vi))
+	if total > cur.Total() {
+		sub += fmt.Sprintf(" of %d", total)
+	}
+	var buf bytes.Buffer
+	switch {
+	case o.folded:
+		err = cur.Write(&buf)
+	case o.diff != "":
+		err = flame.WriteDiffSVG(&buf, base, cur, flame.Options{Title: title, Subtitle: sub + fmt.Sprintf("; base %d", base.Total()), Width: o.width, Unit: unitName(vi)})
+	default:
+		err = flame.WriteSVG(&buf, cur, flame.Options{Title: title, Subtitle: sub, Width: o.width, Unit: unitName(vi)})
+	}
+	if err != nil {
+		return err
+	}
+	if out == "-" {
+		_, err = stdout.Write(buf.Bytes())
+		return err
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		return badInput("cannot write %s: %v", out, err)
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (%d %s)\n", out, cur.Total(), unitName(vi))
+	return nil
+}
+
+func unitName(vi int) string {
+	if vi == 1 {
+		return "ns"
+	}
+	return "samples"
+}
+
+func describe(filters map[string]string) string {
+	var parts []string
+	for k, v := range filters {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == os.PathSeparator || r == ' ' {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// loadFolded reads a pprof profile or folded text, applies the label filters
+// and returns the folded stacks and the unfiltered total.
+func loadFolded(path string, filters map[string]string, vi int) (flame.Folded, int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, 0, badInput("profile %s does not exist", path)
+		}
+		return nil, 0, badInput("cannot read profile %s: %v", path, err)
+	}
+	if isFoldedName(path) {
+		return foldedText(path, data, filters)
+	}
+	p, perr := profile.ParseData(data)
+	if perr != nil {
+		if f, total, ferr := foldedText(path, data, filters); ferr == nil && len(f) > 0 {
+			return f, total, nil
+		}
+		return nil, 0, badInput("%s is neither a pprof profile (cpu.pb.gz) nor folded stacks: %v", path, perr)
+	}
+	if vi >= len(p.SampleType) {
+		return nil, 0, badInput("%s has no %s values (sample types: %v)", path, unitName(vi), p.SampleType)
+	}
+	all := pprofout.Folded(p, nil, vi)
+	f := pprofout.Folded(p, filters, vi)
+	if len(f) == 0 && len(filters) > 0 {
+		var hints []string
+		for k := range filters {
+			vals := pprofout.LabelValues(p, k)
+			if len(vals) == 0 {
+				hints = append(hints, fmt.Sprintf("it has no %s labels", k))
+			} else {
+				hints = append(hints, fmt.Sprintf("%s values present: %s", k, strings.Join(vals, ", ")))
+			}
+		}
+		sort.Strings(hints)
+		return nil, 0, badInput("no samples in %s match %s (%s)", path, describe(filters), strings.Join(hints, "; "))
+	}
+	return f, all.Total(), nil
+}
+
+func isFoldedName(path string) bool {
+	return strings.HasSuffix(path, ".folded") || strings.HasSuffix(path, ".folded.txt")
+}
+
+func foldedText(path string, data []byte, filters map[string]string) (flame.Folded, int64, error) {
+	if len(filters) > 0 {
+		return nil, 0, badInput("%s is folded text, which has no labels: --%s needs a cpu.pb.gz", path, firstKey(filters))
+	}
+	f, err := flame.ReadFolded(bytes.NewReader(data))
+	if err != nil {
+		return nil, 0, badInput("%s: %v", path, err)
+	}
+	return f, f.Total(), nil
+}
+
+func firstKey(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys[0]
+}
