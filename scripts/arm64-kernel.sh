@@ -35,17 +35,28 @@ opts=(
 echo "arm64 kernel: apt-get update (arm64 lists, private state in $apt_dir)"
 apt-get "${opts[@]}" -qq update
 
-# Newest 6.x unsigned cloud image: sort the package names by version.
-pkg=$(apt-cache "${opts[@]}" pkgnames linux-image-6. |
+# Newest 6.x unsigned cloud image first. pkgnames also lists names that are
+# only referenced, so try the candidates newest-first until one downloads.
+cands=$(apt-cache "${opts[@]}" pkgnames linux-image-6. |
 	grep -E '^linux-image-6\.[0-9]+\.[0-9]+.*-cloud-arm64-unsigned$' |
-	sort -V | tail -n1 || true)
-if [[ -z $pkg ]]; then
+	sort -rV || true)
+if [[ -z $cands ]]; then
 	echo "arm64 kernel: no linux-image-6.*-cloud-arm64-unsigned package in the arm64 lists; check /etc/apt/sources.list* for bookworm" >&2
 	exit 1
 fi
-echo "arm64 kernel: downloading $pkg:arm64"
 rm -f "$apt_dir/debs"/*.deb
-(cd "$apt_dir/debs" && apt-get "${opts[@]}" -qq download "$pkg:arm64")
+pkg=
+for c in $cands; do
+	if (cd "$apt_dir/debs" && apt-get "${opts[@]}" -qq download "$c:arm64" 2>/dev/null); then
+		pkg=$c
+		break
+	fi
+done
+if [[ -z $pkg ]]; then
+	echo "arm64 kernel: none of $(echo $cands | wc -w) cloud-arm64 kernel packages could be downloaded" >&2
+	exit 1
+fi
+echo "arm64 kernel: downloaded $pkg:arm64"
 
 x=$(mktemp -d)
 trap 'rm -rf "$x"' EXIT
