@@ -349,13 +349,15 @@ func newSandbox(o *runOpts, cfg container.Config) (container.Sandbox, error) {
 	} else {
 		sb, err = container.NewOCI(cfg)
 	}
-	if err != nil {
-		if container.IsBadInput(err) {
-			return nil, withCode(exitBadInput, err)
-		}
-		return nil, err
+	switch {
+	case err == nil:
+		return sb, nil
+	case container.IsBadInput(err), errors.Is(err, container.ErrNoRuntime):
+		return nil, withCode(exitBadInput, err)
+	case errors.Is(err, container.ErrPrivileges):
+		return nil, withCode(exitPrivileges, err)
 	}
-	return sb, nil
+	return nil, err
 }
 
 // newTracer attaches the probes once for the whole series: to the sandbox's

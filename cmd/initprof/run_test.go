@@ -66,7 +66,7 @@ func TestRunEndToEnd(t *testing.T) {
 				// A warm cache: with a cold one, the page faults between a
 				// function's entry (the uprobe) and the sample's first clock
 				// read are real time the sample's own print does not see.
-				rep, stdout, _ := runResults(t, bin, "-n", "5", "--sandbox", sb, "--cache", "warm", "--runtime-init", "5ms", testutil.Sample(t, sample))
+				rep, stdout, _ := runResults(t, bin, "-n", "9", "--sandbox", sb, "--cache", "warm", "--runtime-init", "5ms", testutil.Sample(t, sample))
 				if !strings.Contains(stdout, "Init Duration") {
 					t.Errorf("report lacks Init Duration:\n%s", stdout)
 				}
@@ -201,6 +201,7 @@ func TestRunBadInput(t *testing.T) {
 		{"no args", nil, exitBadInput, "no extension"},
 		{"bad memory", []string{"--memory", "64", text}, exitBadInput, "128 to 10240"},
 		{"bad sandbox", []string{"--sandbox", "vm2", text}, exitBadInput, "--sandbox"},
+		{"no OCI runtime", []string{"--oci-runtime", filepath.Join(dir, "no-runc"), testutil.Sample(t, "cmini")}, exitBadInput, "--sandbox process"},
 	}
 	if arm := armBinary(t); arm != "" {
 		cases = append(cases, struct {
@@ -280,6 +281,7 @@ func TestRunFailingExtensions(t *testing.T) {
 	}{
 		{"exits at once", "INITPROF_SAMPLE_CRASH=register", "error"},
 		{"never calls next", "INITPROF_SAMPLE_NONEXT=1", "timeout"},
+		{"never registers", "INITPROF_SAMPLE_NOREGISTER=1", "timeout"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := t.TempDir()

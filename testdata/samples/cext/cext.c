@@ -22,6 +22,7 @@
  *   INITPROF_SAMPLE_CRASH=register        exit 3 right after main, before registering
  *   INITPROF_SAMPLE_CRASH=after_register  exit 3 right after register_ok (a crash mid-init)
  *   INITPROF_SAMPLE_NONEXT=1   register, then sleep forever without calling /next
+ *   INITPROF_SAMPLE_NOREGISTER=1  sleep forever without registering
  *   INITPROF_SAMPLE_INIT_DELAY_MS=N  sleep N ms after subscribing, before the first
  *                              /next (a slow extension init; not under H18)
  */
@@ -350,6 +351,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		crash_after_register = 1;
+	}
+	const char *noreg = getenv("INITPROF_SAMPLE_NOREGISTER");
+	if (noreg && strcmp(noreg, "1") == 0) {
+		fprintf(stderr, "%s: INITPROF_SAMPLE_NOREGISTER=1: sleeping forever without registering\n", ext_name);
+		for (;;)
+			pause();
 	}
 	api = getenv("AWS_LAMBDA_RUNTIME_API");
 	if (!api || !*api) {
