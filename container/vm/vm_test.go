@@ -354,6 +354,7 @@ func TestKilledParent(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	time.Sleep(time.Second) // past qemu's own start-up, into the guest's boot
 	cmd.Process.Kill()
 	cmd.Wait()
 	// The guest's job never ends, so only qemu's death signal can stop it.
