@@ -47,19 +47,15 @@ const (
 	initprofMapEvents         = "events"
 	initprofMapOffcpu         = "offcpu"
 	initprofMapPending        = "pending"
+	initprofMapSysroles       = "sysroles"
 	initprofMapTracked        = "tracked"
-	initprofProgInitprofExecI = "initprof_exec_i"
 	initprofProgInitprofExecd = "initprof_execd"
 	initprofProgInitprofExit  = "initprof_exit"
 	initprofProgInitprofFork  = "initprof_fork"
-	initprofProgInitprofIoI   = "initprof_io_i"
-	initprofProgInitprofMmapI = "initprof_mmap_i"
-	initprofProgInitprofMsgI  = "initprof_msg_i"
-	initprofProgInitprofOpenI = "initprof_open_i"
 	initprofProgInitprofPfev  = "initprof_pfev"
 	initprofProgInitprofPgflt = "initprof_pgflt"
-	initprofProgInitprofSockI = "initprof_sock_i"
 	initprofProgInitprofSwtch = "initprof_swtch"
+	initprofProgInitprofSysI  = "initprof_sys_i"
 	initprofProgInitprofSysO  = "initprof_sys_o"
 	initprofProgInitprofU     = "initprof_u"
 	initprofProgInitprofUm    = "initprof_um"
@@ -109,18 +105,13 @@ type initprofSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type initprofProgramSpecs struct {
-	InitprofExecI *ebpf.ProgramSpec `ebpf:"initprof_exec_i"`
 	InitprofExecd *ebpf.ProgramSpec `ebpf:"initprof_execd"`
 	InitprofExit  *ebpf.ProgramSpec `ebpf:"initprof_exit"`
 	InitprofFork  *ebpf.ProgramSpec `ebpf:"initprof_fork"`
-	InitprofIoI   *ebpf.ProgramSpec `ebpf:"initprof_io_i"`
-	InitprofMmapI *ebpf.ProgramSpec `ebpf:"initprof_mmap_i"`
-	InitprofMsgI  *ebpf.ProgramSpec `ebpf:"initprof_msg_i"`
-	InitprofOpenI *ebpf.ProgramSpec `ebpf:"initprof_open_i"`
 	InitprofPfev  *ebpf.ProgramSpec `ebpf:"initprof_pfev"`
 	InitprofPgflt *ebpf.ProgramSpec `ebpf:"initprof_pgflt"`
-	InitprofSockI *ebpf.ProgramSpec `ebpf:"initprof_sock_i"`
 	InitprofSwtch *ebpf.ProgramSpec `ebpf:"initprof_swtch"`
+	InitprofSysI  *ebpf.ProgramSpec `ebpf:"initprof_sys_i"`
 	InitprofSysO  *ebpf.ProgramSpec `ebpf:"initprof_sys_o"`
 	InitprofU     *ebpf.ProgramSpec `ebpf:"initprof_u"`
 	InitprofUm    *ebpf.ProgramSpec `ebpf:"initprof_um"`
@@ -132,12 +123,13 @@ type initprofProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type initprofMapSpecs struct {
-	Config  *ebpf.MapSpec `ebpf:"config"`
-	Drops   *ebpf.MapSpec `ebpf:"drops"`
-	Events  *ebpf.MapSpec `ebpf:"events"`
-	Offcpu  *ebpf.MapSpec `ebpf:"offcpu"`
-	Pending *ebpf.MapSpec `ebpf:"pending"`
-	Tracked *ebpf.MapSpec `ebpf:"tracked"`
+	Config   *ebpf.MapSpec `ebpf:"config"`
+	Drops    *ebpf.MapSpec `ebpf:"drops"`
+	Events   *ebpf.MapSpec `ebpf:"events"`
+	Offcpu   *ebpf.MapSpec `ebpf:"offcpu"`
+	Pending  *ebpf.MapSpec `ebpf:"pending"`
+	Sysroles *ebpf.MapSpec `ebpf:"sysroles"`
+	Tracked  *ebpf.MapSpec `ebpf:"tracked"`
 }
 
 // initprofVariableSpecs contains global variables before they are loaded into the kernel.
@@ -166,12 +158,13 @@ func (o *initprofObjects) Close() error {
 //
 // It can be passed to loadInitprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type initprofMaps struct {
-	Config  *ebpf.Map `ebpf:"config"`
-	Drops   *ebpf.Map `ebpf:"drops"`
-	Events  *ebpf.Map `ebpf:"events"`
-	Offcpu  *ebpf.Map `ebpf:"offcpu"`
-	Pending *ebpf.Map `ebpf:"pending"`
-	Tracked *ebpf.Map `ebpf:"tracked"`
+	Config   *ebpf.Map `ebpf:"config"`
+	Drops    *ebpf.Map `ebpf:"drops"`
+	Events   *ebpf.Map `ebpf:"events"`
+	Offcpu   *ebpf.Map `ebpf:"offcpu"`
+	Pending  *ebpf.Map `ebpf:"pending"`
+	Sysroles *ebpf.Map `ebpf:"sysroles"`
+	Tracked  *ebpf.Map `ebpf:"tracked"`
 }
 
 func (m *initprofMaps) Close() error {
@@ -181,6 +174,7 @@ func (m *initprofMaps) Close() error {
 		m.Events,
 		m.Offcpu,
 		m.Pending,
+		m.Sysroles,
 		m.Tracked,
 	)
 }
@@ -195,18 +189,13 @@ type initprofVariables struct {
 //
 // It can be passed to loadInitprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type initprofPrograms struct {
-	InitprofExecI *ebpf.Program `ebpf:"initprof_exec_i"`
 	InitprofExecd *ebpf.Program `ebpf:"initprof_execd"`
 	InitprofExit  *ebpf.Program `ebpf:"initprof_exit"`
 	InitprofFork  *ebpf.Program `ebpf:"initprof_fork"`
-	InitprofIoI   *ebpf.Program `ebpf:"initprof_io_i"`
-	InitprofMmapI *ebpf.Program `ebpf:"initprof_mmap_i"`
-	InitprofMsgI  *ebpf.Program `ebpf:"initprof_msg_i"`
-	InitprofOpenI *ebpf.Program `ebpf:"initprof_open_i"`
 	InitprofPfev  *ebpf.Program `ebpf:"initprof_pfev"`
 	InitprofPgflt *ebpf.Program `ebpf:"initprof_pgflt"`
-	InitprofSockI *ebpf.Program `ebpf:"initprof_sock_i"`
 	InitprofSwtch *ebpf.Program `ebpf:"initprof_swtch"`
+	InitprofSysI  *ebpf.Program `ebpf:"initprof_sys_i"`
 	InitprofSysO  *ebpf.Program `ebpf:"initprof_sys_o"`
 	InitprofU     *ebpf.Program `ebpf:"initprof_u"`
 	InitprofUm    *ebpf.Program `ebpf:"initprof_um"`
@@ -216,18 +205,13 @@ type initprofPrograms struct {
 
 func (p *initprofPrograms) Close() error {
 	return _InitprofClose(
-		p.InitprofExecI,
 		p.InitprofExecd,
 		p.InitprofExit,
 		p.InitprofFork,
-		p.InitprofIoI,
-		p.InitprofMmapI,
-		p.InitprofMsgI,
-		p.InitprofOpenI,
 		p.InitprofPfev,
 		p.InitprofPgflt,
-		p.InitprofSockI,
 		p.InitprofSwtch,
+		p.InitprofSysI,
 		p.InitprofSysO,
 		p.InitprofU,
 		p.InitprofUm,

@@ -197,26 +197,28 @@ func ringSize(n int) uint32 {
 	return size
 }
 
-// syscall tracepoints: name → (enter program, cookie).
-var syscallProbes = []struct {
-	name   string
-	prog   string
-	cookie uint64
+// syscallRoles says what each traced syscall is, for the BPF dispatcher: the
+// low 32 bits are the event kind, the high 32 bits a sub-code (sysNames).
+// Numbers come from x/sys/unix for the architecture being built.
+var syscallRoles = []struct {
+	name string
+	nr   int
+	role uint64
 }{
-	{"execve", "initprof_exec_i", 0},
-	{"bind", "initprof_sock_i", uint64(KindBind)},
-	{"listen", "initprof_sock_i", uint64(KindListen)},
-	{"connect", "initprof_sock_i", uint64(KindConnect)},
-	{"accept", "initprof_sock_i", uint64(KindAccept)},
-	{"accept4", "initprof_sock_i", uint64(KindAccept)},
-	{"write", "initprof_io_i", uint64(KindSend) | 0<<32},
-	{"sendto", "initprof_io_i", uint64(KindSend) | 1<<32},
-	{"read", "initprof_io_i", uint64(KindRecv) | 2<<32},
-	{"recvfrom", "initprof_io_i", uint64(KindRecv) | 3<<32},
-	{"sendmsg", "initprof_msg_i", uint64(KindSend) | 4<<32},
-	{"recvmsg", "initprof_msg_i", uint64(KindRecv) | 5<<32},
-	{"openat", "initprof_open_i", 0},
-	{"mmap", "initprof_mmap_i", 0},
+	{"execve", unix.SYS_EXECVE, uint64(KindExec)},
+	{"bind", unix.SYS_BIND, uint64(KindBind)},
+	{"listen", unix.SYS_LISTEN, uint64(KindListen)},
+	{"connect", unix.SYS_CONNECT, uint64(KindConnect)},
+	{"accept", unix.SYS_ACCEPT, uint64(KindAccept)},
+	{"accept4", unix.SYS_ACCEPT4, uint64(KindAccept)},
+	{"write", unix.SYS_WRITE, uint64(KindSend) | 0<<32},
+	{"sendto", unix.SYS_SENDTO, uint64(KindSend) | 1<<32},
+	{"read", unix.SYS_READ, uint64(KindRecv) | 2<<32},
+	{"recvfrom", unix.SYS_RECVFROM, uint64(KindRecv) | 3<<32},
+	{"sendmsg", unix.SYS_SENDMSG, uint64(KindSend) | 4<<32},
+	{"recvmsg", unix.SYS_RECVMSG, uint64(KindRecv) | 5<<32},
+	{"openat", unix.SYS_OPENAT, uint64(KindOpen)},
+	{"mmap", unix.SYS_MMAP, uint64(KindMmap)},
 }
 
 func (t *Tracer) attachKernel() error {
@@ -236,19 +238,16 @@ func (t *Tracer) attachKernel() error {
 	} else if err := t.attachFaultEvents(); err != nil {
 		t.missing = append(t.missing, Missing{Checkpoint: "page_faults", Reason: err.Error()})
 	}
-	for _, sp := range syscallProbes {
-		l, err := link.Tracepoint("syscalls", "sys_enter_"+sp.name, t.coll.Programs[sp.prog], &link.TracepointOptions{Cookie: sp.cookie})
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				t.missing = append(t.missing, Missing{Checkpoint: sp.name, Reason: "no syscalls:sys_enter_" + sp.name + " tracepoint on this kernel"})
-				continue
-			}
-			return permissionError("attaching syscalls:sys_enter_"+sp.name, err)
+	roles := t.coll.Maps["sysroles"]
+	for _, r := range syscallRoles {
+		if err := roles.Update(uint32(r.nr), r.role, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("probes: registering syscall %s (%d): %w", r.name, r.nr, err)
 		}
-		t.links = append(t.links, l)
-		l, err = link.Tracepoint("syscalls", "sys_exit_"+sp.name, t.coll.Programs["initprof_sys_o"], nil)
+	}
+	for _, tp := range []string{"initprof_sys_i", "initprof_sys_o"} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: t.coll.Programs[tp]})
 		if err != nil {
-			return permissionError("attaching syscalls:sys_exit_"+sp.name, err)
+			return permissionError("attaching "+tp, err)
 		}
 		t.links = append(t.links, l)
 	}
@@ -799,9 +798,10 @@ func effectiveCaps() (uint64, error) {
 }
 
 // setcapAdvice is the one command that lets a non-root user run initprof:
-// CAP_BPF and CAP_PERFMON load and attach, CAP_DAC_READ_SEARCH reads tracefs
-// (root-only), where tracepoint IDs live.
-const setcapAdvice = "run initprof as root, or grant it the capabilities with `sudo setcap cap_bpf,cap_perfmon,cap_dac_read_search+ep $(which initprof)`"
+// CAP_BPF and CAP_PERFMON load and attach everything (tracefs, readable by
+// root only, is not needed: without it page faults are counted through perf
+// events instead of the exceptions tracepoint).
+const setcapAdvice = "run initprof as root, or grant it the capabilities with `sudo setcap cap_bpf,cap_perfmon+ep $(which initprof)`"
 
 // permissionError wraps err; EPERM/EACCES become ErrPermission with advice.
 func permissionError(what string, err error) error {

@@ -335,18 +335,46 @@ int initprof_pfev(void *ctx)
 
 /* ---- syscalls ---- */
 
-/* The syscall tracepoints' context (see tracefs events/syscalls/sys_enter_bind/format). */
-struct sys_enter_ctx {
-	u64 common;
-	s64 nr;
-	u64 args[6];
-};
+/*
+ * Syscalls come from the raw sys_enter/sys_exit tracepoints (two BTF links,
+ * which detach in microseconds, where the ~28 per-syscall perf-event links
+ * took about a second to close). The enter program runs for every syscall on
+ * the machine, so it returns at once for untracked processes; for tracked
+ * ones, the "sysroles" array (filled by Go with this architecture's syscall
+ * numbers) says what the syscall is: low 32 bits an EV_* kind, high 32 bits
+ * a sub-code (for send/recv, which syscall).
+ */
+#define NR_SYSCALLS 512
 
-struct sys_exit_ctx {
-	u64 common;
-	s64 nr;
-	s64 ret;
-};
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NR_SYSCALLS);
+	__type(key, u32);
+	__type(value, u64);
+} sysroles SEC(".maps");
+
+/* Syscall arguments in the entry registers. */
+#if defined(__TARGET_ARCH_x86)
+#define SYSARGS(r, a)                               \
+	do {                                        \
+		a[0] = BPF_CORE_READ(r, di);        \
+		a[1] = BPF_CORE_READ(r, si);        \
+		a[2] = BPF_CORE_READ(r, dx);        \
+		a[3] = BPF_CORE_READ(r, r10);       \
+		a[4] = BPF_CORE_READ(r, r8);        \
+		a[5] = BPF_CORE_READ(r, r9);        \
+	} while (0)
+#else
+#define SYSARGS(r, a)                                                 \
+	do {                                                          \
+		a[0] = BPF_CORE_READ(r, orig_x0);                     \
+		a[1] = BPF_CORE_READ(r, regs[1]);                     \
+		a[2] = BPF_CORE_READ(r, regs[2]);                     \
+		a[3] = BPF_CORE_READ(r, regs[3]);                     \
+		a[4] = BPF_CORE_READ(r, regs[4]);                     \
+		a[5] = BPF_CORE_READ(r, regs[5]);                     \
+	} while (0)
+#endif
 
 static __always_inline struct file *fd_file(s64 fd)
 {
@@ -382,104 +410,109 @@ static __always_inline void save(u32 tid, u32 kind, u32 sub, s64 a0, s64 a1, s64
 	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
 }
 
-SEC("tracepoint/syscalls/sys_enter_execve")
-int initprof_exec_i(struct sys_enter_ctx *ctx)
+static __always_inline void on_execve(u64 *args, u32 tgid, u32 tid, struct tracked_val *tv)
 {
 	u64 ts = bpf_ktime_get_ns();
+	struct ev_str *e = reserve_str(EV_EXEC, tgid, tid, tv, ts);
+	if (e) {
+		set_len(e, bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)args[0]));
+		submit(e);
+	}
+	save(tid, EV_EXEC_FAIL, 0, 0, 0, 0);
+}
+
+/* bind, connect: (fd, sockaddr*, len); listen: (fd, backlog); accept: (fd, ...). */
+static __always_inline void on_sock(u64 *args, u32 tid, u32 kind)
+{
+	s64 port = 0, family = 0;
+	if (kind == EV_BIND || kind == EV_CONNECT) {
+		struct sockaddr_in sa = {};
+		bpf_probe_read_user(&sa, sizeof(sa), (void *)args[1]);
+		family = sa.sin_family;
+		port = (u16)((sa.sin_port >> 8) | (sa.sin_port << 8));
+	} else if (kind == EV_LISTEN) {
+		port = args[1]; /* the backlog */
+	}
+	save(tid, kind, 0, args[0], port, family);
+}
+
+/* write, sendto, read, recvfrom: (fd, buf, count); sub says which. */
+static __always_inline void on_io(u64 *args, u32 tid, u32 kind, u32 sub)
+{
+	if (!fd_is_socket(args[0]))
+		return;
+	save(tid, kind, sub, args[0], args[1], args[2]);
+}
+
+/* sendmsg, recvmsg: (fd, struct user_msghdr*, flags): payload from iov[0]. */
+static __always_inline void on_msg(u64 *args, u32 tid, u32 kind, u32 sub)
+{
+	if (!fd_is_socket(args[0]))
+		return;
+	struct user_msghdr m = {};
+	struct iovec iov = {};
+	bpf_probe_read_user(&m, sizeof(m), (void *)args[1]);
+	if (m.msg_iovlen > 0)
+		bpf_probe_read_user(&iov, sizeof(iov), m.msg_iov);
+	save(tid, kind, sub, args[0], (s64)iov.iov_base, iov.iov_len);
+}
+
+#define SUB_SENDMSG 4
+#define SUB_RECVMSG 5
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(initprof_sys_i, struct pt_regs *regs, long id)
+{
 	u32 tgid, tid;
 	struct tracked_val *tv = lookup_self(&tgid, &tid);
 	if (!tv)
 		return 0;
-	struct ev_str *e = reserve_str(EV_EXEC, tgid, tid, tv, ts);
-	if (e) {
-		set_len(e, bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)ctx->args[0]));
-		submit(e);
+	if (id < 0 || id >= NR_SYSCALLS)
+		return 0;
+	u32 nr = id;
+	u64 *rolep = bpf_map_lookup_elem(&sysroles, &nr);
+	if (!rolep || !*rolep)
+		return 0;
+	u64 role = *rolep;
+	u32 kind = (u32)role, sub = role >> 32;
+	u64 args[6];
+	SYSARGS(regs, args);
+
+	switch (kind) {
+	case EV_EXEC:
+		on_execve(args, tgid, tid, tv);
+		break;
+	case EV_BIND:
+	case EV_LISTEN:
+	case EV_CONNECT:
+	case EV_ACCEPT:
+		on_sock(args, tid, kind);
+		break;
+	case EV_SEND:
+	case EV_RECV:
+		if (sub == SUB_SENDMSG || sub == SUB_RECVMSG)
+			on_msg(args, tid, kind, sub);
+		else
+			on_io(args, tid, kind, sub);
+		break;
+	case EV_OPENAT:
+		/* a1 keeps the path pointer; the exit reads it (still mapped); the flags go in sub. */
+		save(tid, EV_OPENAT, (u32)args[2], args[0], args[1], 0);
+		break;
+	case EV_MMAP: {
+		s64 fd = (int)args[4];
+		if (fd < 0 || (args[3] & MAP_ANONYMOUS))
+			break; /* anonymous: Linux ignores fd then, and some callers pass 0 */
+		save(tid, EV_MMAP, (u32)args[2], fd, args[1], args[5]);
+		break;
 	}
-	save(tid, EV_EXEC_FAIL, 0, 0, 0, 0);
-	return 0;
-}
-
-/* bind, connect: (fd, sockaddr*, len); listen: (fd, backlog); accept: (fd, ...). */
-SEC("tracepoint/syscalls/sys_enter_bind")
-int initprof_sock_i(struct sys_enter_ctx *ctx)
-{
-	u32 tgid, tid;
-	if (!lookup_self(&tgid, &tid))
-		return 0;
-	u32 kind = (u32)bpf_get_attach_cookie(ctx);
-	s64 port = 0, family = 0;
-	if (kind == EV_BIND || kind == EV_CONNECT) {
-		struct sockaddr_in sa = {};
-		bpf_probe_read_user(&sa, sizeof(sa), (void *)ctx->args[1]);
-		family = sa.sin_family;
-		port = (u16)((sa.sin_port >> 8) | (sa.sin_port << 8));
-	} else if (kind == EV_LISTEN) {
-		port = ctx->args[1]; /* the backlog */
 	}
-	save(tid, kind, 0, ctx->args[0], port, family);
-	return 0;
-}
-
-/* write, sendto, read, recvfrom: (fd, buf, count); the cookie says which. */
-SEC("tracepoint/syscalls/sys_enter_write")
-int initprof_io_i(struct sys_enter_ctx *ctx)
-{
-	u32 tgid, tid;
-	if (!lookup_self(&tgid, &tid))
-		return 0;
-	if (!fd_is_socket(ctx->args[0]))
-		return 0;
-	u64 ck = bpf_get_attach_cookie(ctx);
-	save(tid, (u32)ck, (u32)(ck >> 32), ctx->args[0], ctx->args[1], ctx->args[2]);
-	return 0;
-}
-
-/* sendmsg, recvmsg: (fd, struct user_msghdr*, flags): payload from iov[0]. */
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int initprof_msg_i(struct sys_enter_ctx *ctx)
-{
-	u32 tgid, tid;
-	if (!lookup_self(&tgid, &tid))
-		return 0;
-	if (!fd_is_socket(ctx->args[0]))
-		return 0;
-	u64 ck = bpf_get_attach_cookie(ctx);
-	struct user_msghdr m = {};
-	struct iovec iov = {};
-	bpf_probe_read_user(&m, sizeof(m), (void *)ctx->args[1]);
-	if (m.msg_iovlen > 0)
-		bpf_probe_read_user(&iov, sizeof(iov), m.msg_iov);
-	save(tid, (u32)ck, (u32)(ck >> 32), ctx->args[0], (s64)iov.iov_base, iov.iov_len);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_openat")
-int initprof_open_i(struct sys_enter_ctx *ctx)
-{
-	u32 tgid, tid;
-	if (!lookup_self(&tgid, &tid))
-		return 0;
-	/* a1 keeps the path pointer; the exit reads it (still mapped) with the flags in sub. */
-	save(tid, EV_OPENAT, (u32)ctx->args[2], ctx->args[0], ctx->args[1], 0);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_mmap")
-int initprof_mmap_i(struct sys_enter_ctx *ctx)
-{
-	u32 tgid, tid;
-	if (!lookup_self(&tgid, &tid))
-		return 0;
-	s64 fd = (int)ctx->args[4];
-	if (fd < 0 || (ctx->args[3] & MAP_ANONYMOUS))
-		return 0; /* anonymous: Linux ignores fd then, and some callers pass 0 */
-	save(tid, EV_MMAP, (u32)ctx->args[2], fd, ctx->args[1], ctx->args[5]);
 	return 0;
 }
 
 /* One exit program for every syscall above: the pending entry says what it was. */
-SEC("tracepoint/syscalls/sys_exit_bind")
-int initprof_sys_o(struct sys_exit_ctx *ctx)
+SEC("tp_btf/sys_exit")
+int BPF_PROG(initprof_sys_o, struct pt_regs *regs, long ret)
 {
 	u64 ts = bpf_ktime_get_ns();
 	u32 tgid, tid;
@@ -491,7 +524,6 @@ int initprof_sys_o(struct sys_exit_ctx *ctx)
 		return 0;
 	struct pending pv = *p;
 	bpf_map_delete_elem(&pending, &tid);
-	s64 ret = ctx->ret;
 
 	switch (pv.kind) {
 	case EV_EXEC_FAIL:

@@ -47,7 +47,11 @@ enum {
 	BPF_NOEXIST = 1,
 };
 
-/* Register layouts are user ABI (the uprobe context), so no CO-RE here. */
+/*
+ * Register layouts are user ABI (the uprobe context), so no preserve_access_index:
+ * uprobes read them at these fixed offsets. The syscall programs read the
+ * kernel's pt_regs through BPF_CORE_READ, which relocates by field name anyway.
+ */
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {
 	unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di;
@@ -70,6 +74,7 @@ struct pt_regs {
 			__u64 pstate;
 		};
 	};
+	__u64 orig_x0;
 };
 #else
 #error "initprof probes are built for amd64 and arm64 only"
