@@ -335,7 +335,13 @@ func (s *Symbolizer) Stack(raw sample.RawSample, maps []sample.Mapping, u unwind
 	for _, pc := range raw.KStack {
 		st.Frames = append(st.Frames, s.Kernel(pc))
 	}
-	user := s.userFrames(u.PCs, maps)
+	pcs := u.PCs
+	if len(pcs) > 0 && len(raw.KStack) > 0 && len(raw.Stack) == 0 && sample.Find(maps, pcs[0]) == nil {
+		// In the kernel with no user context of this image (e.g. inside
+		// execve, before the new program ran): the user registers are stale.
+		pcs = nil
+	}
+	user := s.userFrames(pcs, maps)
 	complete := len(user) > 0 && sample.IsRoot(user[len(user)-1].Func)
 	if !complete && len(raw.FPStack) > 0 {
 		fp := s.userFrames(raw.FPStack, maps)

@@ -130,3 +130,34 @@ func TestGoProgramDeepStacks(t *testing.T) {
 		t.Errorf("only %d of %d samples show main.busy <- level3 <- level2 <- level1", deep, s.Samples)
 	}
 }
+
+// TestCextRelocation: on the library-heavy sample the loader's relocation
+// work shows as _dl_relocate_object / do_lookup_x frames, unwound through
+// ld.so up to its root (_dl_start). Relocation takes about a millisecond, so
+// the sample is run a few times at 5 kHz until enough samples land there.
+func TestCextRelocation(t *testing.T) {
+	bin := testutil.Sample(t, "cext")
+	reloc, complete := 0, 0
+	leaves := map[string]int{}
+	for i := 0; i < 5 && reloc < 10; i++ {
+		rec := sampletest.RecordHz(t, "cext", 5000, []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1"}, bin)
+		for _, st := range rec.Stacks {
+			fs := userFrames(st)
+			if !inOrder(fs, "_dl_relocate_object") && !inOrder(fs, "do_lookup_x") {
+				continue
+			}
+			reloc++
+			leaves[fs[0]]++
+			if st.Complete && inOrder(fs, "_dl_relocate_object", "dl_main", "_dl_start") {
+				complete++
+			}
+		}
+	}
+	t.Logf("relocation samples: %d, %d unwound to _dl_start; leaves %v", reloc, complete, leaves)
+	if reloc == 0 {
+		t.Fatal("no sample in _dl_relocate_object or do_lookup_x")
+	}
+	if complete*10 < reloc*9 {
+		t.Errorf("only %d of %d relocation samples unwound through dl_main to _dl_start", complete, reloc)
+	}
+}

@@ -20,7 +20,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
@@ -66,6 +68,7 @@ func New() *Unwinder { return &Unwinder{} }
 type segment struct{ off, vaddr, filesz uint64 }
 
 type cfiFile struct {
+	path  string // host path, for reading code bytes (call-site checks)
 	fdes  frame.FrameDescriptionEntries
 	segs  []segment
 	order binary.ByteOrder
@@ -114,7 +117,7 @@ func (u *Unwinder) file(m *sample.Mapping) *cfiFile {
 // file, merged. Errors are kept in the entry: a file without CFI still
 // unwinds by frame pointers.
 func loadCFI(path, debugDir string) (cf *cfiFile) {
-	cf = &cfiFile{order: binary.LittleEndian}
+	cf = &cfiFile{path: path, order: binary.LittleEndian}
 	defer func() {
 		if r := recover(); r != nil { // a malformed section must not kill the profile
 			cf.err = fmt.Errorf("%s: malformed CFI: %v", path, r)
@@ -306,7 +309,7 @@ func (u *Unwinder) Unwind(s sample.RawSample, maps []sample.Mapping) Result {
 	}
 	pc := s.Regs.IP
 	res := Result{}
-	usedCFI, usedFP := false, false
+	usedCFI, usedFP, usedScan := false, false, false
 	for len(res.PCs) < MaxFrames {
 		if pc == 0 {
 			res.End = "root"
@@ -341,8 +344,19 @@ func (u *Unwinder) Unwind(s sample.RawSample, maps []sample.Mapping) Result {
 			// -fno-omit-frame-pointer code allow.
 			var ferr error
 			next, ferr = stepFP(a, &rs, mem, len(res.PCs) == 1)
+			if ok, known := u.callSite(a, maps, next); ferr == nil && next != 0 && known && !ok {
+				ferr = fmt.Errorf("frame pointer leads to %#x, not after a call", next)
+			}
 			if ferr != nil {
-				end = fmt.Sprintf("no CFI (%v) and no frame pointer (%v)", err, ferr)
+				// Code without CFI nor frame pointers (crti's _init, hand-written
+				// assembly): look for a return address on the stack.
+				var serr error
+				next, serr = u.stepScan(a, &rs, mem, maps)
+				if serr != nil {
+					end = fmt.Sprintf("no CFI (%v), no frame pointer (%v), no return address on the stack (%v)", err, ferr, serr)
+				} else {
+					usedScan = true
+				}
 			} else {
 				usedFP = true
 			}
@@ -365,14 +379,16 @@ func (u *Unwinder) Unwind(s sample.RawSample, maps []sample.Mapping) Result {
 	if res.End == "" {
 		res.End = "too many frames"
 	}
-	switch {
-	case usedCFI && usedFP:
-		res.Method = "cfi+fp"
-	case usedCFI:
-		res.Method = "cfi"
-	case usedFP:
-		res.Method = "fp"
+	var parts []string
+	for _, m := range []struct {
+		used bool
+		name string
+	}{{usedCFI, "cfi"}, {usedFP, "fp"}, {usedScan, "scan"}} {
+		if m.used {
+			parts = append(parts, m.name)
+		}
 	}
+	res.Method = strings.Join(parts, "+")
 	return res
 }
 
@@ -545,4 +561,115 @@ func stepFP(a arch, rs *regset, mem stackMem, leaf bool) (uint64, error) {
 		rs.clear(a.lr)
 	}
 	return ra, nil
+}
+
+// scanWords bounds the stack scan: frames without CFI are small (crti's
+// _init adjusts SP by 8, assembly leaf functions by a few words).
+const scanWords = 16
+
+// stepScan finds the nearest word above SP that is a plausible return
+// address: inside an executable mapping, right after a call instruction, with
+// CFI for the caller (so the walk can go on by CFI). This is breakpad's "stack
+// scanning", used only for frames that have neither CFI nor a frame pointer.
+func (u *Unwinder) stepScan(a arch, rs *regset, mem stackMem, maps []sample.Mapping) (uint64, error) {
+	sp, ok := rs.get(a.sp)
+	if !ok {
+		return 0, errors.New("stack pointer unknown")
+	}
+	if a.lr != ^uint64(0) {
+		// arm64 leaf functions keep the return address in LR.
+		if lr, ok := rs.get(a.lr); ok && u.isReturnAddress(a, maps, lr) {
+			rs.clear(a.lr)
+			return lr, nil
+		}
+	}
+	for i := uint64(0); i < scanWords; i++ {
+		addr := sp + 8*i
+		v, err := mem.u64(addr)
+		if err != nil {
+			return 0, err
+		}
+		if u.isReturnAddress(a, maps, v) {
+			if m := sample.Find(maps, v-1); m != nil {
+				if cf := u.file(m); cf.err == nil {
+					if _, err := cf.fdes.FDEForPC(toELF(m, cf.segs, v-1)); err != nil {
+						continue
+					}
+				}
+			}
+			rs.set(a.sp, addr+8)
+			if a.lr != ^uint64(0) {
+				rs.clear(a.lr)
+			}
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("none in the %d words above SP", scanWords)
+}
+
+// isReturnAddress says whether ra certainly follows a call instruction.
+func (u *Unwinder) isReturnAddress(a arch, maps []sample.Mapping, ra uint64) bool {
+	ok, known := u.callSite(a, maps, ra)
+	return ok && known
+}
+
+// callSite says whether ra follows a call instruction in the file mapped at
+// ra (read from the file: the process may be gone); known is false when the
+// code cannot be read (no mapping, a pseudo-file, a file not on this host).
+func (u *Unwinder) callSite(a arch, maps []sample.Mapping, ra uint64) (ok, known bool) {
+	if ra < 8 {
+		return false, true
+	}
+	m := sample.Find(maps, ra-1)
+	if m == nil {
+		return false, true
+	}
+	if m.Path == "" || strings.HasPrefix(m.Path, "[") {
+		return false, false
+	}
+	cf := u.file(m)
+	foff := ra - m.Start + m.Offset
+	if foff < 8 {
+		return false, true
+	}
+	code := make([]byte, 8)
+	f, err := os.Open(cf.path)
+	if err != nil {
+		return false, false
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(code, int64(foff-8)); err != nil {
+		return false, false
+	}
+	return isCall(a, code), true
+}
+
+// isCall says whether the 8 bytes before a return address end with a call.
+func isCall(a arch, code []byte) bool {
+	if a.lr != ^uint64(0) { // arm64: BL imm26 or BLR Xn just before ra
+		insn := binary.LittleEndian.Uint32(code[4:])
+		return insn&0xfc000000 == 0x94000000 || insn&0xfffffc1f == 0xd63f0000
+	}
+	// amd64: code[8-k] is the byte k before ra.
+	b := func(k int) byte { return code[8-k] }
+	isCallModrm := func(modrm byte) bool { return modrm&0x38 == 0x10 }
+	switch {
+	case b(5) == 0xe8: // call rel32
+		return true
+	case b(6) == 0xff && b(5) == 0x15: // call *disp32(%rip)
+		return true
+	case b(2) == 0xff && isCallModrm(b(1)) && b(1)&0xc0 == 0xc0: // call *%reg
+		return true
+	case b(3) == 0xff && isCallModrm(b(2)) && b(2)&0xc0 == 0x40: // call *disp8(%reg)
+		return true
+	case b(6) == 0xff && isCallModrm(b(5)) && b(5)&0xc0 == 0x80: // call *disp32(%reg)
+		return true
+	case b(3) == 0xff && isCallModrm(b(2)) && b(2)&0xc7 == 0x04: // call *(%reg,%reg,s)
+		return true
+	case b(4) == 0xff && isCallModrm(b(3)) && b(3)&0xc7 == 0x44: // call *disp8(sib)
+		return true
+	case b(7) == 0xff && isCallModrm(b(6)) && b(6)&0xc7 == 0x84: // call *disp32(sib)
+		return true
+	}
+	return false
 }

@@ -68,3 +68,27 @@ func TestBuildIDNotes(t *testing.T) {
 		t.Errorf("truncated note gave %q", got)
 	}
 }
+
+func TestIsCall(t *testing.T) {
+	amd, arm := archs[sample.AMD64], archs[sample.ARM64]
+	for _, tc := range []struct {
+		name string
+		a    arch
+		code []byte // the 8 bytes before the return address
+		want bool
+	}{
+		{"call rel32", amd, []byte{0x90, 0x90, 0x90, 0xe8, 1, 2, 3, 4}, true},
+		{"call *disp32(%rip)", amd, []byte{0x90, 0x90, 0xff, 0x15, 1, 2, 3, 4}, true},
+		{"call *%rax", amd, []byte{0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0xff, 0xd0}, true},
+		{"call *8(%rax)", amd, []byte{0x90, 0x90, 0x90, 0x90, 0x90, 0xff, 0x50, 0x08}, true},
+		{"jmp *%rax is not a call", amd, []byte{0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0xff, 0xe0}, false},
+		{"plain data", amd, []byte{0, 0, 0, 0, 0, 0, 0, 0}, false},
+		{"arm64 bl", arm, []byte{0, 0, 0, 0, 0x10, 0, 0, 0x94}, true},
+		{"arm64 blr x8", arm, []byte{0, 0, 0, 0, 0x00, 0x01, 0x3f, 0xd6}, true},
+		{"arm64 ret", arm, []byte{0, 0, 0, 0, 0xc0, 0x03, 0x5f, 0xd6}, false},
+	} {
+		if got := isCall(tc.a, tc.code); got != tc.want {
+			t.Errorf("%s: isCall = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -59,13 +59,19 @@ var checkpointRe = regexp.MustCompile(`INIT \| checkpoint=(\S+) mono_ns=(\d+)`)
 // checkpoints. It skips the test without root or perf events.
 func Record(t testing.TB, name string, env []string, bin string, args ...string) *Recording {
 	t.Helper()
+	return RecordHz(t, name, Hz, env, bin, args...)
+}
+
+// RecordHz is Record at another sampling rate.
+func RecordHz(t testing.TB, name string, hz uint64, env []string, bin string, args ...string) *Recording {
+	t.Helper()
 	testutil.RequireRoot(t)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	spawn := monoNs()
-	raw, err := perfrec.Run(cmd, Hz)
+	raw, err := perfrec.Run(cmd, hz)
 	exit := monoNs()
 	if err != nil {
 		t.Skipf("cannot sample with perf_event_open here: %v", err)
@@ -92,7 +98,7 @@ func Record(t testing.TB, name string, env []string, bin string, args ...string)
 		stacks[i].Run = "1"
 		stacks[i].Build = filepath.Base(bin)
 		stacks[i].Phase = profile.PhaseAt(spans, stacks[i].MonoNs)
-		stacks[i].Weight = int64(time.Second) / Hz
+		stacks[i].Weight = int64(time.Second) / int64(hz)
 	}
 	t.Logf("%s: %d samples, %d lost, phases %s", name, len(stacks), raw.Lost, spanNames(spans))
 	return &Recording{Raw: raw, Stacks: stacks, Process: proc, Phases: spans}
