@@ -186,30 +186,122 @@ func runRun(o *runOpts, args []string) error {
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return withCode(exitPrivileges, errors.New("profiling needs root (BPF, perf events, cgroups and the OCI runtime): run it with sudo, or see 'initprof doctor'"))
-	}
-	if err := ensureTracefs(); err != nil {
-		return withCode(exitPrivileges, err)
-	}
-	self, err := selfForSandbox()
+	env, err := prepare(o, "run")
 	if err != nil {
 		return err
 	}
-	out := o.out
-	if out == "" {
-		out = filepath.Join("initprof-out", "run-"+time.Now().Format("20060102-150405"))
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return badInput("--out %s: %v", out, err)
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer container.CleanupAll()
 
+	s, err := env.newSeries(strings.Join(args, " "), exts)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	bar := newProgress(o.runs)
+	for i := 0; i < o.runs && ctx.Err() == nil; i++ {
+		r, err := s.run(ctx, i)
+		if err != nil {
+			bar.done()
+			if ctx.Err() != nil {
+				break
+			}
+			return err
+		}
+		bar.step(r)
+	}
+	bar.done()
+	if ctx.Err() != nil {
+		if len(s.runs) == 0 {
+			return withCode(exitInterrupted, errors.New("interrupted before the first run finished; nothing was left behind"))
+		}
+		progressf("interrupted after %d runs; writing what was measured", len(s.runs))
+	}
+
+	rep := s.report()
+	if err := writeFiles(env.out, map[string]func(io.Writer) error{"report.txt": rep.WriteText, "results.json": rep.WriteJSON}); err != nil {
+		return err
+	}
+	if o.json {
+		if err := rep.WriteJSON(os.Stdout); err != nil {
+			return err
+		}
+	} else if err := rep.WriteText(os.Stdout); err != nil {
+		return err
+	}
+	progressf("wrote %s and %s", filepath.Join(env.out, "report.txt"), filepath.Join(env.out, "results.json"))
+	switch {
+	case ctx.Err() != nil:
+		return withCode(exitInterrupted, errors.New("interrupted"))
+	case s.initFailed():
+		return withCode(exitInitFailed, fmt.Errorf("init failed in some runs (see the report); status: %s", statuses(s.runs)))
+	}
+	return nil
+}
+
+// runEnv is what every series of a command shares: the options, the static
+// initprof for PID 1, the compiled log-line checkpoints and the output dir.
+type runEnv struct {
+	o    *runOpts
+	self string
+	re   []*regexp.Regexp
+	out  string
+}
+
+// prepare checks privileges and options shared by run and compare, and makes
+// the output directory (default initprof-out/KIND-TIMESTAMP).
+func prepare(o *runOpts, kind string) (*runEnv, error) {
+	if os.Geteuid() != 0 {
+		return nil, withCode(exitPrivileges, errors.New("profiling needs root (BPF, perf events, cgroups and the OCI runtime): run it with sudo, or see 'initprof doctor'"))
+	}
+	if o.runtime != "sim" {
+		if _, err := os.Stat(o.runtime); err != nil {
+			return nil, badInput("--runtime %s: %v (give 'sim' or the path of a bootstrap executable)", o.runtime, err)
+		}
+	}
+	env := &runEnv{o: o, out: o.out}
+	for _, s := range o.checkpoints {
+		r, err := regexp.Compile(s)
+		if err != nil {
+			return nil, badInput("--checkpoint %q: %v", s, err)
+		}
+		env.re = append(env.re, r)
+	}
+	if err := ensureTracefs(); err != nil {
+		return nil, withCode(exitPrivileges, err)
+	}
+	var err error
+	if env.self, err = selfForSandbox(); err != nil {
+		return nil, err
+	}
+	if env.out == "" {
+		env.out = filepath.Join("initprof-out", kind+"-"+time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(env.out, 0o755); err != nil {
+		return nil, badInput("--out %s: %v", env.out, err)
+	}
+	return env, nil
+}
+
+// series is one build under test: its sandbox (bundle built once), its probes
+// (attached once), and the runs made so far.
+type series struct {
+	env    *runEnv
+	name   string
+	sb     container.Sandbox
+	tr     *probes.Tracer
+	static map[string]bool
+	runs   []profile.Run
+	hits   []hitCount
+}
+
+func (env *runEnv) newSeries(name string, exts []container.Extension) (*series, error) {
+	o := env.o
 	cfg := container.Config{
 		Extensions: exts,
-		Initprof:   self,
+		Initprof:   env.self,
 		MemoryMB:   o.memory,
 		Env:        o.env,
 		Rootfs:     o.rootfs,
@@ -223,109 +315,57 @@ func runRun(o *runOpts, args []string) error {
 		cfg.PlatformArgs = append(cfg.PlatformArgs, "--runtime", "sim",
 			"--runtime-init", o.runtimeInit.String(), "--runtime-invoke", o.runtimeInvoke.String())
 	} else {
-		if _, err := os.Stat(o.runtime); err != nil {
-			return badInput("--runtime %s: %v (give 'sim' or the path of a bootstrap executable)", o.runtime, err)
-		}
 		cfg.Bootstrap, _ = filepath.Abs(o.runtime)
 	}
-	var re []*regexp.Regexp
-	for _, s := range o.checkpoints {
-		r, err := regexp.Compile(s)
-		if err != nil {
-			return badInput("--checkpoint %q: %v", s, err)
-		}
-		re = append(re, r)
+	s := &series{env: env, name: name, static: staticSet(exts, cfg.Bootstrap)}
+	var err error
+	if s.sb, err = newSandbox(o, cfg); err != nil {
+		return nil, err
 	}
-
-	static := staticSet(exts, cfg.Bootstrap)
-	sb, err := newSandbox(o, cfg)
-	if err != nil {
-		return err
+	progressf("%s: sandbox %s", name, s.sb.Kind())
+	if s.tr, err = newTracer(s.sb, exts, o.uprobes); err != nil {
+		s.sb.Close()
+		return nil, err
 	}
-	defer sb.Close()
-	defer container.CleanupAll()
-	progressf("sandbox: %s", sb.Kind())
-
-	tr, err := newTracer(sb, exts, o.uprobes)
-	if err != nil {
-		return err
+	for _, m := range s.tr.Unavailable() {
+		progressf("%s: checkpoint unavailable: %s", name, m)
 	}
-	defer tr.Close()
-	for _, m := range tr.Unavailable() {
-		progressf("checkpoint unavailable: %s", m)
-	}
-
-	var runs []profile.Run
-	var hits []hitCount
-	var initFailed bool
-	bar := newProgress(o.runs)
-	for i := 0; i < o.runs; i++ {
-		if ctx.Err() != nil {
-			break
-		}
-		r, h, err := oneRun(ctx, o, sb, tr, i, re, static)
-		if err != nil {
-			bar.done()
-			if ctx.Err() != nil {
-				break
-			}
-			return err
-		}
-		if r.InitStatus != "" && r.InitStatus != "success" {
-			initFailed = true
-		}
-		runs = append(runs, r)
-		hits = append(hits, h)
-		bar.step(r)
-	}
-	bar.done()
-	if ctx.Err() != nil {
-		if len(runs) == 0 {
-			return withCode(exitInterrupted, errors.New("interrupted before the first run finished; nothing was left behind"))
-		}
-		progressf("interrupted after %d runs; writing what was measured", len(runs))
-	}
-
-	rep := profile.Aggregate(runs)
-	rep.Build = strings.Join(args, " ")
-	rep.Overhead = probeOverhead(runs, hits)
-	rep.Notes = append(rep.Notes, sandboxNote(sb.Kind(), runs))
-	if err := writeRunFiles(out, rep); err != nil {
-		return err
-	}
-	if o.json {
-		if err := rep.WriteJSON(os.Stdout); err != nil {
-			return err
-		}
-	} else if err := rep.WriteText(os.Stdout); err != nil {
-		return err
-	}
-	progressf("wrote %s and %s", filepath.Join(out, "report.txt"), filepath.Join(out, "results.json"))
-	switch {
-	case ctx.Err() != nil:
-		return withCode(exitInterrupted, errors.New("interrupted"))
-	case initFailed:
-		return withCode(exitInitFailed, fmt.Errorf("init failed in some runs (see the report); status: %s", statuses(runs)))
-	}
-	return nil
+	return s, nil
 }
 
-// staticSet names the processes without an ELF interpreter: the static
-// extensions, and the runtime when it is the simulated one (initprof itself)
-// or a static bootstrap.
-func staticSet(exts []container.Extension, bootstrap string) map[string]bool {
-	m := map[string]bool{}
-	for _, e := range exts {
-		if info, err := elfinfo.Open(e.Path); err == nil && info.Interp == "" {
-			m[e.Name] = true
+// run makes cold start i and keeps it.
+func (s *series) run(ctx context.Context, i int) (profile.Run, error) {
+	r, h, err := oneRun(ctx, s.env.o, s.sb, s.tr, i, s.env.re, s.static)
+	if err != nil {
+		return r, err
+	}
+	r.Build = s.name
+	s.runs = append(s.runs, r)
+	s.hits = append(s.hits, h)
+	return r, nil
+}
+
+func (s *series) initFailed() bool {
+	for _, r := range s.runs {
+		if r.InitStatus != "" && r.InitStatus != "success" {
+			return true
 		}
 	}
-	if bootstrap == "" {
-		m[extension.NameRuntime] = true
-	} else if info, err := elfinfo.Open(bootstrap); err == nil && info.Interp == "" {
-		m[extension.NameRuntime] = true
-	}
-	return m
+	return false
+}
+
+func (s *series) report() *profile.Report {
+	rep := profile.Aggregate(s.runs)
+	rep.Build = s.name
+	rep.Overhead = probeOverhead(s.runs, s.hits)
+	rep.Notes = append(rep.Notes, sandboxNote(s.sb.Kind(), s.runs))
+	return rep
+}
+
+// close detaches the probes and removes the bundle.
+func (s *series) close() {
+	s.tr.Close()
+	s.sb.Close()
 }
 
 func statuses(runs []profile.Run) string {
@@ -529,18 +569,16 @@ func sandboxNote(kind string, runs []profile.Run) string {
 	return fmt.Sprintf("sandbox %s: per-run overhead create %.1f ms, start %.1f ms, delete %.1f ms (medians)", kind, med(c), med(s), med(d))
 }
 
-func writeRunFiles(dir string, rep *profile.Report) error {
-	for _, f := range []struct {
-		name  string
-		write func(io.Writer) error
-	}{{"report.txt", rep.WriteText}, {"results.json", rep.WriteJSON}} {
-		fh, err := os.Create(filepath.Join(dir, f.name))
+// writeFiles writes each named file into dir.
+func writeFiles(dir string, files map[string]func(io.Writer) error) error {
+	for name, write := range files {
+		fh, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
 			return err
 		}
-		if err := f.write(fh); err != nil {
+		if err := write(fh); err != nil {
 			fh.Close()
-			return err
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		if err := fh.Close(); err != nil {
 			return err
@@ -615,4 +653,22 @@ func progressf(format string, args ...any) {
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// staticSet names the processes without an ELF interpreter: the static
+// extensions, and the runtime when it is the simulated one (initprof itself)
+// or a static bootstrap. Their loader checkpoints are not "missing".
+func staticSet(exts []container.Extension, bootstrap string) map[string]bool {
+	m := map[string]bool{}
+	for _, e := range exts {
+		if info, err := elfinfo.Open(e.Path); err == nil && info.Interp == "" {
+			m[e.Name] = true
+		}
+	}
+	if bootstrap == "" {
+		m[extension.NameRuntime] = true
+	} else if info, err := elfinfo.Open(bootstrap); err == nil && info.Interp == "" {
+		m[extension.NameRuntime] = true
+	}
+	return m
 }
