@@ -51,6 +51,7 @@ func New() *Symbolizer { return &Symbolizer{} }
 type sym struct {
 	addr, size uint64
 	name       string
+	global     bool
 }
 
 type segment struct{ off, vaddr, filesz uint64 }
@@ -58,7 +59,8 @@ type segment struct{ off, vaddr, filesz uint64 }
 type symFile struct {
 	path string
 	segs []segment
-	syms []sym // sorted by addr
+	syms []sym       // sorted by addr
+	plt  [][2]uint64 // [start, end) of .plt, .plt.sec, .plt.got
 	gosy *gosym.Table
 	dw   *dwarf.Data
 	err  error
@@ -112,7 +114,12 @@ func loadSyms(path, debugDir string) (sf *symFile) {
 			sf.segs = append(sf.segs, segment{p.Off, p.Vaddr, p.Filesz})
 		}
 	}
-	seen := map[uint64]bool{}
+	for _, sec := range f.Sections {
+		if sec.Name == ".plt" || sec.Name == ".plt.sec" || sec.Name == ".plt.got" || sec.Name == ".iplt" {
+			sf.plt = append(sf.plt, [2]uint64{sec.Addr, sec.Addr + sec.Size})
+		}
+	}
+	seen := map[uint64]int{}
 	addSyms := func(ef *elf.File, ss []elf.Symbol) {
 		for _, x := range ss {
 			switch elf.ST_TYPE(x.Info) {
@@ -127,15 +134,25 @@ func loadSyms(path, debugDir string) (sf *symFile) {
 			default:
 				continue
 			}
-			if x.Value == 0 || x.Section == elf.SHN_UNDEF || seen[x.Value] {
+			if x.Value == 0 || x.Section == elf.SHN_UNDEF {
 				continue
 			}
-			seen[x.Value] = true
 			name := x.Name
 			if i := strings.Index(name, "@"); i > 0 { // versioned dynsym
 				name = name[:i]
 			}
-			sf.syms = append(sf.syms, sym{x.Value, x.Size, name})
+			name = strings.TrimSuffix(name, ".localalias")
+			global := elf.ST_BIND(x.Info) != elf.STB_LOCAL
+			if i, ok := seen[x.Value]; ok {
+				// Aliases at one address: prefer the global name (what the
+				// source calls it) over local aliases.
+				if global && !sf.syms[i].global {
+					sf.syms[i] = sym{x.Value, x.Size, name, true}
+				}
+				continue
+			}
+			seen[x.Value] = len(sf.syms)
+			sf.syms = append(sf.syms, sym{x.Value, x.Size, name, global})
 		}
 	}
 	if ss, err := f.Symbols(); err == nil {
@@ -188,6 +205,13 @@ func (sf *symFile) toELF(m *sample.Mapping, pc uint64) uint64 {
 }
 
 func (sf *symFile) lookup(addr uint64) (string, bool) {
+	for _, r := range sf.plt {
+		// PLT stubs have no symbols; without this they would be named after
+		// the symbol before them (_init).
+		if addr >= r[0] && addr < r[1] {
+			return "[plt]", true
+		}
+	}
 	i := sort.Search(len(sf.syms), func(i int) bool { return sf.syms[i].addr > addr }) - 1
 	if i < 0 {
 		return "", false
