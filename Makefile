@@ -30,7 +30,7 @@ arm64-samples: arm64-sysroot
 
 # Boots the arm64 microVM and profiles the arm64 samples in it.
 test-arm64: arm64-kernel arm64-samples build-arm64
-	$(GO) test -count=1 -v -timeout 10m ./container/vm
+	$(GO) test -count=1 -timeout 10m ./container/vm
 
 # The sample extensions every test profiles (Go and C), built with known flags.
 samples:
@@ -41,7 +41,7 @@ samples:
 test: build samples
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
-	$(GO) test -p 1 -count=1 -timeout 60m ./...
+	$(GO) test -p 1 -count=1 -timeout 60m $$($(GO) list ./... | grep -v /container/vm$$)
 
 test-short:
 	$(GO) test -short -count=1 ./...

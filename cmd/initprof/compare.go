@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/elfinfo"
+	"github.com/initprof/initprof/profile"
+)
+
+func init() {
+	register(&command{
+		name:    "compare",
+		summary: "compare builds (linker/compiler flags) side by side, with statistics",
+		usage:   "[flags] NAME=PATH NAME=PATH...",
+		long: `Runs two or more builds of one extension interleaved (a, b, a, b, …) in the same
+sandbox settings, -n cold starts each, so machine drift hits every build alike.
+For every phase and for Init Duration it reports each build's median, p10 and
+p90; the shift against the first build as a Hodges–Lehmann estimate with a 95 %
+confidence interval; a Mann–Whitney U p-value; and a benchstat-style mark (~ for
+no significant change). The builds' load-cost facts (size, relocations by type,
+BIND_NOW, RELR, PIE, NEEDED) stand beside them, and a verdict per pair says
+which phase moved and whether it reached Init Duration.
+
+A build that cannot start (say a DT_RELR build on a glibc older than 2.36) fails
+the comparison only for itself: the report says why and compares the others.
+
+Every build runs under the same extension name (--name, default the first
+build's file name), so only the binary differs. Files written to --out:
+compare.txt (what is printed), compare.json, bench.txt (Go benchmark format:
+'benchstat -col /build bench.txt' reads it) and results-NAME.json per build.
+
+Examples:
+  initprof compare now=./ext-now lazy=./ext-lazy
+  initprof compare -n 30 --name datadog-agent prod=./bottlecap-z o3=./bottlecap-O3 spie=./bottlecap-static-pie
+  initprof compare --runtime-init 180ms a=./a b=./b     # a python-like runtime`,
+		setup: setupCompare,
+	})
+}
+
+func setupCompare(fs *pflag.FlagSet) func([]string) error {
+	o := &runOpts{}
+	runFlags(fs, o, 30)
+	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions for every build (default: the first build's file name)")
+	return func(args []string) error { return runCompare(o, args) }
+}
+
+// buildArg is one NAME=PATH argument.
+type buildArg struct{ name, path string }
+
+func parseBuilds(args []string) ([]buildArg, error) {
+	if len(args) < 2 {
+		return nil, badInput("compare needs at least two builds, as NAME=PATH NAME=PATH")
+	}
+	var bs []buildArg
+	seen := map[string]bool{}
+	for _, a := range args {
+		name, path, ok := strings.Cut(a, "=")
+		if !ok || name == "" || path == "" {
+			return nil, badInput("%q: want NAME=PATH, e.g. prod=./target/release/ext", a)
+		}
+		if strings.ContainsAny(name, " /\t") {
+			return nil, badInput("build name %q: use letters, digits, '-', '_' or '.'", name)
+		}
+		if seen[name] {
+			return nil, badInput("build name %q is used twice", name)
+		}
+		seen[name] = true
+		bs = append(bs, buildArg{name, path})
+	}
+	return bs, nil
+}
+
+// facts are the inspect facts that matter for load cost, side by side.
+func facts(path string) []profile.Fact {
+	info, err := elfinfo.Open(path)
+	if err != nil {
+		return []profile.Fact{{Name: "error", Value: err.Error()}}
+	}
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	return []profile.Fact{
+		{Name: "size", Value: fmt.Sprintf("%d", info.FileSize)},
+		{Name: "linkage", Value: info.Linkage},
+		{Name: "BIND_NOW", Value: yes(info.BindNow || info.DF1Now)},
+		{Name: "RELR", Value: yes(info.Relr)},
+		{Name: "relocs RELATIVE", Value: fmt.Sprintf("%d", info.Relocs.Relative)},
+		{Name: "relocs GLOB_DAT", Value: fmt.Sprintf("%d", info.Relocs.GlobDat)},
+		{Name: "relocs JUMP_SLOT", Value: fmt.Sprintf("%d", info.Relocs.JumpSlot)},
+		{Name: "relocs other", Value: fmt.Sprintf("%d", info.Relocs.Other)},
+		{Name: "relocated pages", Value: fmt.Sprintf("%d", info.RelocPages)},
+		{Name: "NEEDED", Value: strings.Join(info.Needed, " ")},
+	}
+}
+
+func runCompare(o *runOpts, args []string) error {
+	bs, err := parseBuilds(args)
+	if err != nil {
+		return err
+	}
+	if err := o.validate([]string{"-"}); err != nil {
+		return err
+	}
+	name := o.name
+	if name == "" {
+		name = filepath.Base(bs[0].path)
+	}
+	// Check every build before running any: a bad path is the user's typo,
+	// not a build that "failed to start".
+	exts := make([][]container.Extension, len(bs))
+	for i, b := range bs {
+		if exts[i], err = extensionsFrom([]string{b.path}, name, o.rootfs); err != nil {
+			return err
+		}
+	}
+	env, err := prepare(o, "compare")
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer container.CleanupAll()
+
+	results := make([]profile.BuildRuns, len(bs))
+	series := make([]*series, len(bs))
+	for i, b := range bs {
+		results[i] = profile.BuildRuns{Build: b.name, Facts: facts(b.path)}
+		s, err := env.newSeries(b.name, exts[i])
+		if err != nil {
+			var ee *exitError
+			if errors.As(err, &ee) && ee.code == exitPrivileges {
+				return err
+			}
+			results[i].Err = err.Error()
+			progressf("%s: cannot be measured: %v", b.name, err)
+			continue
+		}
+		defer s.close()
+		series[i] = s
+	}
+
+	bar := newProgress(o.runs * len(bs))
+	for i := 0; i < o.runs && ctx.Err() == nil; i++ {
+		for j, s := range series {
+			if s == nil || results[j].Err != "" || ctx.Err() != nil {
+				continue
+			}
+			r, err := s.run(ctx, i)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				results[j].Err = err.Error()
+				progressf("%s: dropped from the comparison: %v", bs[j].name, err)
+				continue
+			}
+			// A build whose extension fails its first init is not comparable
+			// (a RELR build on an old glibc fails every time): say why, keep
+			// its run for the record, and stop running it.
+			if i == 0 && r.InitStatus != "success" {
+				results[j].Err = fmt.Sprintf("init failed in the sandbox (status %s); see results-%s.json", r.InitStatus, bs[j].name)
+				progressf("%s: %s", bs[j].name, results[j].Err)
+			}
+			bar.step(r)
+		}
+	}
+	bar.done()
+
+	files := map[string]func(io.Writer) error{}
+	for j, s := range series {
+		if s != nil && len(s.runs) > 0 {
+			results[j].Runs = s.runs
+			files["results-"+bs[j].name+".json"] = s.report().WriteJSON
+		}
+	}
+	cmp := profile.Compare(results)
+	if ctx.Err() != nil {
+		cmp.Notes = append(cmp.Notes, "interrupted: the comparison covers the runs made before the interrupt")
+	}
+	files["compare.txt"] = cmp.WriteText
+	files["compare.json"] = cmp.WriteJSON
+	files["bench.txt"] = cmp.WriteBench
+	if err := writeFiles(env.out, files); err != nil {
+		return err
+	}
+	if o.json {
+		err = cmp.WriteJSON(os.Stdout)
+	} else {
+		err = cmp.WriteText(os.Stdout)
+	}
+	if err != nil {
+		return err
+	}
+	progressf("wrote compare.txt, compare.json, bench.txt and results-*.json in %s", env.out)
+	if ctx.Err() != nil {
+		return withCode(exitInterrupted, errors.New("interrupted"))
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/initprof/initprof/internal/testutil"
+	"github.com/initprof/initprof/profile"
+)
+
+func readComparison(t *testing.T, dir string) *profile.Comparison {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "compare.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c profile.Comparison
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+func cell(c *profile.Comparison, proc, metric, build string) *profile.CompareCell {
+	for _, r := range c.Rows {
+		if r.Process == proc && r.Metric == metric {
+			for i := range r.Cells {
+				if r.Cells[i].Build == build {
+					return &r.Cells[i]
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// TestCompareInjectedDelay compares the C sample with a build whose library
+// constructor sleeps 2 ms more: the shift must be found (p < 0.01) with a 95 %
+// CI containing 2 ms, and two identical builds must come out "~".
+func TestCompareInjectedDelay(t *testing.T) {
+	requireRunEnv(t)
+	bin := testutil.BuildInitprof(t)
+	out := t.TempDir()
+	args := []string{"compare", "--out", out, "-n", "20", "--cache", "warm", "--memory", "3538", "--name", "cext",
+		"base=" + testutil.Sample(t, "cext"), "same=" + testutil.Sample(t, "cext-now"), "delay=" + testutil.Sample(t, "cext-delay")}
+	stdout, stderr, code := runInitprof(t, bin, args...)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	c := readComparison(t, out)
+	d := cell(c, "cext", profile.AggLoad, "delay")
+	if d == nil || d.Shift == nil || d.Test == nil {
+		t.Fatalf("no load shift for the delay build:\n%s", stdout)
+	}
+	t.Logf("delay: load shift %.3f ms [%.3f, %.3f], p=%.2g", d.Shift.Estimate/1e6, d.Shift.Lo/1e6, d.Shift.Hi/1e6, d.Test.P)
+	if d.Test.P >= 0.01 {
+		t.Errorf("the injected 2 ms was not found: p=%.3g", d.Test.P)
+	}
+	if d.Shift.Lo > 2e6 || d.Shift.Hi < 2e6 {
+		t.Errorf("95%% CI [%.3f, %.3f] ms does not contain 2 ms", d.Shift.Lo/1e6, d.Shift.Hi/1e6)
+	}
+	s := cell(c, "cext", profile.AggLoad, "same")
+	if s == nil || s.Mark != "~" {
+		t.Errorf("identical builds: want ~, got %+v", s)
+	}
+	for _, f := range []string{"compare.txt", "bench.txt", "results-base.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	// benchstat, the standard tool, reads bench.txt.
+	bs := exec.Command("go", "run", "golang.org/x/perf/cmd/benchstat@latest", "-col", "/build", filepath.Join(out, "bench.txt"))
+	bs.Dir = testutil.Root(t)
+	if b, err := bs.CombinedOutput(); err != nil {
+		t.Logf("benchstat unavailable (%v): %s", err, b)
+	} else if !strings.Contains(string(b), "delay") {
+		t.Errorf("benchstat output lacks the delay build:\n%s", b)
+	}
+}
+
+// TestCompareBadBuild: a build that cannot start is reported and the others
+// are still compared.
+func TestCompareBadBuild(t *testing.T) {
+	requireRunEnv(t)
+	bin := testutil.BuildInitprof(t)
+	out := t.TempDir()
+	crasher := filepath.Join(t.TempDir(), "crasher")
+	src := crasher + ".c"
+	os.WriteFile(src, []byte("int main(void){return 7;}\n"), 0o644)
+	if b, err := exec.Command("gcc", "-o", crasher, src).CombinedOutput(); err != nil {
+		t.Skipf("gcc: %v %s", err, b)
+	}
+	stdout, stderr, code := runInitprof(t, bin, "compare", "--out", out, "-n", "3", "--cache", "warm",
+		"a="+testutil.Sample(t, "cmini"), "bad="+crasher, "b="+testutil.Sample(t, "cmini-static"))
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "NOT COMPARED") {
+		t.Errorf("a failing build must be reported as not compared:\n%s", stdout)
+	}
+	c := readComparison(t, out)
+	for _, b := range c.Builds {
+		switch {
+		case b.Name == "bad" && b.Err == "":
+			t.Errorf("the crashing build has no error: %+v", b)
+		case b.Name != "bad" && (b.Err != "" || b.Runs != 3):
+			t.Errorf("build %s: %+v, want 3 runs and no error", b.Name, b)
+		}
+	}
+	for _, bad := range [][]string{{"compare", "only=x"}, {"compare", "a=x", "a=y"}, {"compare", "nopath", "b=y"}} {
+		_, stderr, code := runInitprof(t, bin, bad...)
+		if code != exitBadInput || strings.Contains(stderr, "panic") {
+			t.Errorf("%v: exit %d, stderr %q", bad, code, stderr)
+		}
+	}
+}
