@@ -62,12 +62,10 @@ var variants = []struct {
 	{"rustext-nonpie", elfFacts{typ: "EXEC", interp: true, bindNow: true}, false},
 }
 
-// cargoPath finds cargo on PATH, else in ~/.cargo/bin, where rustup installs
-// it and where a CI shell's PATH often does not look.
+// cargoPath finds rustup's cargo in ~/.cargo/bin (where a CI shell's PATH
+// often does not look), else cargo on PATH: the order the rustext Makefile
+// uses, so a Debian cargo in /usr/bin never silently replaces rustup's.
 func cargoPath() string {
-	if p, err := exec.LookPath("cargo"); err == nil {
-		return p
-	}
 	var homes []string
 	if h, err := os.UserHomeDir(); err == nil {
 		homes = append(homes, h)
@@ -80,6 +78,9 @@ func cargoPath() string {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
+	}
+	if p, err := exec.LookPath("cargo"); err == nil {
+		return p
 	}
 	return ""
 }
