@@ -3,6 +3,7 @@ package probes
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -57,7 +58,8 @@ func helperHold() {
 		fmt.Println("ERR", err)
 		os.Exit(1)
 	}
-	fmt.Println("READY", cmd.Process.Pid)
+	ids, _ := json.Marshal(t.ids())
+	fmt.Println("READY", cmd.Process.Pid, string(ids))
 	cmd.Wait()
 	os.Exit(0)
 }
@@ -315,22 +317,85 @@ func TestPerfEventFallback(t *testing.T) {
 	}
 }
 
-// bpfObjects lists the names of loaded BPF programs and links that are ours.
-func bpfObjects(t *testing.T) []string {
+// kernelObjects is what bpftool sees loaded: program IDs (with names) and
+// link IDs (with the program each holds).
+type kernelObjects struct {
+	progs map[uint32]string
+	links map[uint32]uint32
+}
+
+func bpftoolObjects(t *testing.T) kernelObjects {
 	t.Helper()
-	var found []string
-	for _, kind := range []string{"prog", "link"} {
-		out, err := exec.Command("bpftool", kind, "show").CombinedOutput()
+	ko := kernelObjects{progs: map[uint32]string{}, links: map[uint32]uint32{}}
+	var progs []struct {
+		ID   uint32 `json:"id"`
+		Name string `json:"name"`
+	}
+	var links []struct {
+		ID     uint32 `json:"id"`
+		ProgID uint32 `json:"prog_id"`
+	}
+	for _, c := range []struct {
+		kind string
+		v    any
+	}{{"prog", &progs}, {"link", &links}} {
+		out, err := exec.Command("bpftool", "-j", c.kind, "show").Output()
 		if err != nil {
-			t.Fatalf("bpftool %s show: %v\n%s", kind, err, out)
+			t.Fatalf("bpftool -j %s show: %v", c.kind, err)
 		}
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.Contains(l, "initprof_") {
-				found = append(found, kind+": "+strings.TrimSpace(l))
+		if err := json.Unmarshal(out, c.v); err != nil {
+			t.Fatalf("bpftool -j %s show: %v\n%s", c.kind, err, out)
+		}
+	}
+	for _, p := range progs {
+		ko.progs[p.ID] = p.Name
+	}
+	for _, l := range links {
+		ko.links[l.ID] = l.ProgID
+	}
+	return ko
+}
+
+// ownIDs are the kernel object IDs of one tracer: IDs are allocated
+// cyclically, so checking these exact IDs is immune to other tracers that run
+// on the machine at the same time.
+type ownIDs struct {
+	Progs []uint32 `json:"progs"`
+	Links []uint32 `json:"links"`
+}
+
+func (t *Tracer) ids() ownIDs {
+	var o ownIDs
+	for _, p := range t.coll.Programs {
+		if info, err := p.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				o.Progs = append(o.Progs, uint32(id))
 			}
 		}
 	}
-	return found
+	for _, l := range t.links {
+		if info, err := l.Info(); err == nil {
+			o.Links = append(o.Links, uint32(info.ID))
+		}
+	}
+	return o
+}
+
+// remaining lists which of ids bpftool still shows, by program name.
+func remaining(t *testing.T, ids ownIDs) []string {
+	ko := bpftoolObjects(t)
+	var left []string
+	for _, id := range ids.Progs {
+		if name, ok := ko.progs[id]; ok {
+			left = append(left, fmt.Sprintf("prog %d %s", id, name))
+		}
+	}
+	for _, id := range ids.Links {
+		if prog, ok := ko.links[id]; ok {
+			left = append(left, fmt.Sprintf("link %d (prog %d %s)", id, prog, ko.progs[prog]))
+		}
+	}
+	return left
 }
 
 func uprobeEvents(t *testing.T) string {
@@ -343,13 +408,13 @@ func uprobeEvents(t *testing.T) string {
 	return ""
 }
 
-// waitGone polls until no initprof program or link is loaded: the kernel
-// frees programs after an RCU grace period, so allow a few seconds.
-func waitGone(t *testing.T, when string) {
+// waitGone polls until none of ids is loaded: the kernel frees programs
+// after an RCU grace period, so allow a few seconds.
+func waitGone(t *testing.T, ids ownIDs, when string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		left := bpfObjects(t)
+		left := remaining(t, ids)
 		if len(left) == 0 {
 			return
 		}
@@ -360,12 +425,27 @@ func waitGone(t *testing.T, when string) {
 	}
 }
 
+// checkVisible fails unless bpftool shows every one of ids under an
+// initprof_ name: otherwise the "gone" checks would prove nothing.
+func checkVisible(t *testing.T, ids ownIDs) {
+	t.Helper()
+	if len(ids.Progs) < 8 || len(ids.Links) < 8 {
+		t.Fatalf("too few objects to check: %+v", ids)
+	}
+	left := remaining(t, ids)
+	if len(left) != len(ids.Progs)+len(ids.Links) {
+		t.Fatalf("bpftool shows %d of the tracer's %d programs and %d links", len(left), len(ids.Progs), len(ids.Links))
+	}
+	for _, l := range left {
+		if !strings.Contains(l, "initprof_") {
+			t.Errorf("object without the initprof_ prefix: %s", l)
+		}
+	}
+}
+
 func TestCleanup(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "bpftool")
-	if left := bpfObjects(t); len(left) > 0 {
-		t.Skipf("another initprof tracer is running on this machine: %v", left)
-	}
 	before := uprobeEvents(t)
 
 	t.Run("Close", func(t *testing.T) {
@@ -373,9 +453,8 @@ func TestCleanup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(bpfObjects(t)) == 0 {
-			t.Fatal("bpftool shows no initprof_ program while a tracer is loaded; the check below would prove nothing")
-		}
+		ids := tr.ids()
+		checkVisible(t, ids)
 		if err := tr.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +464,7 @@ func TestCleanup(t *testing.T) {
 		if _, _, err := tr.Collect(); err == nil {
 			t.Error("Collect after Close succeeded")
 		}
-		waitGone(t, "after Close")
+		waitGone(t, ids, "after Close")
 		if after := uprobeEvents(t); after != before {
 			t.Errorf("uprobe_events changed:\nbefore %q\nafter  %q", before, after)
 		}
@@ -402,20 +481,23 @@ func TestCleanup(t *testing.T) {
 		defer cmd.Process.Kill()
 		line, _ := bufio.NewReader(stdout).ReadString('\n')
 		var child int
-		if _, err := fmt.Sscanf(line, "READY %d", &child); err != nil {
+		var idsJSON string
+		if _, err := fmt.Sscanf(line, "READY %d %s", &child, &idsJSON); err != nil {
 			t.Fatalf("helper: %q", line)
 		}
 		defer syscall.Kill(child, syscall.SIGKILL) // the helper's sleep outlives it
-		if len(bpfObjects(t)) == 0 {
-			t.Fatal("the helper's programs are not visible")
+		var ids ownIDs
+		if err := json.Unmarshal([]byte(idsJSON), &ids); err != nil {
+			t.Fatalf("helper ids %q: %v", idsJSON, err)
 		}
+		checkVisible(t, ids)
 		cmd.Process.Signal(os.Interrupt)
 		err := cmd.Wait()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
 			t.Fatalf("helper was not killed by SIGINT: %v", err)
 		}
-		waitGone(t, "after SIGINT")
+		waitGone(t, ids, "after SIGINT")
 		if after := uprobeEvents(t); after != before {
 			t.Errorf("uprobe_events changed:\nbefore %q\nafter  %q", before, after)
 		}
