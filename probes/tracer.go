@@ -375,7 +375,12 @@ func planUprobes(opts Options) ([]probeSite, []Missing, error) {
 		}
 	}
 
+	seen := map[string]bool{}
 	for _, exe := range opts.Executables {
+		if seen[filepath.Clean(exe)] {
+			continue // the same binary twice would double every event
+		}
+		seen[filepath.Clean(exe)] = true
 		s, err := load(exe)
 		if err != nil {
 			return nil, nil, err

@@ -232,3 +232,44 @@ func TestRingSize(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanBadInput(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	os.WriteFile(text, []byte("not an ELF file\n"), 0o644)
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"missing executable", Options{Executables: []string{"/no/such/ext"}}, "/no/such/ext"},
+		{"directory", Options{Executables: []string{dir}}, "not a regular file"},
+		{"text file", Options{Executables: []string{text}}, "not a readable ELF file"},
+		{"missing ld.so", Options{LdSo: "/no/ld.so"}, "/no/ld.so"},
+		{"user probe without executables", Options{UserProbes: []string{"main"}}, "names no file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := planUprobes(tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+	// The same executable twice is probed once.
+	sites, _, err := planUprobes(Options{Executables: []string{"/bin/true", "/bin/../bin/true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	for _, s := range sites {
+		if s.checkpoint == CheckpointEntry {
+			entries++
+		}
+	}
+	if entries != 1 {
+		t.Errorf("%d entry probes for one binary named twice", entries)
+	}
+}
