@@ -170,10 +170,12 @@ type platform struct {
 	h18Violation              string
 	subArrived, nextArrived   chan struct{}
 	subOnce, nextOnce         sync.Once
+	registered                chan struct{}
+	regOnce                   sync.Once
 }
 
 func newPlatform(t testing.TB) *platform {
-	p := &platform{t: t, subArrived: make(chan struct{}), nextArrived: make(chan struct{})}
+	p := &platform{t: t, subArrived: make(chan struct{}), nextArrived: make(chan struct{}), registered: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2020-01-01/extension/register", p.register)
 	mux.HandleFunc("PUT /2022-07-01/telemetry", p.subscribe)
@@ -198,6 +200,7 @@ func (p *platform) register(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Lambda-Extension-Identifier", testExtID)
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, `{"functionName":"fn","functionVersion":"$LATEST","handler":"h","accountId":"123456789012"}`)
+	p.regOnce.Do(func() { close(p.registered) })
 }
 
 func (p *platform) subscribe(w http.ResponseWriter, r *http.Request) {
@@ -670,6 +673,41 @@ func TestInitDelay(t *testing.T) {
 	}
 	if gap := r.at("before_next") - r.at("subscribe_ok"); r.at("subscribe_ok") == 0 || gap < 150e6 {
 		t.Errorf("subscribe_ok → before_next took %d ns with INITPROF_SAMPLE_INIT_DELAY_MS=150; want ≥ 150 ms", gap)
+	}
+}
+
+// TestNoNext checks INITPROF_SAMPLE_NONEXT=1: the extension registers and
+// then never calls /next (the platform's init-timeout subject).
+func TestNoNext(t *testing.T) {
+	bin := sample(t, "rustext-prod")
+	p := newPlatform(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+p.addr(), "INITPROF_SAMPLE_PORT=0", "INITPROF_SAMPLE_NONEXT=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+	}()
+	select {
+	case <-p.registered:
+	case err := <-done:
+		t.Fatalf("exited before registering: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not register within 10s")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("exited (%v); want it to keep running without calling /next", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.nextIn) != 0 || p.subBody != "" {
+		t.Errorf("NONEXT extension called /next %d times, subscribe %q", len(p.nextIn), p.subBody)
 	}
 }
 
