@@ -97,6 +97,7 @@ func runTrace(args []string, ldso string, ups []string, all bool) error {
 		return err
 	}
 	printTimeline(events, all)
+	printPhases(events)
 	fmt.Printf("# %d events, %d uprobe sites (uprobe_multi=%v)\n", st.Events, st.Uprobes, st.Multi)
 	if st.Dropped > 0 {
 		fmt.Printf("# WARNING: %d EVENTS WERE DROPPED (ring buffer full): the timeline has holes\n", st.Dropped)
@@ -152,4 +153,78 @@ func printTimeline(events []probes.Event, all bool) {
 		fmt.Printf("%10.1f µs  +%4d flt  %s\n", rel, df, e.String())
 	}
 	fmt.Printf("# off-CPU: runnable %.1f µs, blocked %.1f µs\n", float64(offcpu[true])/1e3, float64(offcpu[false])/1e3)
+}
+
+// printPhases splits the exec'd process's start into the loader's phases and
+// says, for each, how much of it was on CPU, runnable (waiting for a CPU) and
+// blocked, and how many page faults it took. Absent checkpoints skip a phase.
+func printPhases(events []probes.Event) {
+	var pid uint32
+	marks := map[string]probes.Event{}
+	mark := func(name string, e probes.Event) {
+		if _, ok := marks[name]; !ok {
+			marks[name] = e
+		}
+	}
+	for _, e := range events {
+		if pid == 0 && e.Kind == probes.KindExec {
+			pid = e.PID
+		}
+		if pid == 0 || e.PID != pid {
+			continue
+		}
+		switch {
+		case e.Kind == probes.KindExec:
+			mark("exec", e)
+		case e.Kind == probes.KindExecDone:
+			mark("exec_done", e)
+		case e.Kind == probes.KindUprobe || e.Kind == probes.KindUretprobe:
+			mark(e.Checkpoint, e)
+		case e.Kind == probes.KindSend && strings.HasPrefix(string(e.Data), "GET /2020-01-01/extension/event/next"):
+			mark("next", e)
+		}
+	}
+	if pid == 0 {
+		return
+	}
+	type phase struct{ name, from, to string }
+	phases := []phase{
+		{"exec (kernel)", "exec", "exec_done"},
+		{"to ld.so entry", "exec_done", probes.CheckpointLdsoStart},
+		{"ld.so setup", probes.CheckpointLdsoStart, probes.CheckpointDepsStart},
+		{"load dependencies", probes.CheckpointDepsStart, probes.CheckpointDepsLoaded},
+		{"relocation", probes.CheckpointDepsLoaded, probes.CheckpointDlStartUser},
+		{"library constructors", probes.CheckpointDlInit, probes.CheckpointEntry},
+		{"entry → main", probes.CheckpointEntry, probes.CheckpointMain},
+		{"entry → main.main", probes.CheckpointEntry, probes.CheckpointGoMain},
+		{"main → first /next", probes.CheckpointMain, "next"},
+		{"main.main → first /next", probes.CheckpointGoMain, "next"},
+	}
+	fmt.Printf("# phases of pid %d (µs; the CPU split is the main thread's): total = on-CPU + runnable + blocked, faults\n", pid)
+	for _, ph := range phases {
+		a, ok1 := marks[ph.from]
+		b, ok2 := marks[ph.to]
+		if !ok1 || !ok2 || b.Time < a.Time {
+			continue
+		}
+		var runnable, blocked uint64
+		for _, e := range events {
+			if e.Kind != probes.KindOffCPU || e.TID != pid { // the main thread only: threads overlap
+				continue
+			}
+			lo, hi := max(e.Start, a.Time), min(e.Time, b.Time)
+			if hi <= lo {
+				continue
+			}
+			if e.Runnable {
+				runnable += hi - lo
+			} else {
+				blocked += hi - lo
+			}
+		}
+		total := b.Time - a.Time
+		on := total - min(total, runnable+blocked)
+		fmt.Printf("#   %-24s %9.1f = %9.1f + %8.1f + %8.1f  %5d flt\n", ph.name,
+			float64(total)/1e3, float64(on)/1e3, float64(runnable)/1e3, float64(blocked)/1e3, b.Faults-a.Faults)
+	}
 }
