@@ -115,7 +115,9 @@ type Stack struct {
 	PID, TID uint32
 	// Frames, leaf first: kernel frames (if any), then user frames.
 	Frames []Frame
-	// Complete says the user stack unwound to a root frame (IsRoot).
+	// Complete says the user stack unwound to a root frame: a known entry
+	// function (IsRoot) or a frame whose CFI marks the return address
+	// undefined (the ABI's outermost-frame marker, which stripped binaries keep).
 	Complete bool
 	// Method says how the user stack was unwound: "cfi", "fp", "fp-kernel" or "".
 	Method string

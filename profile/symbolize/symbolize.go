@@ -360,13 +360,16 @@ func (s *Symbolizer) Stack(raw sample.RawSample, maps []sample.Mapping, u unwind
 		st.Frames = append(st.Frames, s.Kernel(pc))
 	}
 	pcs := u.PCs
-	if len(pcs) > 0 && len(raw.KStack) > 0 && len(raw.Stack) == 0 && sample.Find(maps, pcs[0]) == nil {
+	if len(pcs) > 0 && len(raw.KStack) > 0 && sample.Find(maps, pcs[0]) == nil {
 		// In the kernel with no user context of this image (e.g. inside
 		// execve, before the new program ran): the user registers are stale.
 		pcs = nil
 	}
 	user := s.userFrames(pcs, maps)
-	complete := len(user) > 0 && sample.IsRoot(user[len(user)-1].Func)
+	// Complete: the outermost frame is a known entry function, or the CFI
+	// itself marks it outermost (return address undefined, as _start and
+	// thread entry points do; this is what counts in stripped binaries).
+	complete := len(user) > 0 && (sample.IsRoot(user[len(user)-1].Func) || u.End == "root")
 	if !complete && len(raw.FPStack) > 0 {
 		fp := s.userFrames(raw.FPStack, maps)
 		if len(fp) > 0 && sample.IsRoot(fp[len(fp)-1].Func) {

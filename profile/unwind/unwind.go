@@ -315,16 +315,21 @@ func (u *Unwinder) Unwind(s sample.RawSample, maps []sample.Mapping) Result {
 			res.End = "root"
 			break
 		}
-		res.PCs = append(res.PCs, pc)
 		lookup := pc
-		if len(res.PCs) > 1 {
+		if len(res.PCs) > 0 {
 			lookup = pc - 1 // a return address points after the call
 		}
 		m := sample.Find(maps, lookup)
 		if m == nil {
+			if len(res.PCs) == 0 {
+				res.PCs = append(res.PCs, pc) // the sampled pc is a fact, even if unmapped
+			}
+			// A return address outside every mapping is junk: leave it out
+			// of the stack rather than draw a bogus frame.
 			res.End = fmt.Sprintf("pc %#x is outside every mapping", pc)
 			break
 		}
+		res.PCs = append(res.PCs, pc)
 		cf := u.file(m)
 		sp, _ := rs.get(a.sp)
 		var next uint64
