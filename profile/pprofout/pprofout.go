@@ -36,6 +36,12 @@ type Meta struct {
 	Comments            []string
 }
 
+type mkey struct {
+	pid   uint32
+	start uint64
+	path  string
+}
+
 // Build turns stacks into a pprof profile: sample types samples/count and
 // cpu/nanoseconds, one pprof mapping per process mapping, locations with their
 // function, file and line, and the four labels plus numeric pid and tid.
@@ -47,11 +53,6 @@ func Build(stacks []sample.Stack, meta Meta) *profile.Profile {
 		TimeNanos:     meta.StartNs,
 		DurationNanos: meta.DurationNs,
 		Comments:      meta.Comments,
-	}
-	type mkey struct {
-		pid   uint32
-		start uint64
-		path  string
 	}
 	type lkey struct {
 		mapping uint64
@@ -127,7 +128,60 @@ func Build(stacks []sample.Stack, meta Meta) *profile.Profile {
 		}
 		p.Sample = append(p.Sample, s)
 	}
+	mainFirst(p, stacks, maps)
 	return p
+}
+
+// mainFirst moves the main executable's mapping to the front: pprof treats
+// Mapping[0] as the profiled binary (its "File:" line, -symbolize). The
+// executable is the one holding main, or else the outermost user frame.
+func mainFirst(p *profile.Profile, stacks []sample.Stack, maps map[mkey]*profile.Mapping) {
+	var exe *sample.Mapping
+	var pid uint32
+	best := 0
+	consider := func(m *sample.Mapping, p uint32, score int) {
+		if score > best {
+			exe, pid, best = m, p, score
+		}
+	}
+	for _, st := range stacks {
+		outer := true
+		for i := len(st.Frames) - 1; i >= 0 && best < 3; i-- {
+			fr := st.Frames[i]
+			if fr.Kernel || fr.Mapping == nil {
+				continue
+			}
+			switch {
+			case fr.Func == "main" || fr.Func == "main.main":
+				consider(fr.Mapping, st.PID, 3)
+			case outer && !strings.Contains(fr.Mapping.Path, "ld-linux"):
+				consider(fr.Mapping, st.PID, 2)
+			case outer:
+				consider(fr.Mapping, st.PID, 1)
+			}
+			outer = false
+		}
+		if best == 3 {
+			break
+		}
+	}
+	if exe == nil {
+		return
+	}
+	first, ok := maps[mkey{pid, exe.Start, exe.Path}]
+	if !ok {
+		return
+	}
+	out := []*profile.Mapping{first}
+	for _, m := range p.Mapping {
+		if m != first {
+			out = append(out, m)
+		}
+	}
+	for i, m := range out {
+		m.ID = uint64(i + 1)
+	}
+	p.Mapping = out
 }
 
 // Write writes stacks as a gzipped pprof profile to w.

@@ -114,3 +114,21 @@ func TestBuildUnit(t *testing.T) {
 		t.Errorf("folded %v", f)
 	}
 }
+
+// TestMainMappingFirst: pprof calls Mapping[0] the profiled binary, so the
+// executable (the mapping holding main) goes first, not the kernel or ld.so.
+func TestMainMappingFirst(t *testing.T) {
+	ld := &sample.Mapping{Start: 0x7000, End: 0x8000, Path: "/lib64/ld-linux-x86-64.so.2"}
+	exe := &sample.Mapping{Start: 0x1000, End: 0x2000, Path: "/opt/extensions/cext"}
+	stacks := []sample.Stack{
+		{Frames: []sample.Frame{{Func: "irq", Kernel: true}, {Func: "_dl_relocate_object", Mapping: ld}, {Func: "_dl_start", Mapping: ld}}},
+		{Frames: []sample.Frame{{Func: "work", Mapping: exe}, {Func: "main", Mapping: exe}, {Func: "__libc_start_main", Mapping: ld}}},
+	}
+	p := pprofout.Build(stacks, pprofout.Meta{PeriodNs: 1})
+	if err := p.CheckValid(); err != nil {
+		t.Fatal(err)
+	}
+	if p.Mapping[0].File != exe.Path || p.Mapping[0].ID != 1 {
+		t.Errorf("Mapping[0] = %s (id %d), want the executable", p.Mapping[0].File, p.Mapping[0].ID)
+	}
+}
