@@ -534,8 +534,7 @@ func probeOverhead(runs []profile.Run, hits []hitCount) *profile.Overhead {
 }
 
 // Per-event costs measured on this kind of machine by the probes package's
-// BenchmarkUprobeHit and BenchmarkSyscallEvent (thread CPU time over 100k
-// calls): a uprobe hit (the trap dominates: 9.9 µs even untraced), a traced
+// BenchmarkOverhead (loopCosts: thread CPU time over 100k calls): a uprobe hit (the trap dominates: 9.9 µs even untraced), a traced
 // socket syscall with its payload, and any other traced event. They turn a
 // run's event counts into its probe overhead; BenchmarkOverhead measures the
 // whole (+2.7 % on exec→/next of the C sample).
