@@ -52,7 +52,7 @@ func buildRootfs(cfg *Config, dir string) (*rootfsLayout, error) {
 		if err := t.place(e.Path, inside, 0o755); err != nil {
 			return nil, fmt.Errorf("extension %s: %v", e.Name, err)
 		}
-		if err := addLoadable(t, cfg.Rootfs, e.Path, "extension "+e.Name, 0); err != nil {
+		if err := addLoadable(t, t, cfg.Rootfs, e.Path, inside, "extension "+e.Name, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -60,7 +60,7 @@ func buildRootfs(cfg *Config, dir string) (*rootfsLayout, error) {
 		if err := t.place(cfg.Bootstrap, BootstrapPath, 0o755); err != nil {
 			return nil, fmt.Errorf("bootstrap: %v", err)
 		}
-		if err := addLoadable(t, cfg.Rootfs, cfg.Bootstrap, "bootstrap", 0); err != nil {
+		if err := addLoadable(t, t, cfg.Rootfs, cfg.Bootstrap, BootstrapPath, "bootstrap", 0); err != nil {
 			return nil, err
 		}
 	}
@@ -80,9 +80,15 @@ func buildRootfs(cfg *Config, dir string) (*rootfsLayout, error) {
 }
 
 // addLoadable copies what the kernel and the loader will open to start the
-// executable at host path p: its ELF interpreter and DT_NEEDED closure, or a
-// script's interpreter (and that one's closure).
-func addLoadable(t *tree, rootfs, p, what string, depth int) error {
+// executable at host path p, installed in the sandbox at inside: its ELF
+// interpreter and DT_NEEDED closure, or a script's interpreter (and that one's
+// closure). The interpreter and the libraries found in fixed directories go
+// into t at the paths they have in the source root. A library found through
+// $ORIGIN (a RUNPATH such as $ORIGIN/../lib) is found relative to the
+// executable, so it goes into origin at the same place relative to inside:
+// build/samples/cext's build/lib/libcexthot.so is /opt/lib/libcexthot.so next
+// to /opt/extensions/cext, as a Lambda layer lays them out.
+func addLoadable(t, origin *tree, rootfs, p, inside, what string, depth int) error {
 	if depth > 4 {
 		return fmt.Errorf("%s %s: interpreter chain too deep", what, p)
 	}
@@ -100,7 +106,7 @@ func addLoadable(t *tree, rootfs, p, what string, depth int) error {
 		if err != nil {
 			return badInput("%s %s: its interpreter %s is missing from %s: %v", what, p, interp, t.src, err)
 		}
-		return addLoadable(t, rootfs, host, what+" (interpreter "+interp+")", depth+1)
+		return addLoadable(t, origin, rootfs, host, interp, what+" (interpreter "+interp+")", depth+1)
 	case bytes.HasPrefix(head, []byte(elf.ELFMAG)):
 	default:
 		return badInput("%s %s: not an ELF executable or a #! script", what, p)
@@ -132,7 +138,14 @@ func addLoadable(t *tree, rootfs, p, what string, depth int) error {
 			}
 		}
 	}
-	for _, l := range c.Libs {
+	placed := c.PlacedAt(inside)
+	for i, l := range c.Libs {
+		if l.Origin != "" {
+			if err := origin.place(l.HostPath, placed[i], 0o755); err != nil {
+				return fmt.Errorf("%s: library %s (found through $ORIGIN at %s) at %s: %v", what, l.Soname, l.Path, placed[i], err)
+			}
+			continue
+		}
 		if _, err := t.materialize(l.Path); err != nil {
 			if err2 := t.place(l.HostPath, l.Path, 0o755); err2 != nil {
 				return fmt.Errorf("%s: library %s (%s): %v", what, l.Soname, l.Path, err)

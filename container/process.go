@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -23,10 +24,13 @@ import (
 // no CPU quota, and the loader reads the host's libraries; as root, the
 // platform still gets its own network namespace so port 9001 never collides.
 type processSandbox struct {
-	cfg    Config
-	work   string
-	owned  bool
-	base   string // stands in for / : base/opt/extensions, base/var/runtime
+	cfg   Config
+	work  string
+	owned bool
+	base  string // stands in for / : base/opt/extensions, base/var/runtime
+	// moved are the inside paths of the libraries copied into base because
+	// the loader finds them through $ORIGIN (e.g. /opt/lib/libcexthot.so).
+	moved  map[string]bool
 	files  []string
 	netns  bool
 	mu     sync.Mutex
@@ -62,6 +66,9 @@ func NewProcess(cfg Config) (Sandbox, error) {
 // layout copies the extensions and the bootstrap and lists the files a cold
 // run evicts: the copies plus the host libraries they load (which other host
 // processes may keep resident: the eviction report shows what stayed).
+// Libraries the loader finds through $ORIGIN are copied too, to the same place
+// relative to the copy (base/opt/lib for $ORIGIN/../lib of
+// base/opt/extensions/NAME), as in the OCI rootfs.
 func (s *processSandbox) layout() error {
 	t := newTree("/", s.base)
 	host := newTree("/", "") // dry: the host files the loader will read
@@ -70,7 +77,7 @@ func (s *processSandbox) layout() error {
 			return fmt.Errorf("%s: %v", what, err)
 		}
 		// Fail now, not inside the run, when a library is missing.
-		return addLoadable(host, "", from, what, 0)
+		return addLoadable(host, t, "", from, inside, what, 0)
 	}
 	for _, e := range s.cfg.Extensions {
 		if err := add(e.Path, filepath.Join(ExtensionsDir, e.Name), "extension "+e.Name); err != nil {
@@ -83,6 +90,14 @@ func (s *processSandbox) layout() error {
 		}
 	}
 	s.files = append(t.Files(), host.Files()...)
+	s.moved = map[string]bool{}
+	for _, f := range t.Files() {
+		if rel, err := filepath.Rel(s.base, f); err == nil {
+			if in := "/" + filepath.ToSlash(rel); !strings.HasPrefix(in, ExtensionsDir+"/") && !strings.HasPrefix(in, "/var/runtime/") {
+				s.moved[in] = true
+			}
+		}
+	}
 	return writeFile(s.base, "/etc/hosts", etcHosts, 0o644)
 }
 
@@ -95,11 +110,12 @@ func (s *processSandbox) Kind() string {
 
 func (s *processSandbox) Files() []string { return append([]string(nil), s.files...) }
 
-// HostPath maps /opt/extensions and /var/runtime into the stand-in base
-// directory; every other path (the interpreter, libraries) is the host's own.
+// HostPath maps /opt/extensions, /var/runtime and the libraries found through
+// $ORIGIN into the stand-in base directory; every other path (the interpreter,
+// the host's libraries) is the host's own.
 func (s *processSandbox) HostPath(inside string) string {
 	p := inside
-	if strings.HasPrefix(inside, ExtensionsDir+"/") || strings.HasPrefix(inside, "/var/runtime/") {
+	if strings.HasPrefix(inside, ExtensionsDir+"/") || strings.HasPrefix(inside, "/var/runtime/") || s.moved[path.Clean(inside)] {
 		p = filepath.Join(s.base, inside)
 	}
 	if r, err := filepath.EvalSymlinks(p); err == nil {

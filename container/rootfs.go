@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -26,10 +27,13 @@ type tree struct {
 	src   string // source root; "/" for the host
 	dst   string // rootfs directory being built; "" resolves only (dry run)
 	files map[string]bool
+	// from is the host file each copied rootfs file came from, so that two
+	// different files wanted at one path are an error, not a silent pick.
+	from map[string]string
 }
 
 func newTree(src, dst string) *tree {
-	return &tree{src: src, dst: dst, files: map[string]bool{}}
+	return &tree{src: src, dst: dst, files: map[string]bool{}, from: map[string]string{}}
 }
 
 // hostPath is where an inside path of the source lives on the host.
@@ -130,6 +134,9 @@ func (t *tree) copyFile(from, inside string, mode os.FileMode) error {
 	}
 	to := filepath.Join(t.dst, inside)
 	if t.files[to] {
+		if prev := t.from[to]; prev != from && !sameContent(prev, from) {
+			return fmt.Errorf("%s is wanted from both %s and %s, which differ", inside, prev, from)
+		}
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
@@ -139,7 +146,18 @@ func (t *tree) copyFile(from, inside string, mode os.FileMode) error {
 		return err
 	}
 	t.files[to] = true
+	t.from[to] = from
 	return nil
+}
+
+// sameContent reports whether two files have the same bytes.
+func sameContent(a, b string) bool {
+	x, err := os.ReadFile(a)
+	if err != nil {
+		return false
+	}
+	y, err := os.ReadFile(b)
+	return err == nil && bytes.Equal(x, y)
 }
 
 // place copies a host file to an inside path that differs from its source

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/initprof/initprof/elfinfo"
+	"github.com/initprof/initprof/internal/testutil"
 )
 
 // TestBuildRootfsHostClosure assembles a rootfs for a libcurl-linked binary
@@ -213,4 +215,133 @@ func TestUnresolvableLibrary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// originApp builds a Lambda-layer-like pair under dir/layer: bin/app, whose
+// RUNPATH is $ORIGIN/../lib, and lib/libhello.so (hello() returns answer).
+// app prints hello()'s value and the path libhello is mapped from.
+func originApp(t *testing.T, dir string, answer int) string {
+	t.Helper()
+	gcc := testutil.RequireTool(t, "gcc")
+	bin, lib := filepath.Join(dir, "layer/bin"), filepath.Join(dir, "layer/lib")
+	for _, d := range []string{bin, lib} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := func(out, src string, args ...string) {
+		t.Helper()
+		c := out + ".c"
+		if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := exec.Command(gcc, append([]string{"-O2", "-o", out, c}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %s: %v\n%s", out, err, b)
+		}
+	}
+	build(filepath.Join(lib, "libhello.so"), fmt.Sprintf("int hello(void){return %d;}\n", answer), "-shared", "-fPIC", "-Wl,-soname,libhello.so")
+	app := filepath.Join(bin, "app")
+	build(app, `#include <stdio.h>
+#include <string.h>
+int hello(void);
+int main(void) {
+	printf("hello=%d\n", hello());
+	char l[4096];
+	FILE *f = fopen("/proc/self/maps", "r");
+	while (f && fgets(l, sizeof l, f))
+		if (strstr(l, "libhello") && strchr(l, '/')) {
+			printf("mapped=%s", strchr(l, '/'));
+			break;
+		}
+	return 0;
+}
+`, "-L"+lib, "-lhello", "-Wl,-rpath,$ORIGIN/../lib", "-Wl,--enable-new-dtags")
+	return app
+}
+
+// TestOriginLibraries: a library the extension finds through RUNPATH
+// $ORIGIN/../lib must be where that path points once the extension is
+// /opt/extensions/NAME, i.e. /opt/lib (as a Lambda layer lays it out), not at
+// its host path. The app runs in both sandboxes and must load it from there.
+func TestOriginLibraries(t *testing.T) {
+	dir := workTemp(t)
+	app := originApp(t, dir, 42)
+	hostLib := filepath.Join(dir, "layer/lib/libhello.so")
+
+	// The rootfs layout, for the extension and for the bootstrap.
+	root := filepath.Join(dir, "rootfs")
+	lay, err := buildRootfs(&Config{Extensions: []Extension{{Name: "app", Path: app}}, Bootstrap: app}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"/opt/lib/libhello.so", "/var/lib/libhello.so"} {
+		if !containsString(lay.files, filepath.Join(root, want)) {
+			t.Errorf("rootfs files lack %s (libhello.so for $ORIGIN/../lib): %v", want, rel(root, lay.files))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, hostLib)); err == nil {
+		t.Errorf("libhello.so was also copied to its host path %s in the rootfs", hostLib)
+	}
+
+	// Two extensions wanting different files at /opt/lib/libhello.so is an
+	// error that names the path; the same file twice is fine.
+	other := originApp(t, filepath.Join(dir, "other"), 7)
+	_, err = buildRootfs(&Config{Extensions: []Extension{{Name: "a", Path: app}, {Name: "b", Path: other}}}, filepath.Join(dir, "rootfs-clash"))
+	if err == nil || !strings.Contains(err.Error(), "/opt/lib/libhello.so") || !strings.Contains(err.Error(), "differ") {
+		t.Errorf("two different /opt/lib/libhello.so: err = %v, want one naming the path", err)
+	}
+	if _, err := buildRootfs(&Config{Extensions: []Extension{{Name: "a", Path: app}, {Name: "b", Path: app}}}, filepath.Join(dir, "rootfs-same")); err != nil {
+		t.Errorf("the same library for two extensions: %v", err)
+	}
+
+	for _, kind := range []string{"oci", "process"} {
+		t.Run(kind, func(t *testing.T) {
+			cfg := Config{
+				Extensions: []Extension{{Name: "app", Path: app}},
+				Init:       []string{"/opt/extensions/app"},
+				WorkDir:    workTemp(t),
+			}
+			var sb Sandbox
+			var err error
+			wantMapped := "/opt/lib/libhello.so"
+			if kind == "oci" {
+				cfg.OCIRuntime = requireOCI(t, "runc")
+				sb, err = NewOCI(cfg)
+			} else {
+				sb, err = NewProcess(cfg)
+				if err == nil {
+					// The process sandbox runs Init on the host: start the copy,
+					// once Start closes the wait pipe on fd 3 (as the platform's
+					// --wait-fd does; the namespaces are set up before that).
+					ps := sb.(*processSandbox)
+					ps.cfg.Init = []string{"/bin/sh", "-c", `read x <&3; exec "$0"`, ps.HostPath("/opt/extensions/app")}
+					wantMapped = ps.HostPath("/opt/lib/libhello.so")
+					if !strings.HasPrefix(wantMapped, ps.base+"/") {
+						t.Errorf("HostPath(/opt/lib/libhello.so) = %s, want the copy under %s", wantMapped, ps.base)
+					}
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sb.Close()
+			in, code := runOnce(t, sb, "origin")
+			out := string(in.Output())
+			if code != 0 {
+				t.Fatalf("app exit code %d (127: the loader did not find libhello.so)\n%s", code, out)
+			}
+			if !strings.Contains(out, "hello=42\n") || !strings.Contains(out, "mapped="+wantMapped+"\n") {
+				t.Errorf("app output %q: want hello=42 and libhello mapped from %s", out, wantMapped)
+			}
+		})
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
 }

@@ -26,6 +26,10 @@ type Closure struct {
 	// Missing lists sonames no search directory had (and the interpreter path if
 	// absent). A binary with anything missing will not start.
 	Missing []string `json:"missing,omitempty"`
+	// Binary is the resolved binary's path as the loader sees it (inside the
+	// rootfs when it lies there, else its absolute host path): the Origin of
+	// the libraries its own $ORIGIN search paths found.
+	Binary string `json:"binary,omitempty"`
 }
 
 // Lib is one resolved DT_NEEDED entry.
@@ -40,6 +44,36 @@ type Lib struct {
 	// NeededBy is the Path of the first object whose DT_NEEDED named this library
 	// ("" for the main binary). It explains why a library is in the closure.
 	NeededBy string `json:"needed_by,omitempty"`
+	// Origin is set when the library was found through a search directory that
+	// starts with $ORIGIN: it is the Path of the object whose directory $ORIGIN
+	// stood for (Closure.Binary, or an earlier Lib's Path). Such a library is
+	// found relative to that object, so it must move with it: see PlacedAt.
+	Origin string `json:"origin,omitempty"`
+}
+
+// PlacedAt returns, for each of c.Libs in order, the path where the loader
+// will look for it once the binary is installed at binaryAt (an absolute path,
+// e.g. /opt/extensions/NAME in a sandbox) instead of where it was resolved. A
+// library found through $ORIGIN keeps its place relative to the object whose
+// $ORIGIN found it (so $ORIGIN/../lib next to /opt/extensions/NAME is
+// /opt/lib); every other library stays at its Path.
+func (c *Closure) PlacedAt(binaryAt string) []string {
+	moved := map[string]string{c.Binary: path.Clean(binaryAt)}
+	out := make([]string, len(c.Libs))
+	for i, l := range c.Libs {
+		out[i] = l.Path
+		if l.Origin != "" {
+			if at, ok := moved[l.Origin]; ok {
+				if rel, err := filepath.Rel(path.Dir(l.Origin), l.Path); err == nil {
+					out[i] = path.Join(path.Dir(at), filepath.ToSlash(rel))
+				}
+			}
+		}
+		if _, ok := moved[l.Path]; !ok {
+			moved[l.Path] = out[i]
+		}
+	}
+	return out
 }
 
 // ResolveClosure resolves the ELF interpreter and the full DT_NEEDED closure of
@@ -144,6 +178,7 @@ func resolveClosure(o *object, rootfs string) (*Closure, error) {
 	}
 	main.seen, main.originHost = r.seenOfHost(o.path)
 	main.origin = path.Dir(main.seen)
+	c.Binary = main.seen
 
 	loaded := map[string]bool{}
 	missing := map[string]bool{}
@@ -162,14 +197,15 @@ func resolveClosure(o *object, rootfs string) (*Closure, error) {
 				c.Libs = append(c.Libs, Lib{Soname: soname, Path: c.Interp, HostPath: c.InterpHost, NeededBy: n.seen})
 				continue
 			}
-			seen, host, onHost, ok := r.find(soname, n)
+			f, ok := r.find(soname, n)
 			if !ok {
 				missing[soname] = true
 				c.Missing = append(c.Missing, soname)
 				continue
 			}
+			seen, host, onHost := f.seen, f.host, f.onHost
 			loaded[soname] = true
-			c.Libs = append(c.Libs, Lib{Soname: soname, Path: seen, HostPath: host, NeededBy: n.seen})
+			c.Libs = append(c.Libs, Lib{Soname: soname, Path: seen, HostPath: host, NeededBy: n.seen, Origin: f.origin})
 			lo, err := openObject(host)
 			if err != nil {
 				continue // find() validated it; a race or an unreadable file
@@ -191,49 +227,73 @@ func resolveClosure(o *object, rootfs string) (*Closure, error) {
 	return c, nil
 }
 
+// found is where find located a library.
+type found struct {
+	seen, host string
+	// onHost is true when the library was found on the host next to a main
+	// binary that lives outside the rootfs (an $ORIGIN path).
+	onHost bool
+	// origin is the seen path of the object whose $ORIGIN began the search
+	// directory, "" for any other directory.
+	origin string
+}
+
 // find searches for soname on behalf of requester n, in ld.so's order.
-// onHost is true when the library was found on the host next to a main binary
-// that lives outside the rootfs (an $ORIGIN path).
-func (r *resolver) find(soname string, n *node) (seen, host string, onHost, ok bool) {
+func (r *resolver) find(soname string, n *node) (found, bool) {
 	if strings.Contains(soname, "/") {
 		// A DT_NEEDED with a slash is a path; ld.so opens it as given.
 		if !path.IsAbs(soname) {
-			return "", "", false, false
+			return found{}, false
 		}
 		if h, ok := r.candidate(soname, false); ok {
-			return soname, h, false, true
+			return found{seen: soname, host: h}, true
 		}
-		return "", "", false, false
+		return found{}, false
 	}
-	try := func(dirs []string, from *node) (string, string, bool, bool) {
+	try := func(dirs []string, from *node) (found, bool) {
 		for _, d := range dirs {
-			d, onHost := r.expand(d, from)
-			if d == "" {
+			e, onHost := r.expand(d, from)
+			if e == "" {
 				continue
 			}
-			p := path.Join(d, soname)
+			p := path.Join(e, soname)
 			if h, ok := r.candidate(p, onHost); ok {
-				return p, h, onHost, true
+				f := found{seen: p, host: h, onHost: onHost}
+				if from != nil && startsWithOrigin(d) {
+					f.origin = from.seen
+				}
+				return f, true
 			}
 		}
-		return "", "", false, false
+		return found{}, false
 	}
 	if len(n.runpath) == 0 {
 		// DT_RPATH of the requester, then of each object that loaded it.
 		for l := n; l != nil; l = l.loader {
 			if len(l.runpath) == 0 {
-				if s, h, oh, ok := try(splitPath(l.rpath), l); ok {
-					return s, h, oh, true
+				if f, ok := try(splitPath(l.rpath), l); ok {
+					return f, true
 				}
 			}
 		}
-	} else if s, h, oh, ok := try(splitPath(n.runpath), n); ok {
-		return s, h, oh, true
+	} else if f, ok := try(splitPath(n.runpath), n); ok {
+		return f, true
 	}
-	if s, h, oh, ok := try(r.cfgDirs, nil); ok {
-		return s, h, oh, true
+	if f, ok := try(r.cfgDirs, nil); ok {
+		return f, true
 	}
 	return try(r.defDirs, nil)
+}
+
+// startsWithOrigin reports whether a search directory is $ORIGIN or below it,
+// i.e. names a place relative to the object that carries it.
+func startsWithOrigin(d string) bool {
+	for _, tok := range []string{"$ORIGIN", "${ORIGIN}"} {
+		if d == tok || strings.HasPrefix(d, tok+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func splitPath(list []string) []string {

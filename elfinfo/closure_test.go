@@ -239,3 +239,80 @@ func TestResolveInRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginPlacement builds a binary in bin/ whose libraries are found through
+// $ORIGIN (its RUNPATH or RPATH ../lib, and a library's own $ORIGIN/sub), then
+// checks each Lib names the object whose $ORIGIN found it, and that PlacedAt
+// moves exactly those libraries along with the binary: installed at
+// /opt/extensions/app, $ORIGIN/../lib is /opt/lib, while libc stays put.
+func TestOriginPlacement(t *testing.T) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skip("host loader layout only known for amd64/arm64")
+	}
+	for _, tc := range []struct {
+		name, tags string
+		// the object whose $ORIGIN found libinner: libouter's own RUNPATH, or,
+		// with DT_RPATH and no RUNPATH in libouter, the binary's inherited RPATH
+		innerOrigin string
+		innerAt     string
+	}{
+		{"runpath", "--enable-new-dtags", "outer", "/opt/lib/sub/libinner.so"},
+		{"rpath", "--disable-new-dtags", "binary", "/opt/lib/libinner.so"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			lib, bin := filepath.Join(dir, "lib"), filepath.Join(dir, "bin")
+			innerDir := lib
+			if tc.innerOrigin == "outer" {
+				innerDir = filepath.Join(lib, "sub")
+			}
+			outerFlags := []string{"-shared", "-fPIC", "-Wl,-soname,libouter.so", "-L" + innerDir, "-linner"}
+			if tc.innerOrigin == "outer" {
+				outerFlags = append(outerFlags, "-Wl,"+tc.tags+",-rpath,$ORIGIN/sub")
+			}
+			for _, d := range []string{innerDir, bin} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			inner := gccBuild(t, innerDir, "libinner.so", "int inner(void){return 1;}", "-shared", "-fPIC", "-Wl,-soname,libinner.so")
+			outer := gccBuild(t, lib, "libouter.so", "int inner(void); int outer(void){return inner()+1;}", outerFlags...)
+			app := gccBuild(t, bin, "app", "int outer(void); int main(){return outer()-2;}",
+				"-L"+lib, "-louter", "-Wl,"+tc.tags+",-rpath,/nonexistent:$ORIGIN/../lib", "-Wl,-rpath-link,"+innerDir)
+			if out, err := exec.Command(app).CombinedOutput(); err != nil {
+				t.Fatalf("the test binary does not run on the host: %v\n%s", err, out)
+			}
+			c, err := ResolveClosure(app, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Missing) != 0 {
+				t.Fatalf("missing %v", c.Missing)
+			}
+			if c.Binary != app {
+				t.Errorf("Binary %q, want %q", c.Binary, app)
+			}
+			wantOrigin := map[string]string{"libouter.so": app, "libinner.so": app, "libc.so.6": ""}
+			if tc.innerOrigin == "outer" {
+				wantOrigin["libinner.so"] = outer
+			}
+			wantAt := map[string]string{"libouter.so": "/opt/lib/libouter.so", "libinner.so": tc.innerAt}
+			placed := c.PlacedAt("/opt/extensions/app")
+			for i, l := range c.Libs {
+				if w, ok := wantOrigin[l.Soname]; ok && l.Origin != w {
+					t.Errorf("%s: Origin %q, want %q", l.Soname, l.Origin, w)
+				}
+				want, ok := wantAt[l.Soname]
+				if !ok {
+					want = l.Path // not found through $ORIGIN: stays where it is
+				}
+				if placed[i] != want {
+					t.Errorf("%s: placed at %q, want %q", l.Soname, placed[i], want)
+				}
+				if l.Soname == "libinner.so" && l.HostPath != inner {
+					t.Errorf("libinner host path %s, want %s", l.HostPath, inner)
+				}
+			}
+		})
+	}
+}

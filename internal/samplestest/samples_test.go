@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -522,7 +523,8 @@ func TestFailures(t *testing.T) {
 
 // TestInjectedDelays checks the two known delays later tests compare against:
 // INITPROF_SAMPLE_INIT_DELAY_MS between subscribe_ok and before_next, and
-// cext-delay's 2 ms constructor sleep, which happens before main. Both are
+// cext-delay's 2 ms sleep in its library's constructor, which happens before
+// main. Both are
 // lower bounds (a sleep never ends early), so they hold on a noisy machine.
 func TestInjectedDelays(t *testing.T) {
 	for _, name := range []string{"goext", "cext", "cmini-static"} {
@@ -591,19 +593,21 @@ func TestNoNext(t *testing.T) {
 }
 
 // TestBuildShape checks the build facts later tests rely on: the hot
-// constructor function is in the symbol table, the library-heavy sample
-// really pulls in many libraries, and each variant has its linker flags.
+// constructor function is in the symbol table (of libcexthot for the cext
+// builds, of the executable for cmini), the library-heavy sample really pulls
+// in many libraries, and each variant has its linker flags.
 func TestBuildShape(t *testing.T) {
 	type want struct {
 		interp, bindNow, pie, relr bool
+		hotLib                     string // DT_NEEDED library with hot_ctor; "" = in the executable
 	}
 	cases := map[string]want{
-		"cext":             {interp: true, bindNow: true, pie: true},
-		"cext-now":         {interp: true, bindNow: true, pie: true},
-		"cext-lazy":        {interp: true, pie: true},
-		"cext-nopie":       {interp: true, bindNow: true},
-		"cext-delay":       {interp: true, bindNow: true, pie: true},
-		"cext-relr":        {interp: true, bindNow: true, pie: true, relr: true},
+		"cext":             {interp: true, bindNow: true, pie: true, hotLib: "libcexthot.so"},
+		"cext-now":         {interp: true, bindNow: true, pie: true, hotLib: "libcexthot.so"},
+		"cext-lazy":        {interp: true, pie: true, hotLib: "libcexthot.so"},
+		"cext-nopie":       {interp: true, bindNow: true, hotLib: "libcexthot.so"},
+		"cext-delay":       {interp: true, bindNow: true, pie: true, hotLib: "libcexthot-delay.so"},
+		"cext-relr":        {interp: true, bindNow: true, pie: true, relr: true, hotLib: "libcexthot.so"},
 		"cmini":            {interp: true, bindNow: true, pie: true},
 		"cmini-lazy":       {interp: true, pie: true},
 		"cmini-static":     {},
@@ -611,26 +615,31 @@ func TestBuildShape(t *testing.T) {
 	}
 	for name, w := range cases {
 		t.Run(name, func(t *testing.T) {
-			f, err := elf.Open(testutil.Sample(t, name))
+			bin := testutil.Sample(t, name)
+			f, err := elf.Open(bin)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			syms, err := f.Symbols()
-			if err != nil {
+			if _, err := f.Symbols(); err != nil {
 				t.Fatalf("symbols: %v (samples must not be stripped)", err)
 			}
-			for _, fn := range []string{"cext_hot_spin", "hot_ctor"} {
-				found := false
-				for _, s := range syms {
-					if s.Name == fn && elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Size > 0 {
-						found = true
-					}
+			hotIn, hotLib := bin, ""
+			if w.hotLib != "" {
+				// The executable must name the library and find it where
+				// make put it: RUNPATH $ORIGIN/../lib → build/lib.
+				needed, _ := f.DynString(elf.DT_NEEDED)
+				runpath, _ := f.DynString(elf.DT_RUNPATH)
+				if !contains(needed, w.hotLib) {
+					t.Errorf("DT_NEEDED %v lacks %s", needed, w.hotLib)
 				}
-				if !found {
-					t.Errorf("no %s function symbol", fn)
+				if !contains(runpath, "$ORIGIN/../lib") {
+					t.Errorf("DT_RUNPATH %v, want $ORIGIN/../lib", runpath)
 				}
+				hotIn = filepath.Join(filepath.Dir(bin), "..", "lib", w.hotLib)
+				hotLib = w.hotLib
 			}
+			checkHotSymbols(t, hotIn, hotLib != "")
 			hasInterp := false
 			for _, p := range f.Progs {
 				if p.Type == elf.PT_INTERP {
@@ -648,9 +657,86 @@ func TestBuildShape(t *testing.T) {
 			if v, err := f.DynValue(dtRELR); err == nil && len(v) > 0 {
 				relr = true
 			}
-			got := want{interp: hasInterp, bindNow: bindNow, pie: pie, relr: relr}
+			got := want{interp: hasInterp, bindNow: bindNow, pie: pie, relr: relr, hotLib: hotLib}
 			if got != w {
 				t.Errorf("ELF facts %+v, want %+v", got, w)
+			}
+		})
+	}
+}
+
+// checkHotSymbols asserts file defines the hot_ctor and cext_hot_spin
+// functions, and, for the shared library, that hot_ctor is one of its
+// initialisers (DT_INIT_ARRAY), which is what makes ld.so's _dl_init run it.
+func checkHotSymbols(t *testing.T, file string, shared bool) {
+	t.Helper()
+	f, err := elf.Open(file)
+	if err != nil {
+		t.Fatalf("hot constructor's object: %v", err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatalf("%s: symbols: %v (samples must not be stripped)", file, err)
+	}
+	for _, fn := range []string{"cext_hot_spin", "hot_ctor"} {
+		found := false
+		for _, s := range syms {
+			if s.Name == fn && elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Size > 0 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no %s function symbol", file, fn)
+		}
+	}
+	if shared {
+		if f.Type != elf.ET_DYN {
+			t.Errorf("%s is %v, want a shared object", file, f.Type)
+		}
+		if v, err := f.DynValue(elf.DT_INIT_ARRAYSZ); err != nil || len(v) == 0 || v[0] < 16 {
+			t.Errorf("%s: DT_INIT_ARRAYSZ %v (%v): want frame_dummy and hot_ctor", file, v, err)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestConstructorInDlInit asks the real loader (LD_DEBUG=files) who runs the
+// hot constructor: for cext, ld.so must call libcexthot.so's initialisers
+// (found through $ORIGIN/../lib) before it transfers control to the
+// executable, i.e. inside _dl_init, in the constructors phase. The executable's
+// own init is never "called" by ld.so on glibc >= 2.34 (__libc_start_main runs
+// it), which is why the hot constructor lives in a library.
+func TestConstructorInDlInit(t *testing.T) {
+	for _, c := range []struct{ name, lib string }{{"cext", "libcexthot.so"}, {"cext-delay", "libcexthot-delay.so"}} {
+		t.Run(c.name, func(t *testing.T) {
+			bin := testutil.Sample(t, c.name)
+			// A closed port: the sample exits right after main; the loader's
+			// trace is complete by then.
+			r := runSample(t, bin, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "LD_DEBUG=files")
+			wantLib := filepath.Join(filepath.Dir(bin), "..", "lib", c.lib)
+			call, xfer := -1, -1
+			for i, l := range strings.Split(r.stderr, "\n") {
+				if strings.Contains(l, "calling init: ") && strings.HasSuffix(l, "/"+c.lib) {
+					call = i
+					if got := filepath.Clean(strings.TrimSpace(l[strings.Index(l, "calling init: ")+len("calling init: "):])); got != wantLib {
+						t.Errorf("ld.so loaded %s, want %s (RUNPATH $ORIGIN/../lib)", got, wantLib)
+					}
+				}
+				if strings.Contains(l, "transferring control: ") && xfer < 0 {
+					xfer = i
+				}
+			}
+			if call < 0 || xfer < 0 || call > xfer {
+				t.Fatalf("want ld.so to call %s's init before transferring control; init at line %d, transfer at line %d\n%s", c.lib, call, xfer, r.stderr)
 			}
 		})
 	}

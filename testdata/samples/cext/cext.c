@@ -10,9 +10,9 @@
  * can hold initprof's measurements against the program's own clock readings.
  *
  * The HTTP client is http_curl.c (cext: libcurl + OpenSSL, library-heavy) or
- * http_sock.c (cmini: libc only, static-linkable). A constructor runs a known
- * busy loop (cext_hot_spin, ~3 ms) so flamegraph tests have a hot function in
- * the constructors phase whose frames must unwind up through _dl_init.
+ * http_sock.c (cmini: libc only, static-linkable). The hot constructor
+ * (cext_hot_spin, ~3 ms) is in hot.c: a shared library for cext, so it runs in
+ * ld.so's _dl_init, and linked in for cmini.
  *
  * Environment (all optional except AWS_LAMBDA_RUNTIME_API):
  *   AWS_LAMBDA_RUNTIME_API     host:port of the platform (Lambda: 127.0.0.1:9001)
@@ -43,50 +43,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef CEXT_HOT_ITERS
-/* Calibrated on the development machine (x86_64, kernel 6.18) to ~3 ms. The
- * count is fixed, not timed, so the work is the same in every run and build. */
-#define CEXT_HOT_ITERS 2150000ULL
-#endif
-
 static inline uint64_t mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- constructor with a known hot function ---------------------------- */
-
-volatile uint64_t cext_hot_sink;
-
-/* A deterministic busy loop: a 64-bit LCG with an xorshift, a dependency chain
- * the compiler cannot shorten or remove (the result goes to a volatile). */
-__attribute__((noinline)) void cext_hot_spin(void)
-{
-	uint64_t x = 0x9e3779b97f4a7c15ULL;
-	for (uint64_t i = 0; i < CEXT_HOT_ITERS; i++) {
-		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-		x ^= x >> 29;
-	}
-	cext_hot_sink = x;
-}
-
-volatile int cext_ctor_ran;
-
-/* The store after the call keeps hot_ctor's own frame: without it, gcc -O2
- * turns the call into a tail jump and hot_ctor vanishes from the stacks the
- * flamegraph tests expect (cext_hot_spin <- hot_ctor <- ... <- _dl_init). */
-__attribute__((constructor)) static void hot_ctor(void)
-{
-	cext_hot_spin();
-	cext_ctor_ran = 1;
-#ifdef CTOR_SLEEP_US
-	/* An injected, known delay for the statistical comparison tests. */
-	struct timespec d = {.tv_sec = CTOR_SLEEP_US / 1000000, .tv_nsec = (CTOR_SLEEP_US % 1000000) * 1000L};
-	while (nanosleep(&d, &d) != 0 && errno == EINTR)
-		;
-#endif
 }
 
 /* ---- output ------------------------------------------------------------ */
