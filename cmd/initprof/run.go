@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/probes"
@@ -76,6 +77,8 @@ type runOpts struct {
 	ociRuntime    string
 	rootfs        string
 	cache         string
+	arch          string
+	emulated      bool
 }
 
 func setupRun(fs *pflag.FlagSet) func([]string) error {
@@ -103,6 +106,9 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "runc, crun or a path (default: runc, then crun, on PATH)")
 	fs.StringVar(&o.rootfs, "rootfs", "", "take the interpreter and libraries from this root filesystem (e.g. an exported Lambda base image)")
 	fs.StringVar(&o.cache, "cache", "cold", "'cold' evicts the sandbox's files from the page cache before each run; 'warm' keeps it")
+	fs.StringVar(&o.arch, "arch", "", "the extension's architecture, amd64 or arm64; arm64 on an x86 host runs in an emulated arm64 microVM")
+	fs.BoolVar(&o.emulated, "emulated", false, "label the report as emulated (set by initprof itself inside the microVM)")
+	fs.MarkHidden("emulated")
 }
 
 func (o *runOpts) validate(args []string) error {
@@ -184,6 +190,11 @@ func hostELFArch() string {
 }
 
 func runRun(o *runOpts, args []string) error {
+	if vmRun, err := foreignArch(o.arch); err != nil {
+		return err
+	} else if vmRun {
+		return runInVM(o, args)
+	}
 	if err := o.validate(args); err != nil {
 		return err
 	}
@@ -364,6 +375,9 @@ func (s *series) report() *profile.Report {
 	rep.Build = s.name
 	rep.Overhead = probeOverhead(s.runs, s.hits)
 	rep.Notes = append(rep.Notes, sandboxNote(s.sb.Kind(), s.runs))
+	if s.env.o.emulated {
+		rep.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); checkpoints, phases, symbols and relocations are real arm64"}, rep.Notes...)
+	}
 	return rep
 }
 

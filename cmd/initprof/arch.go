@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/initprof/initprof/container/vm"
+	"github.com/initprof/initprof/elfinfo"
+	"github.com/initprof/initprof/internal/doctor"
+)
+
+// archNames maps --arch values to elfinfo's (uname -m) names.
+var archNames = map[string]string{"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+
+// foreignArch reports whether --arch asks for another architecture than the
+// host's, in which case the run goes to the arm64 microVM.
+func foreignArch(arch string) (bool, error) {
+	if arch == "" {
+		return false, nil
+	}
+	want, ok := archNames[arch]
+	if !ok {
+		return false, badInput("--arch %q: use amd64 or arm64", arch)
+	}
+	if want == hostELFArch() {
+		return false, nil
+	}
+	if want != "aarch64" {
+		return false, badInput("--arch %s on a %s host: only arm64 can be emulated (in a qemu microVM)", arch, hostELFArch())
+	}
+	return true, nil
+}
+
+// runInVM profiles arm64 extensions on an x86 host: it boots the arm64
+// microVM with the extensions, their arm64 loader and libraries, and the
+// arm64 initprof as PID 1, runs `initprof run --sandbox process` there, and
+// writes what comes back into --out. Timings under TCG are not Graviton's; the
+// report says so, but checkpoints, phases, symbols and stack shapes are real
+// arm64.
+func runInVM(o *runOpts, args []string) error {
+	if err := o.validate(args); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	guestBin := filepath.Join(filepath.Dir(self), "initprof-arm64")
+	if info, err := elfinfo.Open(guestBin); err != nil || info.Arch != "aarch64" || info.Interp != "" {
+		return badInput("%s: no static arm64 initprof next to this one: build it with 'make build-arm64'", guestBin)
+	}
+	kernel, err := doctor.ARM64KernelPath()
+	if err == nil {
+		_, err = os.Stat(kernel)
+	}
+	if err != nil {
+		return badInput("no arm64 kernel for the microVM (%v): fetch it with 'make arm64-kernel'", err)
+	}
+	sysroot := o.rootfs
+	if sysroot == "" {
+		sysroot = "build/arm64-sysroot"
+	}
+	var files []vm.File
+	var guestExts []string
+	for _, a := range args {
+		info, err := elfinfo.Open(a)
+		if err != nil {
+			return badInput("%v", err)
+		}
+		if info.Arch != "aarch64" {
+			return badInput("%s is a %s binary, not arm64: drop --arch, or give an arm64 build", a, info.Arch)
+		}
+		name := filepath.Base(a)
+		if o.name != "" {
+			name = o.name
+		}
+		guest := "/var/task/ext/" + name
+		fs, err := vm.ClosureFiles(a, guest, sysroot)
+		if err != nil {
+			return badInput("%s: %v (give an arm64 root filesystem with --rootfs, or run 'make arm64-sysroot')", a, err)
+		}
+		files = append(files, fs...)
+		guestExts = append(guestExts, guest)
+	}
+	out := o.out
+	if out == "" {
+		out = filepath.Join("initprof-out", "run-arm64-"+time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return badInput("--out %s: %v", out, err)
+	}
+
+	argv := []string{"run", "--sandbox", "process", "--out", "/out", "--cache", "warm", "--emulated",
+		"-n", fmt.Sprint(o.runs), "--memory", fmt.Sprint(o.memory), "--invokes", fmt.Sprint(o.invokes),
+		"--init-timeout", o.initTimeout.String(), "--runtime-init", o.runtimeInit.String(),
+		"--runtime-invoke", o.runtimeInvoke.String()}
+	if o.name != "" {
+		argv = append(argv, "--name", o.name)
+	}
+	for _, kv := range o.env {
+		argv = append(argv, "--env", kv)
+	}
+	for _, u := range o.uprobes {
+		argv = append(argv, "--uprobe", u)
+	}
+	for _, c := range o.checkpoints {
+		argv = append(argv, "--checkpoint", c)
+	}
+	if o.runtime != "sim" {
+		return badInput("--runtime %s: the microVM runs the simulated runtime only", o.runtime)
+	}
+	argv = append(argv, guestExts...)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	progressf("booting the arm64 microVM (qemu TCG, %s); %d files in the initramfs", vm.EmulatedNote, len(files))
+	res, err := vm.Run(ctx, vm.Config{
+		Kernel:   kernel,
+		MemoryMB: max(1024, o.memory+512),
+		Initprof: guestBin,
+		Files:    files,
+		Argv:     argv,
+		Stdout:   "/out/stdout.txt",
+		Timeout:  time.Duration(o.runs)*(o.initTimeout+30*time.Second) + 5*time.Minute,
+	}, out)
+	if ctx.Err() != nil {
+		return withCode(exitInterrupted, errors.New("interrupted; the microVM was stopped"))
+	}
+	var ee *vm.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return err
+	}
+	if b, rerr := os.ReadFile(filepath.Join(out, "stdout.txt")); rerr == nil {
+		os.Stdout.Write(b)
+	}
+	progressf("microVM: kernel %s (%s), boot %.1f s, run %.1f s, total %.1f s; files in %s",
+		res.Kernel, res.Machine, res.Boot.Seconds(), res.Run.Seconds(), res.Total.Seconds(), out)
+	if ee != nil {
+		code := ee.Code
+		if code == exitInitFailed || code == exitBadInput || code == exitPrivileges {
+			return withCode(code, fmt.Errorf("the run in the microVM exited %d:\n%s", code, indent(ee.ConsoleTail)))
+		}
+		return fmt.Errorf("the run in the microVM exited %d:\n%s", code, indent(ee.ConsoleTail))
+	}
+	return nil
+}
+
+func indent(s string) string {
+	return "  | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  | ")
+}
