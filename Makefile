@@ -7,7 +7,7 @@ GOFLAGS_B := -trimpath
 # initprof runs as PID 1 inside foreign root filesystems, so it must be static.
 export CGO_ENABLED ?= 0
 
-.PHONY: all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples
+.PHONY: all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples
 
 all: build
 
@@ -64,9 +64,24 @@ lint:
 deps:
 	bash .ci/deps
 
-demo: deps build samples
-	./$(BIN) doctor || true
-	./$(BIN) inspect build/samples/cext-now build/samples/cext-lazy build/samples/goext
+# The main job, on a fresh Debian 12 machine: install what is missing, build
+# initprof and the Rust sample's linker-flag variants, and compare them in the
+# Lambda-like container with a simulated provided.al2023-like runtime.
+DEMO_OUT ?= out/demo
+DEMO_RUNS ?= 20
+RUST_VARIANTS := prod o3 lazy relr static-pie nonpie
+demo: deps build samples rust-samples
+	@echo "== initprof doctor"; ./$(BIN) doctor || true
+	@echo; echo "== initprof inspect (load-cost facts of the builds)"
+	./$(BIN) inspect build/samples/rustext-prod build/samples/rustext-lazy build/samples/rustext-static-pie
+	@echo; echo "== initprof compare: $(DEMO_RUNS) interleaved cold starts per build"
+	./$(BIN) compare -n $(DEMO_RUNS) --name datadog-agent --runtime-init 15ms --out $(DEMO_OUT) \
+		$(foreach v,$(RUST_VARIANTS),$(v)=build/samples/rustext-$(v))
+	@echo; echo "demo: the report is $(DEMO_OUT)/compare.txt (also compare.json, bench.txt, results-*.json)"
+
+# The bottlecap-shaped Rust sample and its variants (offline, Debian's crates).
+rust-samples:
+	$(MAKE) -C testdata/rustext
 
 clean:
 	rm -rf bin build

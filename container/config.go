@@ -68,6 +68,10 @@ type Config struct {
 	// Rootfs, when set, is a directory (e.g. an exported Lambda base image) that
 	// provides the ELF interpreter and shared libraries instead of the host.
 	Rootfs string
+	// Warm says the caller never evicts the page cache (--cache warm): the
+	// work dir may then be a tmpfs (as everything is in the arm64 microVM's
+	// initramfs).
+	Warm bool
 	// OCIRuntime is "runc", "crun", or a path; "" finds runc then crun on PATH.
 	OCIRuntime string
 	// WorkDir holds bundles and per-run output. "" makes a temporary directory
@@ -352,7 +356,7 @@ func workDir(cfg *Config) (dir string, owned bool, err error) {
 		}
 		owned = true
 	}
-	if isTmpfs(dir) {
+	if isTmpfs(dir) && !cfg.Warm {
 		if owned {
 			os.RemoveAll(dir)
 		}

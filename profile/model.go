@@ -134,7 +134,10 @@ type Process struct {
 	Checkpoints []Checkpoint `json:"checkpoints"`
 	// Static is set for a program without an ELF interpreter: the loader's
 	// checkpoints do not apply to it, so they are not reported missing.
-	Static     bool             `json:"static,omitempty"`
+	Static bool `json:"static,omitempty"`
+	// Unprobed is set for a process whose binary had no uprobes attached
+	// (initprof's own simulated runtime): only its syscall checkpoints exist.
+	Unprobed   bool             `json:"unprobed,omitempty"`
 	OnCPUNs    map[string]int64 `json:"on_cpu_ns,omitempty"`
 	RunnableNs map[string]int64 `json:"runnable_ns,omitempty"`
 	BlockedNs  map[string]int64 `json:"blocked_ns,omitempty"`
@@ -312,6 +315,10 @@ func spanName(from, to string, rank int, canon bool, lastCanon int, present map[
 // a static binary has no interpreter to watch.
 var loaderOnly = map[string]bool{CkLdsoStart: true, CkDepsLoaded: true, CkRelocated: true, CkConstructorsDone: true}
 
+// uprobeOnly are the checkpoints that need a uprobe in the program's own
+// binary: a process nobody attached uprobes to cannot pass them visibly.
+var uprobeOnly = map[string]bool{CkLdsoStart: true, CkDepsLoaded: true, CkRelocated: true, CkConstructorsDone: true, CkEntry: true, CkMain: true}
+
 func expected(c, role string) bool {
 	if role == RoleExtension {
 		return true
@@ -338,7 +345,7 @@ func Missing(p Process) []string {
 	}
 	var out []string
 	for k := lo; k <= hi; k++ {
-		if c := Checkpoints[k]; !present[c] && expected(c, p.Role) && !(p.Static && loaderOnly[c]) {
+		if c := Checkpoints[k]; !present[c] && expected(c, p.Role) && !(p.Static && loaderOnly[c]) && !(p.Unprobed && uprobeOnly[c]) {
 			out = append(out, Checkpoints[k])
 		}
 	}

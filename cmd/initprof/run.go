@@ -322,6 +322,7 @@ func (env *runEnv) newSeries(name string, exts []container.Extension) (*series, 
 		Env:        o.env,
 		Rootfs:     o.rootfs,
 		OCIRuntime: o.ociRuntime,
+		Warm:       o.cache == "warm",
 		PlatformArgs: []string{
 			"--invokes", fmt.Sprint(o.invokes),
 			"--init-timeout", o.initTimeout.String(),
@@ -494,7 +495,7 @@ func oneRun(ctx context.Context, o *runOpts, sb container.Sandbox, tr *probes.Tr
 	if err != nil {
 		return r, h, err
 	}
-	res, err := assemble.Assemble(assemble.Input{Index: i, Events: evs, Timeline: tl, Checkpoints: re, Dropped: st.Dropped, Static: static})
+	res, err := assemble.Assemble(assemble.Input{Index: i, Events: evs, Timeline: tl, Checkpoints: re, Dropped: st.Dropped, Static: static, Unprobed: map[string]bool{extension.NameRuntime: o.runtime == "sim"}})
 	if err != nil {
 		return r, h, fmt.Errorf("%w\n%s", err, tail(inst.Output()))
 	}

@@ -35,6 +35,8 @@ type Input struct {
 	// Static names the processes whose binary has no ELF interpreter, so
 	// their loader checkpoints are not reported missing.
 	Static map[string]bool
+	// Unprobed names the processes whose binary has no uprobes.
+	Unprobed map[string]bool
 }
 
 // Truth is a checkpoint a sample printed about itself
@@ -46,7 +48,10 @@ type Truth struct {
 	MonoNs  int64  `json:"mono_ns"`
 }
 
-var truthRE = regexp.MustCompile(`INIT \| checkpoint=(\w+) mono_ns=(\d+)`)
+var (
+	truthRE = regexp.MustCompile(`INIT \| checkpoint=(\w+) mono_ns=(\d+)`)
+	monoRE  = regexp.MustCompile(`\bmono_ns=(\d+)`)
+)
 
 // Result is a run plus what did not fit the profile model.
 type Result struct {
@@ -120,7 +125,7 @@ func Assemble(in Input) (*Result, error) {
 		}
 	}
 	for _, sp := range spawns {
-		p := profile.Process{Name: sp.name, Role: sp.role, Static: in.Static[sp.name]}
+		p := profile.Process{Name: sp.name, Role: sp.role, Static: in.Static[sp.name], Unprobed: in.Unprobed[sp.name]}
 		cps := []profile.Checkpoint{{Name: profile.CkSpawn, MonoNs: sp.mono, Source: profile.SourcePlatform}}
 		var pid uint32
 		for i, ex := range execs {
@@ -148,7 +153,16 @@ func Assemble(in Input) (*Result, error) {
 					if len(m) > 1 && m[1] != "" {
 						name = m[1]
 					}
-					cps = append(cps, profile.Checkpoint{Name: "log:" + name, MonoNs: l.MonoNs, Source: profile.SourceLog})
+					// A line that carries its own CLOCK_MONOTONIC stamp is
+					// timed by it; otherwise by when the platform read it,
+					// which lags under a CPU quota.
+					at := l.MonoNs
+					if mm := monoRE.FindStringSubmatch(l.Line); mm != nil {
+						if ns, err := strconv.ParseInt(mm[1], 10, 64); err == nil {
+							at = ns
+						}
+					}
+					cps = append(cps, profile.Checkpoint{Name: "log:" + name, MonoNs: at, Source: profile.SourceLog})
 				}
 			}
 		}
@@ -251,9 +265,10 @@ func processCheckpoints(evs []probes.Event, role string) []profile.Checkpoint {
 				}
 			}
 		case probes.KindBind:
-			// The first successful bind of an IP socket after main: the
-			// listener (its port may be 0, an ephemeral one).
-			if e.Ret == 0 && (e.Family == afInet || e.Family == afInet6) && seen[profile.CkMain] {
+			// The first successful bind of an IP socket after main (or the
+			// entry, for a stripped binary without a main symbol): the
+			// first listener (its port may be 0, an ephemeral one).
+			if e.Ret == 0 && (e.Family == afInet || e.Family == afInet6) && (seen[profile.CkMain] || seen[profile.CkEntry]) {
 				add(profile.CkListenerBound, e.Time, profile.SourceEBPF)
 			}
 		case probes.KindSend:
