@@ -284,6 +284,7 @@ func TestRunFailingExtensions(t *testing.T) {
 		{"never registers", "INITPROF_SAMPLE_NOREGISTER=1", "timeout"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			before := progsBefore()
 			out := t.TempDir()
 			_, stderr, code := runInitprof(t, bin, "run", "--out", out, "-n", "1", "--init-timeout", "1s", "--env", c.env, testutil.Sample(t, "cmini"))
 			if code != exitInitFailed {
@@ -304,7 +305,7 @@ func TestRunFailingExtensions(t *testing.T) {
 			if res.Runs[0].InitStatus != c.want {
 				t.Errorf("init status %q, want %q", res.Runs[0].InitStatus, c.want)
 			}
-			assertNothingLeft(t)
+			assertNothingLeft(t, before)
 		})
 	}
 }
@@ -313,6 +314,7 @@ func TestRunFailingExtensions(t *testing.T) {
 func TestRunSIGINT(t *testing.T) {
 	requireRunEnv(t)
 	bin := testutil.BuildInitprof(t)
+	before := progsBefore()
 	cmd := exec.Command(bin, "run", "--out", t.TempDir(), "-n", "50", "--runtime-init", "100ms", testutil.Sample(t, "cmini"))
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
@@ -328,12 +330,43 @@ func TestRunSIGINT(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitInterrupted {
 		t.Errorf("after SIGINT: %v, want exit %d; stderr:\n%s", err, exitInterrupted, errb.String())
 	}
-	assertNothingLeft(t)
+	assertNothingLeft(t, before)
+}
+
+// initprofProgs lists the loaded BPF programs named initprof_*, by id.
+func initprofProgs() map[int]string {
+	out := map[int]string{}
+	bt, err := exec.LookPath("bpftool")
+	if err != nil {
+		return out
+	}
+	b, err := exec.Command(bt, "prog", "show", "-j").Output()
+	var progs []struct {
+		ID   int    `json:"id"`
+		Name string `json:"name"`
+	}
+	if err == nil && json.Unmarshal(b, &progs) == nil {
+		for _, p := range progs {
+			if strings.HasPrefix(p.Name, "initprof") {
+				out[p.ID] = p.Name
+			}
+		}
+	}
+	return out
+}
+
+// progsBefore snapshots the initprof BPF programs loaded before a test runs.
+func progsBefore() map[int]bool {
+	m := map[int]bool{}
+	for id := range initprofProgs() {
+		m[id] = true
+	}
+	return m
 }
 
 // assertNothingLeft checks that no initprof container, cgroup or BPF program
-// remains on the machine.
-func assertNothingLeft(t *testing.T) {
+// (beyond those loaded before the test) remains on the machine.
+func assertNothingLeft(t *testing.T, before map[int]bool) {
 	t.Helper()
 	if rc, err := exec.LookPath("runc"); err == nil {
 		out, _ := exec.Command(rc, "list", "-q").Output()
@@ -349,34 +382,24 @@ func assertNothingLeft(t *testing.T) {
 			t.Errorf("cgroup %s left behind", m)
 		}
 	}
-	// BPF objects die with their last fd, so one still loaded after initprof
-	// exited has no owner: it was pinned or leaked. The kernel frees them
-	// asynchronously (after an RCU grace period), so give it a moment.
-	// Programs owned by a live process (another tracer on this machine) are
-	// not ours to judge.
-	if bt, err := exec.LookPath("bpftool"); err == nil {
-		var orphans []string
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			orphans = orphans[:0]
-			out, err := exec.Command(bt, "prog", "show", "-j").Output()
-			var progs []struct {
-				Name string `json:"name"`
-				Pids []any  `json:"pids"`
-			}
-			if err == nil && json.Unmarshal(out, &progs) == nil {
-				for _, p := range progs {
-					if strings.HasPrefix(p.Name, "initprof") && len(p.Pids) == 0 {
-						orphans = append(orphans, p.Name)
-					}
-				}
-			}
-			if len(orphans) == 0 || time.Now().After(deadline) {
-				break
+	// BPF objects die with their last fd; the kernel frees them
+	// asynchronously (after an RCU grace period), so give it a moment. Only
+	// programs that appeared since the test began count: another tracer on
+	// this machine is not ours to judge.
+	var left []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		left = left[:0]
+		for id, name := range initprofProgs() {
+			if !before[id] {
+				left = append(left, name)
 			}
 		}
-		if len(orphans) > 0 {
-			t.Errorf("BPF programs left behind with no owning process 5 s after initprof exited: %v", orphans)
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
 		}
+	}
+	if len(left) > 0 {
+		t.Errorf("BPF programs left behind 5 s after initprof exited: %v", left)
 	}
 	if b, err := os.ReadFile("/sys/kernel/tracing/uprobe_events"); err == nil && strings.Contains(string(b), "initprof") {
 		t.Errorf("uprobe_events still lists initprof probes:\n%s", b)
