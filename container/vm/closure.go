@@ -42,10 +42,14 @@ func ClosureFiles(binary, guestPath, sysroot string) ([]File, error) {
 			}
 		}
 	}
-	for _, l := range cl.Libs {
+	// Libraries found through the binary's $ORIGIN keep their place relative
+	// to it once it sits at guestPath (a layer's /opt/lib next to
+	// /opt/extensions); the others stay where the sysroot has them.
+	placed := cl.PlacedAt(guestPath)
+	for i, l := range cl.Libs {
 		// The interpreter is also a DT_NEEDED of libc: list each path once.
 		if l.Path != cl.Interp {
-			files = append(files, File{GuestPath: l.Path, HostPath: l.HostPath, Mode: 0o755})
+			files = append(files, File{GuestPath: placed[i], HostPath: l.HostPath, Mode: 0o755})
 		}
 	}
 	return files, nil
