@@ -28,7 +28,7 @@ func extDir(t *testing.T, samples ...string) string {
 	return dir
 }
 
-func runInitprof(t *testing.T, bin string, args ...string) (string, string, int) {
+func runInitprof(t testing.TB, bin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	var out, errb bytes.Buffer
