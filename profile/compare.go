@@ -252,7 +252,10 @@ func (c *Comparison) pairVerdict(base, other *Report, i int) string {
 			text := name + " " + moved(label+" of "+ext, cell, c.Alpha)
 			// Name the phase that moved most, when the whole moved significantly.
 			if cell.Test.P < c.Alpha {
-				if ph := c.biggestPhaseMove(ext, i, metric == AggLoad); ph != "" {
+				if gone := c.absentPhases(ext, i, metric == AggLoad); gone != "" {
+					text += "; " + name + " has no " + gone
+				}
+				if ph := c.biggestPhaseMove(ext, i, metric == AggLoad, cell.Shift.Estimate); ph != "" {
 					text += "; most of it in " + ph
 				}
 			}
@@ -296,10 +299,34 @@ func moved(what string, cell *CompareCell, alpha float64) string {
 	return fmt.Sprintf("added %s to %s (%s, %s)", fmtDur(d), what, p, ci)
 }
 
+// absentPhases names the phases the baseline has and build i lacks, with their
+// baseline medians, e.g. "load_deps, relocate (3.46 ms in the baseline)": what
+// a static-pie build saves is a loader it no longer runs.
+func (c *Comparison) absentPhases(proc string, i int, onlyLoad bool) string {
+	var names []string
+	var total float64
+	for r := range c.Rows {
+		row := &c.Rows[r]
+		if row.Process != proc || row.Metric == AggLoad || row.Metric == AggInit || row.Metric == AggTimeToReady || len(row.Cells) <= i {
+			continue
+		}
+		base, other := row.Cells[0], row.Cells[i]
+		if base.Summary.N == 0 || other.Summary.N != 0 || (onlyLoad && !c.isLoadPhase(proc, row.Metric)) {
+			continue
+		}
+		names = append(names, row.Metric)
+		total += base.Summary.Median
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s (%s in the baseline)", strings.Join(names, ", "), fmtDur(total))
+}
+
 // biggestPhaseMove names the significant phase shift with the largest magnitude
-// for process proc in build i, e.g. "relocate (-0.201 ms)"; onlyLoad keeps to
-// the phases before the entry point.
-func (c *Comparison) biggestPhaseMove(proc string, i int, onlyLoad bool) string {
+// for process proc in build i, in the direction of the total shift, e.g.
+// "relocate (-0.201 ms)"; onlyLoad keeps to the phases before the entry point.
+func (c *Comparison) biggestPhaseMove(proc string, i int, onlyLoad bool, total float64) string {
 	best, bestAbs := "", 0.0
 	for r := range c.Rows {
 		row := &c.Rows[r]
@@ -311,6 +338,9 @@ func (c *Comparison) biggestPhaseMove(proc string, i int, onlyLoad bool) string 
 			continue
 		}
 		if onlyLoad && !c.isLoadPhase(proc, row.Metric) {
+			continue
+		}
+		if (cell.Shift.Estimate < 0) != (total < 0) {
 			continue
 		}
 		if a := math.Abs(cell.Shift.Estimate); a > bestAbs {

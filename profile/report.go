@@ -374,6 +374,15 @@ func verdict(pr *ProcessReport, rep *Report) string {
 	switch {
 	case lead == "":
 		b.WriteString("; who ended init is unknown (no /next was seen)")
+	case lead != name && lead == NameRuntimeKey:
+		if g, ok := registerGate(rep, name); ok {
+			// Lambda starts the runtime only once every extension has
+			// registered: this extension's way to register is on the path.
+			fmt.Fprintf(&b, "; the runtime ends init %s after %s's /next, but Lambda starts the runtime only once every extension has registered, and %s registered last in %d of %d runs: its spawn→register (%s, of which load %s) is on the init critical path, its %s of init after registering is not",
+				fmtDur(pr.SlackNs.Median), name, name, g.last, g.runs, fmtDur(g.toRegister), fmtDur(pr.Load.Median), fmtDur(g.after))
+			break
+		}
+		fallthrough
 	case lead != name:
 		fmt.Fprintf(&b, "; %s is not on the init critical path (%s ends init %s later", name, whoName(lead), fmtDur(pr.SlackNs.Median))
 		if pr.EndedInit > 0 {
@@ -406,6 +415,63 @@ func verdict(pr *ProcessReport, rep *Report) string {
 		}
 	}
 	return b.String()
+}
+
+// NameRuntimeKey is how the runtime is named in Critical.Leader.
+const NameRuntimeKey = "runtime"
+
+// gate says how an extension's registration gated the runtime's start.
+type gate struct {
+	runs, last        int     // runs seen; runs in which it registered last, before the runtime spawned
+	toRegister, after float64 // medians: spawn → register_sent, register_sent → next
+}
+
+// registerGate finds whether extension name was the last to register before
+// the runtime was spawned (Lambda's init waits for every registration, then
+// starts the runtime), in most runs. Then its spawn→register delays Init
+// Duration one for one even when the runtime ends init.
+func registerGate(rep *Report, name string) (gate, bool) {
+	var g gate
+	var toReg, after []float64
+	for _, r := range rep.Runs {
+		var rtSpawn, mine, latest, spawn, next int64
+		var haveRT, haveMine, haveSpawn bool
+		for _, p := range r.Processes {
+			switch p.Role {
+			case RoleRuntime:
+				rtSpawn, haveRT = p.Checkpoint(CkSpawn)
+			case RoleExtension:
+				// The platform spawns the runtime when the last register
+				// request arrives, before the client reads the response.
+				reg, ok := p.Checkpoint(CkRegisterSent)
+				if !ok {
+					continue
+				}
+				latest = max(latest, reg)
+				if p.Name == name {
+					mine, haveMine = reg, true
+					spawn, haveSpawn = p.Checkpoint(CkSpawn)
+					next, _ = p.Checkpoint(CkNext)
+				}
+			}
+		}
+		if !haveRT || !haveMine || !haveSpawn {
+			continue
+		}
+		g.runs++
+		if mine == latest && rtSpawn >= mine {
+			g.last++
+			toReg = append(toReg, float64(mine-spawn))
+			if next > mine {
+				after = append(after, float64(next-mine))
+			}
+		}
+	}
+	if g.runs == 0 || 2*g.last <= g.runs {
+		return g, false
+	}
+	g.toRegister, g.after = stats.Median(toReg), stats.Median(after)
+	return g, true
 }
 
 // pct prints a fraction as a whole percentage ("62 %"), or one decimal under 10 %.
