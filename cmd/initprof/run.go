@@ -657,9 +657,12 @@ func (p *progress) step(r profile.Run) {
 	p.i++
 	line := fmt.Sprintf("run %d/%d: Init Duration %.2f ms, ended by %s, status %s (%.1fs elapsed)",
 		p.i, p.n, r.InitDurationMs, r.EndedBy, r.InitStatus, time.Since(p.start).Seconds())
-	if p.tty {
+	switch {
+	case p.tty:
 		fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
-	} else {
+	case p.n <= 20 || p.i == p.n || p.i%max(1, p.n/10) == 0:
+		// In a log, a line per run for short series and every tenth of
+		// a long one.
 		fmt.Fprintln(os.Stderr, line)
 	}
 }
