@@ -322,7 +322,7 @@ func TestRunSIGINT(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(errb.String(), "run 2/50") && time.Now().Before(deadline) {
+	for !strings.Contains(errb.String(), "run 5/50") && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	cmd.Process.Signal(syscall.SIGINT)
