@@ -27,10 +27,10 @@ func ExamplePhases() {
 	// exec (exec → exec_done): 300 µs
 	// to_ldso+load_deps (exec_done → deps_loaded): 400 µs
 	// relocate (deps_loaded → relocated): 800 µs
-	// constructors+to_entry (relocated → entry): 100 µs
+	// constructors (relocated → entry): 100 µs
 	// telemetry_subscribed (entry → telemetry_subscribed): 6400 µs
 	// telemetry_subscribed_to_next (telemetry_subscribed → next): 400 µs
-	// missing: [spawn ldso_start constructors_done main register_sent register_ok listener_bound subscribe_sent subscribe_ok]
+	// missing: [spawn ldso_start main register_sent register_ok listener_bound subscribe_sent subscribe_ok]
 }
 
 // The usual flow: runs in, report.txt and results.json out.

@@ -304,6 +304,12 @@ func spanName(from, to string, rank int, canon bool, lastCanon int, present map[
 	case 0:
 		return PhaseNames[to]
 	case 1:
+		// _dl_init returns into _dl_start_user, which jumps to the entry a
+		// few instructions later: with no probe between them, relocated →
+		// entry is the constructors phase, not a fold of two.
+		if folded[0] == PhaseNames[CkConstructorsDone] && to == CkEntry {
+			return PhaseNames[CkConstructorsDone]
+		}
 		return folded[0] + "+" + PhaseNames[to]
 	}
 	return from + "_to_" + to
@@ -345,7 +351,8 @@ func Missing(p Process) []string {
 	}
 	var out []string
 	for k := lo; k <= hi; k++ {
-		if c := Checkpoints[k]; !present[c] && expected(c, p.Role) && !(p.Static && loaderOnly[c]) && !(p.Unprobed && uprobeOnly[c]) {
+		if c := Checkpoints[k]; !present[c] && expected(c, p.Role) && !(p.Static && loaderOnly[c]) && !(p.Unprobed && uprobeOnly[c]) &&
+			!(c == CkConstructorsDone && present[CkRelocated] && present[CkEntry]) {
 			out = append(out, Checkpoints[k])
 		}
 	}
