@@ -1,0 +1,99 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/initprof/initprof/internal/doctor"
+	"github.com/initprof/initprof/internal/testutil"
+	"github.com/initprof/initprof/profile"
+)
+
+// requireVM skips unless the arm64 microVM can run here: qemu, the cached
+// arm64 kernel (make arm64-kernel), the arm64 samples and initprof-arm64.
+func requireVM(t *testing.T) (bin string) {
+	t.Helper()
+	requireRunEnv(t)
+	testutil.RequireTool(t, "qemu-system-aarch64")
+	k, err := doctor.ARM64KernelPath()
+	if err == nil {
+		_, err = os.Stat(k)
+	}
+	if err != nil {
+		t.Skipf("no arm64 kernel for the microVM (%v): run make arm64-kernel", err)
+	}
+	root := testutil.Root(t)
+	for _, s := range []string{"cext-arm64", "goext-arm64"} {
+		if _, err := os.Stat(filepath.Join(root, "build", "samples", s)); err != nil {
+			t.Skipf("%s not built: run make arm64-samples", s)
+		}
+	}
+	// initprof looks for initprof-arm64 next to itself.
+	dir := t.TempDir()
+	bin = filepath.Join(dir, "initprof")
+	for _, b := range []struct{ out, arch string }{{bin, "amd64"}, {filepath.Join(dir, "initprof-arm64"), "arm64"}} {
+		cmd := exec.Command("go", "build", "-o", b.out, "./cmd/initprof")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+b.arch)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build (%s): %v\n%s", b.arch, err, out)
+		}
+	}
+	return bin
+}
+
+// TestRunARM64 profiles the arm64 C and Go samples in the microVM end to end
+// (issue 8): every checkpoint, including ld-linux-aarch64.so.1's relocation
+// checkpoints, the platform's Init Duration and critical path, and the
+// emulated label.
+func TestRunARM64(t *testing.T) {
+	bin := requireVM(t)
+	root := testutil.Root(t)
+	out := t.TempDir()
+	stdout, stderr, code := runInitprof(t, bin, "run", "--arch", "arm64", "-n", "2", "--out", out,
+		"--rootfs", filepath.Join(root, "build", "arm64-sysroot"),
+		filepath.Join(root, "build", "samples", "cext-arm64"), filepath.Join(root, "build", "samples", "goext-arm64"))
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "emulated — timings are not representative of Graviton") {
+		t.Errorf("the report is not labelled emulated:\n%s", stdout)
+	}
+	f, err := os.Open(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatalf("results.json did not come back from the VM: %v", err)
+	}
+	defer f.Close()
+	rep, err := profile.ReadResults(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.InitDuration.N != 2 || rep.Critical.Leader == "" {
+		t.Errorf("Init Duration n=%d, critical path leader %q", rep.InitDuration.N, rep.Critical.Leader)
+	}
+	for _, r := range rep.Runs {
+		for _, c := range []struct {
+			proc string
+			cks  []string
+		}{
+			{"cext-arm64", []string{profile.CkExec, profile.CkExecDone, profile.CkLdsoStart, profile.CkDepsLoaded, profile.CkRelocated,
+				profile.CkEntry, profile.CkMain, profile.CkRegisterSent, profile.CkRegisterOK, profile.CkListenerBound,
+				profile.CkSubscribeSent, profile.CkSubscribeOK, profile.CkNext}},
+			{"goext-arm64", []string{profile.CkExec, profile.CkExecDone, profile.CkEntry, profile.CkMain, profile.CkRegisterSent,
+				profile.CkRegisterOK, profile.CkListenerBound, profile.CkSubscribeSent, profile.CkSubscribeOK, profile.CkNext}},
+		} {
+			p := findProc(r, c.proc)
+			if p == nil {
+				t.Fatalf("run %d: no process %s", r.Index, c.proc)
+			}
+			for _, ck := range c.cks {
+				if _, ok := p.Checkpoint(ck); !ok {
+					t.Errorf("run %d: %s lacks %s (has %v)", r.Index, c.proc, ck, p.Checkpoints)
+				}
+			}
+		}
+	}
+}
