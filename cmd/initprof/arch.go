@@ -48,6 +48,37 @@ func runInVM(o *runOpts, args []string) error {
 	if err := o.validate(args); err != nil {
 		return err
 	}
+	items := make([]vmItem, len(args))
+	for i, a := range args {
+		items[i] = vmItem{path: a}
+	}
+	return inVM(o, "run", items)
+}
+
+// compareInVM is compare's counterpart of runInVM: the builds are compared
+// interleaved inside one guest, so emulation slows them all alike.
+func compareInVM(o *runOpts, bs []buildArg) error {
+	if err := o.validate([]string{"-"}); err != nil {
+		return err
+	}
+	items := make([]vmItem, len(bs))
+	for i, b := range bs {
+		items[i] = vmItem{label: b.name, path: b.path}
+	}
+	if o.name == "" {
+		// Every build runs under one name, as compare does on the host.
+		o.name = filepath.Base(bs[0].path)
+	}
+	return inVM(o, "compare", items)
+}
+
+// vmItem is one binary to carry into the guest: an extension for run, or a
+// NAME=PATH build for compare (label is the NAME).
+type vmItem struct{ label, path string }
+
+// inVM runs `initprof CMD` in the arm64 microVM over items and brings its
+// output directory back to --out.
+func inVM(o *runOpts, cmd string, items []vmItem) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -68,8 +99,9 @@ func runInVM(o *runOpts, args []string) error {
 		sysroot = "build/arm64-sysroot"
 	}
 	var files []vm.File
-	var guestExts []string
-	for _, a := range args {
+	var guestArgs []string
+	for _, it := range items {
+		a := it.path
 		info, err := elfinfo.Open(a)
 		if err != nil {
 			return badInput("%v", err)
@@ -81,23 +113,27 @@ func runInVM(o *runOpts, args []string) error {
 		if o.name != "" {
 			name = o.name
 		}
-		guest := "/var/task/ext/" + name
+		guest, arg := "/var/task/ext/"+name, ""
+		if it.label != "" {
+			guest = "/var/task/" + it.label + "/" + name
+			arg = it.label + "="
+		}
 		fs, err := vm.ClosureFiles(a, guest, sysroot)
 		if err != nil {
 			return badInput("%s: %v (give an arm64 root filesystem with --rootfs, or run 'make arm64-sysroot')", a, err)
 		}
 		files = append(files, fs...)
-		guestExts = append(guestExts, guest)
+		guestArgs = append(guestArgs, arg+guest)
 	}
 	out := o.out
 	if out == "" {
-		out = filepath.Join("initprof-out", "run-arm64-"+time.Now().Format("20060102-150405"))
+		out = filepath.Join("initprof-out", cmd+"-arm64-"+time.Now().Format("20060102-150405"))
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return badInput("--out %s: %v", out, err)
 	}
 
-	argv := []string{"run", "--sandbox", "process", "--out", "/out", "--cache", "warm", "--emulated",
+	argv := []string{cmd, "--sandbox", "process", "--out", "/out", "--cache", "warm", "--emulated",
 		"-n", fmt.Sprint(o.runs), "--memory", fmt.Sprint(o.memory), "--invokes", fmt.Sprint(o.invokes),
 		"--init-timeout", o.initTimeout.String(), "--runtime-init", o.runtimeInit.String(),
 		"--runtime-invoke", o.runtimeInvoke.String()}
@@ -116,7 +152,7 @@ func runInVM(o *runOpts, args []string) error {
 	if o.runtime != "sim" {
 		return badInput("--runtime %s: the microVM runs the simulated runtime only", o.runtime)
 	}
-	argv = append(argv, guestExts...)
+	argv = append(argv, guestArgs...)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -128,7 +164,7 @@ func runInVM(o *runOpts, args []string) error {
 		Files:    files,
 		Argv:     argv,
 		Stdout:   "/out/stdout.txt",
-		Timeout:  time.Duration(o.runs)*(o.initTimeout+30*time.Second) + 5*time.Minute,
+		Timeout:  time.Duration(o.runs*len(items))*(o.initTimeout+30*time.Second) + 5*time.Minute,
 	}, out)
 	if ctx.Err() != nil {
 		return withCode(exitInterrupted, errors.New("interrupted; the microVM was stopped"))
@@ -145,9 +181,9 @@ func runInVM(o *runOpts, args []string) error {
 	if ee != nil {
 		code := ee.Code
 		if code == exitInitFailed || code == exitBadInput || code == exitPrivileges {
-			return withCode(code, fmt.Errorf("the run in the microVM exited %d:\n%s", code, indent(ee.ConsoleTail)))
+			return withCode(code, fmt.Errorf("%s in the microVM exited %d:\n%s", cmd, code, indent(ee.ConsoleTail)))
 		}
-		return fmt.Errorf("the run in the microVM exited %d:\n%s", code, indent(ee.ConsoleTail))
+		return fmt.Errorf("%s in the microVM exited %d:\n%s", cmd, code, indent(ee.ConsoleTail))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/profile"
 )
@@ -43,7 +44,8 @@ compare.txt (what is printed), compare.json, bench.txt (Go benchmark format:
 Examples:
   initprof compare now=./ext-now lazy=./ext-lazy
   initprof compare -n 30 --name datadog-agent prod=./bottlecap-z o3=./bottlecap-O3 spie=./bottlecap-static-pie
-  initprof compare --runtime-init 180ms a=./a b=./b     # a python-like runtime`,
+  initprof compare --runtime-init 180ms a=./a b=./b     # a python-like runtime
+  initprof compare --arch arm64 now=./ext-now lazy=./ext-lazy   # arm64 builds, in the arm64 microVM`,
 		setup: setupCompare,
 	})
 }
@@ -111,6 +113,11 @@ func runCompare(o *runOpts, args []string) error {
 	bs, err := parseBuilds(args)
 	if err != nil {
 		return err
+	}
+	if vmRun, err := foreignArch(o.arch); err != nil {
+		return err
+	} else if vmRun {
+		return compareInVM(o, bs)
 	}
 	if err := o.validate([]string{"-"}); err != nil {
 		return err
@@ -188,6 +195,9 @@ func runCompare(o *runOpts, args []string) error {
 		}
 	}
 	cmp := profile.Compare(results)
+	if o.emulated {
+		cmp.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); shifts between builds are real arm64 code paths, their sizes are not Graviton's"}, cmp.Notes...)
+	}
 	if ctx.Err() != nil {
 		cmp.Notes = append(cmp.Notes, "interrupted: the comparison covers the runs made before the interrupt")
 	}
