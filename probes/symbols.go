@@ -25,6 +25,8 @@ type symbols struct {
 	full    bool              // a .symtab was found (in the file or its debug file)
 	debug   string            // the debug file used, "" if none
 	buildID string            // hex, "" if the file has no build-ID note
+	// mainFromStart says main was found by decoding _start, not by name.
+	mainFromStart bool
 }
 
 // loadSymbols reads path's entry point and every defined function from its
@@ -93,6 +95,18 @@ func loadSymbols(path, debugDir string) (s *symbols, err error) {
 				add(syms)
 			}
 			df.Close()
+		}
+	}
+	// A stripped executable (a release build, as extensions ship) still
+	// names main to __libc_start_main in its _start.
+	_, haveMain := s.offsets["main"]
+	_, haveGoMain := s.offsets["main.main"]
+	if !haveMain && !haveGoMain && (f.Type == elf.ET_DYN || f.Type == elf.ET_EXEC) {
+		if va, err := mainFromStart(f); err == nil {
+			if off, ok := toOffset(va); ok {
+				s.offsets["main"] = off
+				s.mainFromStart = true
+			}
 		}
 	}
 	return s, nil
