@@ -7,10 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -25,9 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/initprof/initprof/internal/testutil"
+	"github.com/initprof/initprof/internal/testutil/fakeplatform"
 )
 
 // registry is where Debian's librust-*-dev packages put their crate sources;
@@ -134,193 +130,6 @@ func sample(t *testing.T, name string) string {
 	return p
 }
 
-func monoNS(t testing.TB) uint64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		t.Fatalf("clock_gettime: %v", err)
-	}
-	return uint64(ts.Sec)*1e9 + uint64(ts.Nsec)
-}
-
-const testExtID = "6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
-
-// platform is a test double of the Lambda Extensions and Telemetry APIs: just
-// enough to drive one extension through register, subscribe, one INVOKE and
-// SHUTDOWN, recording what it sent and when (CLOCK_MONOTONIC).
-type platform struct {
-	t   testing.TB
-	srv *httptest.Server
-
-	subscribeStatus int  // when not 0, the subscribe's answer
-	holdH18         bool // hold subscribe and the first /next until both arrived
-	// onFirstNext runs while the first /next is held, with the extension fully
-	// initialised (e.g. to probe its listeners).
-	onFirstNext func() error
-
-	mu                        sync.Mutex
-	regName, regBody, regFeat string
-	registerAt                uint64 // response about to be written
-	subBody, subID            string
-	subIn, subAt              uint64
-	nextIDs                   []string
-	nextIn                    []uint64
-	errorReports              []string
-	delivered                 int
-	deliverErr, hookErr       error
-	h18Violation              string
-	subArrived, nextArrived   chan struct{}
-	subOnce, nextOnce         sync.Once
-	registered                chan struct{}
-	regOnce                   sync.Once
-}
-
-func newPlatform(t testing.TB) *platform {
-	p := &platform{t: t, subArrived: make(chan struct{}), nextArrived: make(chan struct{}), registered: make(chan struct{})}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /2020-01-01/extension/register", p.register)
-	mux.HandleFunc("PUT /2022-07-01/telemetry", p.subscribe)
-	mux.HandleFunc("GET /2020-01-01/extension/event/next", p.next)
-	mux.HandleFunc("POST /2020-01-01/extension/init/error", p.errorReport)
-	mux.HandleFunc("POST /2020-01-01/extension/exit/error", p.errorReport)
-	p.srv = httptest.NewServer(mux)
-	t.Cleanup(p.srv.Close)
-	return p
-}
-
-func (p *platform) addr() string { return strings.TrimPrefix(p.srv.URL, "http://") }
-
-func (p *platform) register(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	p.mu.Lock()
-	p.regName = r.Header.Get("Lambda-Extension-Name")
-	p.regFeat = r.Header.Get("Lambda-Extension-Accept-Feature")
-	p.regBody = string(b)
-	p.registerAt = monoNS(p.t)
-	p.mu.Unlock()
-	w.Header().Set("Lambda-Extension-Identifier", testExtID)
-	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, `{"functionName":"fn","functionVersion":"$LATEST","handler":"h","accountId":"123456789012"}`)
-	p.regOnce.Do(func() { close(p.registered) })
-}
-
-func (p *platform) subscribe(w http.ResponseWriter, r *http.Request) {
-	in := monoNS(p.t)
-	b, _ := io.ReadAll(r.Body)
-	p.mu.Lock()
-	p.subIn, p.subBody, p.subID = in, string(b), r.Header.Get("Lambda-Extension-Identifier")
-	p.mu.Unlock()
-	p.subOnce.Do(func() { close(p.subArrived) })
-	if p.holdH18 {
-		p.await(p.nextArrived, "subscribe was answered without a concurrent /next (waited 3s)")
-	}
-	if p.subscribeStatus != 0 {
-		w.WriteHeader(p.subscribeStatus)
-		io.WriteString(w, `{"errorMessage":"bad","errorType":"ValidationError"}`)
-		return
-	}
-	p.mu.Lock()
-	p.subAt = monoNS(p.t)
-	p.mu.Unlock()
-	io.WriteString(w, "OK")
-}
-
-func (p *platform) await(c chan struct{}, violation string) {
-	select {
-	case <-c:
-	case <-time.After(3 * time.Second):
-		p.mu.Lock()
-		p.h18Violation = violation
-		p.mu.Unlock()
-	}
-}
-
-func (p *platform) next(w http.ResponseWriter, r *http.Request) {
-	in := monoNS(p.t)
-	p.mu.Lock()
-	p.nextIn = append(p.nextIn, in)
-	p.nextIDs = append(p.nextIDs, r.Header.Get("Lambda-Extension-Identifier"))
-	n := len(p.nextIn)
-	p.mu.Unlock()
-	p.nextOnce.Do(func() { close(p.nextArrived) })
-	if n > 1 {
-		// Mixed case on purpose: eventType must be compared case-insensitively.
-		io.WriteString(w, `{"eventType":"Shutdown","shutdownReason":"spindown","deadlineMs":1764140002000}`)
-		return
-	}
-	if p.holdH18 {
-		p.await(p.subArrived, "/next was answered without a concurrent subscribe (waited 3s)")
-	}
-	if p.onFirstNext != nil {
-		if err := p.onFirstNext(); err != nil {
-			p.mu.Lock()
-			p.hookErr = err
-			p.mu.Unlock()
-		}
-	}
-	p.deliver()
-	w.Header().Set("Lambda-Extension-Event-Identifier", "ev-1")
-	io.WriteString(w, `{"eventType":"INVOKE","deadlineMs":1764140000000,"requestId":"req-1",`+
-		`"invokedFunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:fn"}`)
-}
-
-// deliver posts one telemetry batch of two events to the subscriber's port on
-// 127.0.0.1 (the sandbox resolves sandbox.localdomain there).
-func (p *platform) deliver() {
-	p.mu.Lock()
-	body := p.subBody
-	p.mu.Unlock()
-	err := func() error {
-		var sub subscription
-		if err := json.Unmarshal([]byte(body), &sub); err != nil {
-			return fmt.Errorf("subscription body %q is not JSON: %v", body, err)
-		}
-		u, err := url.Parse(sub.Destination.URI)
-		if err != nil {
-			return fmt.Errorf("destination URI %q: %v", sub.Destination.URI, err)
-		}
-		batch := `[{"time":"2026-11-26T05:00:00.000Z","type":"platform.initStart","record":{"initializationType":"on-demand","phase":"init"}},` +
-			`{"time":"2026-11-26T05:00:00.001Z","type":"platform.telemetrySubscription","record":{"name":"x","state":"Subscribed","types":["platform","function"]}}]`
-		resp, err := http.Post("http://127.0.0.1:"+u.Port()+u.Path, "application/json", strings.NewReader(batch))
-		if err != nil {
-			return fmt.Errorf("POST to the telemetry listener: %v", err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("telemetry listener answered %d", resp.StatusCode)
-		}
-		return nil
-	}()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err != nil {
-		p.deliverErr = err
-		return
-	}
-	p.delivered += 2
-}
-
-func (p *platform) errorReport(w http.ResponseWriter, r *http.Request) {
-	io.Copy(io.Discard, r.Body)
-	p.mu.Lock()
-	p.errorReports = append(p.errorReports, r.URL.Path+" "+r.Header.Get("Lambda-Extension-Function-Error-Type"))
-	p.mu.Unlock()
-	w.WriteHeader(http.StatusAccepted)
-}
-
-type subscription struct {
-	SchemaVersion string   `json:"schemaVersion"`
-	Types         []string `json:"types"`
-	Buffering     struct {
-		MaxItems  int `json:"maxItems"`
-		MaxBytes  int `json:"maxBytes"`
-		TimeoutMs int `json:"timeoutMs"`
-	} `json:"buffering"`
-	Destination struct {
-		Protocol string `json:"protocol"`
-		URI      string `json:"URI"`
-	} `json:"destination"`
-}
-
 // mark is one `INIT |` line: a ground-truth checkpoint or a phase line.
 type mark struct {
 	kind, name string // kind: "checkpoint" or "phase"
@@ -346,9 +155,9 @@ func run(t *testing.T, bin string, env ...string) result {
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	var r result
-	r.before = monoNS(t)
+	r.before = fakeplatform.MonoNS(t)
 	err := cmd.Run()
-	r.after = monoNS(t)
+	r.after = fakeplatform.MonoNS(t)
 	r.stdout, r.stderr = so.String(), se.String()
 	if ctx.Err() != nil {
 		t.Fatalf("%s did not exit within 20s\nstdout:\n%s\nstderr:\n%s", bin, r.stdout, r.stderr)
@@ -428,8 +237,8 @@ func TestFullRun(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			bin := sample(t, v.name)
-			p := newPlatform(t)
-			r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.addr(), "INITPROF_SAMPLE_PORT=0", "INITPROF_SAMPLE_DEST_HOST=127.0.0.1")
+			p := fakeplatform.New(t)
+			r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0", "INITPROF_SAMPLE_DEST_HOST=127.0.0.1")
 			checkFullRun(t, v.name, p, r, "127.0.0.1", "")
 		})
 	}
@@ -437,7 +246,7 @@ func TestFullRun(t *testing.T) {
 
 // checkFullRun holds one finished run against the platform double's records.
 // port is the destination port the subscription must name ("" for any).
-func checkFullRun(t *testing.T, name string, p *platform, r result, host, port string) {
+func checkFullRun(t *testing.T, name string, p *fakeplatform.Platform, r result, host, port string) {
 	t.Helper()
 	if r.exitCode != 0 {
 		t.Fatalf("exit code %d, want 0 after SHUTDOWN\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
@@ -455,67 +264,66 @@ func checkFullRun(t *testing.T, name string, p *platform, r result, host, port s
 	t.Logf("%s: exec→main %.2f ms, main→before_next %.2f ms", name,
 		float64(r.at("main")-r.before)/1e6, float64(r.at("before_next")-r.at("main"))/1e6)
 
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.regName != name {
-		t.Errorf("Lambda-Extension-Name %q, want the binary's basename %q", p.regName, name)
+	rec := p.Record()
+	if rec.RegisterName != name {
+		t.Errorf("Lambda-Extension-Name %q, want the binary's basename %q", rec.RegisterName, name)
 	}
-	if p.regFeat != "accountId" {
-		t.Errorf("Lambda-Extension-Accept-Feature %q, want accountId", p.regFeat)
+	if rec.RegisterFeature != "accountId" {
+		t.Errorf("Lambda-Extension-Accept-Feature %q, want accountId", rec.RegisterFeature)
 	}
 	var reg struct{ Events []string }
-	if err := json.Unmarshal([]byte(p.regBody), &reg); err != nil || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
-		t.Errorf("register body %q, want events INVOKE,SHUTDOWN (err %v)", p.regBody, err)
+	if err := json.Unmarshal([]byte(rec.RegisterBody), &reg); err != nil || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
+		t.Errorf("register body %q, want events INVOKE,SHUTDOWN (err %v)", rec.RegisterBody, err)
 	}
-	var sub subscription
-	if err := json.Unmarshal([]byte(p.subBody), &sub); err != nil {
-		t.Fatalf("subscription body %q is not JSON: %v", p.subBody, err)
+	var sub fakeplatform.Subscription
+	if err := json.Unmarshal([]byte(rec.SubscribeBody), &sub); err != nil {
+		t.Fatalf("subscription body %q is not JSON: %v", rec.SubscribeBody, err)
 	}
 	if sub.SchemaVersion != "2022-12-13" || strings.Join(sub.Types, ",") != "platform,function" ||
 		sub.Buffering.MaxItems != 1000 || sub.Buffering.MaxBytes != 262144 || sub.Buffering.TimeoutMs != 25 ||
 		sub.Destination.Protocol != "HTTP" {
-		t.Errorf("subscription body has the wrong shape: %s", p.subBody)
+		t.Errorf("subscription body has the wrong shape: %s", rec.SubscribeBody)
 	}
 	u, err := url.Parse(sub.Destination.URI)
 	if err != nil || u.Hostname() != host || u.Path != "/" || (port != "" && u.Port() != port) {
 		t.Errorf("destination URI %q, want http://%s:%s/", sub.Destination.URI, host, port)
 	}
-	if p.subID != testExtID {
-		t.Errorf("subscribe sent Lambda-Extension-Identifier %q, want %q", p.subID, testExtID)
+	if rec.SubscribeID != fakeplatform.ExtensionID {
+		t.Errorf("subscribe sent Lambda-Extension-Identifier %q, want %q", rec.SubscribeID, fakeplatform.ExtensionID)
 	}
-	if len(p.nextIDs) != 2 || p.nextIDs[0] != testExtID || p.nextIDs[1] != testExtID {
-		t.Errorf("/next calls sent identifiers %q, want two calls with %q", p.nextIDs, testExtID)
+	if len(rec.NextIDs) != 2 || rec.NextIDs[0] != fakeplatform.ExtensionID || rec.NextIDs[1] != fakeplatform.ExtensionID {
+		t.Errorf("/next calls sent identifiers %q, want two calls with %q", rec.NextIDs, fakeplatform.ExtensionID)
 	}
-	if p.deliverErr != nil {
-		t.Errorf("telemetry delivery: %v", p.deliverErr)
+	if rec.DeliverErr != nil {
+		t.Errorf("telemetry delivery: %v", rec.DeliverErr)
 	}
-	if p.hookErr != nil {
-		t.Errorf("while the first /next was held: %v", p.hookErr)
+	if rec.HookErr != nil {
+		t.Errorf("while the first /next was held: %v", rec.HookErr)
 	}
-	if p.delivered != 2 || !strings.Contains(r.stdout, "SHUTDOWN | telemetry_events=2\n") {
-		t.Errorf("delivered %d events; stdout lacks SHUTDOWN | telemetry_events=2:\n%s", p.delivered, r.stdout)
+	if rec.Delivered != 2 || !strings.Contains(r.stdout, "SHUTDOWN | telemetry_events=2\n") {
+		t.Errorf("delivered %d events; stdout lacks SHUTDOWN | telemetry_events=2:\n%s", rec.Delivered, r.stdout)
 	}
 	for _, ty := range []string{"platform.initStart", "platform.telemetrySubscription"} {
 		if !strings.Contains(r.stdout, "TELEMETRY | type="+ty+"\n") {
 			t.Errorf("stdout lacks the received event type %s:\n%s", ty, r.stdout)
 		}
 	}
-	if len(p.errorReports) != 0 {
-		t.Errorf("unexpected error reports: %v", p.errorReports)
+	if len(rec.ErrorReports) != 0 {
+		t.Errorf("unexpected error reports: %v", rec.ErrorReports)
 	}
 	// Each _ok is read after the platform answered; before_next before /next
 	// arrived; listener_bound before the subscribe that names its port.
-	if r.at("register_ok") <= p.registerAt {
-		t.Errorf("register_ok %d is not after the platform answered register (%d)", r.at("register_ok"), p.registerAt)
+	if r.at("register_ok") <= rec.RegisterAt {
+		t.Errorf("register_ok %d is not after the platform answered register (%d)", r.at("register_ok"), rec.RegisterAt)
 	}
-	if r.at("subscribe_ok") <= p.subAt {
-		t.Errorf("subscribe_ok %d is not after the platform answered subscribe (%d)", r.at("subscribe_ok"), p.subAt)
+	if r.at("subscribe_ok") <= rec.SubscribeAt {
+		t.Errorf("subscribe_ok %d is not after the platform answered subscribe (%d)", r.at("subscribe_ok"), rec.SubscribeAt)
 	}
-	if len(p.nextIn) > 0 && r.at("before_next") >= p.nextIn[0] {
-		t.Errorf("before_next %d is not before /next arrived (%d)", r.at("before_next"), p.nextIn[0])
+	if len(rec.NextIn) > 0 && r.at("before_next") >= rec.NextIn[0] {
+		t.Errorf("before_next %d is not before /next arrived (%d)", r.at("before_next"), rec.NextIn[0])
 	}
-	if r.at("listener_bound") >= p.subIn {
-		t.Errorf("listener_bound %d is not before the subscribe arrived (%d)", r.at("listener_bound"), p.subIn)
+	if r.at("listener_bound") >= rec.SubscribeIn {
+		t.Errorf("listener_bound %d is not before the subscribe arrived (%d)", r.at("listener_bound"), rec.SubscribeIn)
 	}
 }
 
@@ -537,8 +345,8 @@ func TestDefaultPorts(t *testing.T) {
 	} else {
 		c.Close()
 	}
-	p := newPlatform(t)
-	p.onFirstNext = func() error {
+	p := fakeplatform.New(t)
+	p.OnFirstNext = func() error {
 		for _, port := range tcp {
 			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
 			if err != nil {
@@ -556,7 +364,7 @@ func TestDefaultPorts(t *testing.T) {
 		}
 		return nil
 	}
-	r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.addr())
+	r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.Addr())
 	checkFullRun(t, "rustext-prod", p, r, "sandbox.localdomain", "8999")
 }
 
@@ -567,17 +375,16 @@ func TestH18(t *testing.T) {
 	for _, name := range []string{"rustext-prod", "rustext-static-pie"} {
 		t.Run(name, func(t *testing.T) {
 			bin := sample(t, name)
-			p := newPlatform(t)
-			p.holdH18 = true
-			r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.addr(), "INITPROF_SAMPLE_PORT=0",
+			p := fakeplatform.New(t)
+			p.HoldH18 = true
+			r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0",
 				"INITPROF_SAMPLE_DEST_HOST=127.0.0.1", "INITPROF_SAMPLE_H18=1")
 			if r.exitCode != 0 {
 				t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
 			}
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if p.h18Violation != "" {
-				t.Fatalf("H18 ordering not concurrent: %s", p.h18Violation)
+			rec := p.Record()
+			if rec.H18Violation != "" {
+				t.Fatalf("H18 ordering not concurrent: %s", rec.H18Violation)
 			}
 			got := r.checkpoints()
 			if !strings.HasPrefix(got, "main,register_ok,listener_bound,") || len(strings.Split(got, ",")) != 5 ||
@@ -588,8 +395,8 @@ func TestH18(t *testing.T) {
 				t.Errorf("before_next %d is not before subscribe_ok %d under H18", r.at("before_next"), r.at("subscribe_ok"))
 			}
 			checkClock(t, r)
-			if p.deliverErr != nil {
-				t.Errorf("telemetry delivery: %v", p.deliverErr)
+			if rec.DeliverErr != nil {
+				t.Errorf("telemetry delivery: %v", rec.DeliverErr)
 			}
 		})
 	}
@@ -626,9 +433,9 @@ func TestFailures(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			bin := sample(t, "rustext-prod")
-			p := newPlatform(t)
-			p.subscribeStatus = tc.subStatus
-			addr := p.addr()
+			p := fakeplatform.New(t)
+			p.SubscribeStatus = tc.subStatus
+			addr := p.Addr()
 			if tc.noPlatform {
 				l, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
@@ -651,9 +458,8 @@ func TestFailures(t *testing.T) {
 			if got := r.checkpoints(); got != tc.wantCkpt {
 				t.Errorf("checkpoints %s, want %s", got, tc.wantCkpt)
 			}
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if got := strings.Join(p.errorReports, ";"); got != tc.wantReport {
+			rec := p.Record()
+			if got := strings.Join(rec.ErrorReports, ";"); got != tc.wantReport {
 				t.Errorf("error reports %q, want %q", got, tc.wantReport)
 			}
 		})
@@ -665,8 +471,8 @@ func TestFailures(t *testing.T) {
 // holds on a noisy machine.
 func TestInitDelay(t *testing.T) {
 	bin := sample(t, "rustext-prod")
-	p := newPlatform(t)
-	r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.addr(), "INITPROF_SAMPLE_PORT=0",
+	p := fakeplatform.New(t)
+	r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0",
 		"INITPROF_SAMPLE_DEST_HOST=127.0.0.1", "INITPROF_SAMPLE_INIT_DELAY_MS=150")
 	if r.exitCode != 0 {
 		t.Fatalf("exit code %d\nstderr:\n%s", r.exitCode, r.stderr)
@@ -680,9 +486,9 @@ func TestInitDelay(t *testing.T) {
 // then never calls /next (the platform's init-timeout subject).
 func TestNoNext(t *testing.T) {
 	bin := sample(t, "rustext-prod")
-	p := newPlatform(t)
+	p := fakeplatform.New(t)
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+p.addr(), "INITPROF_SAMPLE_PORT=0", "INITPROF_SAMPLE_NONEXT=1")
+	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0", "INITPROF_SAMPLE_NONEXT=1")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -693,7 +499,7 @@ func TestNoNext(t *testing.T) {
 		<-done
 	}()
 	select {
-	case <-p.registered:
+	case <-p.Registered():
 	case err := <-done:
 		t.Fatalf("exited before registering: %v", err)
 	case <-time.After(10 * time.Second):
@@ -704,10 +510,9 @@ func TestNoNext(t *testing.T) {
 		t.Fatalf("exited (%v); want it to keep running without calling /next", err)
 	case <-time.After(300 * time.Millisecond):
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.nextIn) != 0 || p.subBody != "" {
-		t.Errorf("NONEXT extension called /next %d times, subscribe %q", len(p.nextIn), p.subBody)
+	rec := p.Record()
+	if len(rec.NextIn) != 0 || rec.SubscribeBody != "" {
+		t.Errorf("NONEXT extension called /next %d times, subscribe %q", len(rec.NextIn), rec.SubscribeBody)
 	}
 }
 

@@ -7,10 +7,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,220 +15,18 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/initprof/initprof/internal/testutil"
+	"github.com/initprof/initprof/internal/testutil/fakeplatform"
 )
-
-func monoNS(t testing.TB) uint64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		t.Fatalf("clock_gettime: %v", err)
-	}
-	return uint64(ts.Sec)*1e9 + uint64(ts.Nsec)
-}
 
 // allSamples is every binary `make samples` builds by default.
 var allSamples = []string{
 	"goext",
 	"cext", "cext-now", "cext-lazy", "cext-nopie", "cext-delay", "cext-relr",
 	"cmini", "cmini-lazy", "cmini-static", "cmini-static-pie",
-}
-
-const testExtID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-
-// fakePlatform is a test double of the Lambda Extensions and Telemetry APIs,
-// just enough to drive one extension through register → subscribe → /next
-// (one INVOKE, then SHUTDOWN) and to record what it sent, and when, on
-// CLOCK_MONOTONIC.
-type fakePlatform struct {
-	t   testing.TB
-	srv *httptest.Server
-
-	// holdH18 makes the first /next and the subscribe each wait (up to a few
-	// seconds) for the other to arrive before answering: they can only both
-	// arrive if the extension sent them concurrently.
-	holdH18 bool
-	// subscribeStatus, when not 0, is the status the subscribe gets.
-	subscribeStatus int
-
-	mu             sync.Mutex
-	registerName   string
-	registerBody   string
-	registerAt     uint64 // response about to be written
-	subscribeBody  string
-	subscribeID    string
-	subscribeIn    uint64 // request arrived
-	subscribeAt    uint64 // response about to be written
-	nextIDs        []string
-	nextIn         []uint64 // arrivals
-	initErrors     []string // error-type headers of init/error and exit/error
-	delivered      int      // telemetry events the extension accepted with 200
-	deliverErr     error
-	subArrived     chan struct{}
-	nextArrived    chan struct{}
-	subArrivedOnce sync.Once
-	nxtArrivedOnce sync.Once
-	h18Violation   string
-	registered     chan struct{}
-	regOnce        sync.Once
-}
-
-func newFakePlatform(t testing.TB) *fakePlatform {
-	f := &fakePlatform{t: t, subArrived: make(chan struct{}), nextArrived: make(chan struct{}), registered: make(chan struct{})}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /2020-01-01/extension/register", f.register)
-	mux.HandleFunc("PUT /2022-07-01/telemetry", f.subscribe)
-	mux.HandleFunc("GET /2020-01-01/extension/event/next", f.next)
-	mux.HandleFunc("POST /2020-01-01/extension/init/error", f.initError)
-	mux.HandleFunc("POST /2020-01-01/extension/exit/error", f.initError)
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakePlatform) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
-
-func (f *fakePlatform) register(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	f.mu.Lock()
-	f.registerName = r.Header.Get("Lambda-Extension-Name")
-	f.registerBody = string(b)
-	f.mu.Unlock()
-	w.Header().Set("Lambda-Extension-Identifier", testExtID)
-	w.Header().Set("Content-Type", "application/json")
-	f.mu.Lock()
-	f.registerAt = monoNS(f.t)
-	f.mu.Unlock()
-	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, `{"functionName":"fn","functionVersion":"$LATEST","handler":"h"}`)
-	f.regOnce.Do(func() { close(f.registered) })
-}
-
-func (f *fakePlatform) subscribe(w http.ResponseWriter, r *http.Request) {
-	in := monoNS(f.t)
-	b, _ := io.ReadAll(r.Body)
-	f.mu.Lock()
-	f.subscribeIn = in
-	f.subscribeBody = string(b)
-	f.subscribeID = r.Header.Get("Lambda-Extension-Identifier")
-	f.mu.Unlock()
-	f.subArrivedOnce.Do(func() { close(f.subArrived) })
-	if f.holdH18 {
-		select {
-		case <-f.nextArrived:
-		case <-time.After(3 * time.Second):
-			f.mu.Lock()
-			f.h18Violation = "subscribe was answered without a concurrent /next (waited 3s)"
-			f.mu.Unlock()
-		}
-	}
-	if f.subscribeStatus != 0 {
-		w.WriteHeader(f.subscribeStatus)
-		io.WriteString(w, `{"errorMessage":"bad","errorType":"ValidationError"}`)
-		return
-	}
-	f.mu.Lock()
-	f.subscribeAt = monoNS(f.t)
-	f.mu.Unlock()
-	io.WriteString(w, "OK")
-}
-
-func (f *fakePlatform) next(w http.ResponseWriter, r *http.Request) {
-	in := monoNS(f.t)
-	f.mu.Lock()
-	f.nextIn = append(f.nextIn, in)
-	f.nextIDs = append(f.nextIDs, r.Header.Get("Lambda-Extension-Identifier"))
-	n := len(f.nextIn)
-	f.mu.Unlock()
-	f.nxtArrivedOnce.Do(func() { close(f.nextArrived) })
-	if n == 1 {
-		if f.holdH18 {
-			select {
-			case <-f.subArrived:
-			case <-time.After(3 * time.Second):
-				f.mu.Lock()
-				f.h18Violation = "/next was answered without a concurrent subscribe (waited 3s)"
-				f.mu.Unlock()
-			}
-		}
-		// Deliver one telemetry batch to the subscriber, as the platform
-		// replays init events, so the listener is exercised.
-		f.deliver()
-		w.Header().Set("Lambda-Extension-Event-Identifier", "ev-1")
-		io.WriteString(w, `{"eventType":"INVOKE","deadlineMs":1764140000000,"requestId":"req-1",`+
-			`"invokedFunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:fn",`+
-			`"tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}}`)
-		return
-	}
-	// Mixed case on purpose: consumers must parse eventType case-insensitively.
-	io.WriteString(w, `{"eventType":"Shutdown","shutdownReason":"spindown","deadlineMs":1764140002000}`)
-}
-
-func (f *fakePlatform) deliver() {
-	f.mu.Lock()
-	body := f.subscribeBody
-	f.mu.Unlock()
-	var sub subscription
-	if err := json.Unmarshal([]byte(body), &sub); err != nil {
-		f.setDeliverErr(fmt.Errorf("subscription body is not JSON: %v", err))
-		return
-	}
-	u, err := url.Parse(sub.Destination.URI)
-	if err != nil {
-		f.setDeliverErr(fmt.Errorf("destination URI %q: %v", sub.Destination.URI, err))
-		return
-	}
-	batch := `[{"time":"2026-11-26T05:00:00.000Z","type":"platform.initStart","record":{"initializationType":"on-demand","phase":"init","functionName":"fn","functionVersion":"$LATEST"}},` +
-		`{"time":"2026-11-26T05:00:00.001Z","type":"platform.telemetrySubscription","record":{"name":"x","state":"Subscribed","types":["platform","function"]}}]`
-	// The real sandbox resolves the URI's host (sandbox.localdomain) to
-	// 127.0.0.1; here we only trust its port.
-	resp, err := http.Post("http://127.0.0.1:"+u.Port()+u.Path, "application/json", strings.NewReader(batch))
-	if err != nil {
-		f.setDeliverErr(fmt.Errorf("POST to the telemetry listener at port %s: %v", u.Port(), err))
-		return
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		f.setDeliverErr(fmt.Errorf("telemetry listener answered %d", resp.StatusCode))
-		return
-	}
-	f.mu.Lock()
-	f.delivered += 2
-	f.mu.Unlock()
-}
-
-func (f *fakePlatform) setDeliverErr(err error) {
-	f.mu.Lock()
-	f.deliverErr = err
-	f.mu.Unlock()
-}
-
-func (f *fakePlatform) initError(w http.ResponseWriter, r *http.Request) {
-	io.Copy(io.Discard, r.Body)
-	f.mu.Lock()
-	f.initErrors = append(f.initErrors, r.URL.Path+" "+r.Header.Get("Lambda-Extension-Function-Error-Type"))
-	f.mu.Unlock()
-	w.WriteHeader(http.StatusAccepted)
-	io.WriteString(w, `{"status":"OK"}`)
-}
-
-type subscription struct {
-	SchemaVersion string   `json:"schemaVersion"`
-	Types         []string `json:"types"`
-	Buffering     struct {
-		MaxItems  int `json:"maxItems"`
-		MaxBytes  int `json:"maxBytes"`
-		TimeoutMs int `json:"timeoutMs"`
-	} `json:"buffering"`
-	Destination struct {
-		Protocol string `json:"protocol"`
-		URI      string `json:"URI"`
-	} `json:"destination"`
 }
 
 type result struct {
@@ -265,9 +60,9 @@ func runArgv(t *testing.T, argv []string, env ...string) result {
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	var r result
-	r.before = monoNS(t)
+	r.before = fakeplatform.MonoNS(t)
 	err := cmd.Run()
-	r.after = monoNS(t)
+	r.after = fakeplatform.MonoNS(t)
 	r.stdout, r.stderr = so.String(), se.String()
 	if ctx.Err() != nil {
 		t.Fatalf("%s did not exit within 20s\nstdout:\n%s\nstderr:\n%s", bin, r.stdout, r.stderr)
@@ -343,9 +138,9 @@ func TestProtocolAndCheckpoints(t *testing.T) {
 // checkFullRun runs argv (the sample NAME) through register, subscribe, one
 // INVOKE and SHUTDOWN, and checks its requests and checkpoints.
 func checkFullRun(t *testing.T, name string, argv []string) {
-	f := newFakePlatform(t)
+	f := fakeplatform.New(t)
 	port := freePort(t)
-	r := runArgv(t, argv, "AWS_LAMBDA_RUNTIME_API="+f.addr(), "INITPROF_SAMPLE_PORT="+strconv.Itoa(port))
+	r := runArgv(t, argv, "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_PORT="+strconv.Itoa(port))
 	if r.exitCode != 0 {
 		t.Fatalf("exit code %d, want 0 after SHUTDOWN\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
 	}
@@ -361,62 +156,61 @@ func checkFullRun(t *testing.T, name string, argv []string) {
 	}
 	checkClock(t, r)
 
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.registerName != name {
-		t.Errorf("Lambda-Extension-Name %q, want the binary's basename %q", f.registerName, name)
+	rec := f.Record()
+	if rec.RegisterName != name {
+		t.Errorf("Lambda-Extension-Name %q, want the binary's basename %q", rec.RegisterName, name)
 	}
 	var reg struct{ Events []string }
-	if err := json.Unmarshal([]byte(f.registerBody), &reg); err != nil || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
-		t.Errorf("register body %q, want events INVOKE,SHUTDOWN (err %v)", f.registerBody, err)
+	if err := json.Unmarshal([]byte(rec.RegisterBody), &reg); err != nil || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
+		t.Errorf("register body %q, want events INVOKE,SHUTDOWN (err %v)", rec.RegisterBody, err)
 	}
-	var sub subscription
-	if err := json.Unmarshal([]byte(f.subscribeBody), &sub); err != nil {
-		t.Fatalf("subscription body %q is not JSON: %v", f.subscribeBody, err)
+	var sub fakeplatform.Subscription
+	if err := json.Unmarshal([]byte(rec.SubscribeBody), &sub); err != nil {
+		t.Fatalf("subscription body %q is not JSON: %v", rec.SubscribeBody, err)
 	}
 	if sub.SchemaVersion != "2022-12-13" || strings.Join(sub.Types, ",") != "platform,function" ||
 		sub.Buffering.MaxItems != 1000 || sub.Buffering.MaxBytes != 262144 || sub.Buffering.TimeoutMs != 25 ||
 		sub.Destination.Protocol != "HTTP" {
-		t.Errorf("subscription body has the wrong shape: %s", f.subscribeBody)
+		t.Errorf("subscription body has the wrong shape: %s", rec.SubscribeBody)
 	}
 	u, err := url.Parse(sub.Destination.URI)
 	if err != nil || u.Hostname() != "sandbox.localdomain" || u.Port() != strconv.Itoa(port) || u.Path != "/" {
 		t.Errorf("destination URI %q, want http://sandbox.localdomain:%d/", sub.Destination.URI, port)
 	}
-	if f.subscribeID != testExtID {
-		t.Errorf("subscribe sent Lambda-Extension-Identifier %q, want %q", f.subscribeID, testExtID)
+	if rec.SubscribeID != fakeplatform.ExtensionID {
+		t.Errorf("subscribe sent Lambda-Extension-Identifier %q, want %q", rec.SubscribeID, fakeplatform.ExtensionID)
 	}
-	if len(f.nextIDs) != 2 || f.nextIDs[0] != testExtID || f.nextIDs[1] != testExtID {
-		t.Errorf("/next calls sent identifiers %q, want two calls with %q", f.nextIDs, testExtID)
+	if len(rec.NextIDs) != 2 || rec.NextIDs[0] != fakeplatform.ExtensionID || rec.NextIDs[1] != fakeplatform.ExtensionID {
+		t.Errorf("/next calls sent identifiers %q, want two calls with %q", rec.NextIDs, fakeplatform.ExtensionID)
 	}
-	if f.deliverErr != nil {
-		t.Errorf("telemetry delivery: %v", f.deliverErr)
+	if rec.DeliverErr != nil {
+		t.Errorf("telemetry delivery: %v", rec.DeliverErr)
 	}
-	if !strings.Contains(r.stdout, fmt.Sprintf("SHUTDOWN | telemetry_events=%d\n", f.delivered)) || f.delivered != 2 {
-		t.Errorf("delivered %d events; stdout lacks the matching SHUTDOWN line:\n%s", f.delivered, r.stdout)
+	if !strings.Contains(r.stdout, fmt.Sprintf("SHUTDOWN | telemetry_events=%d\n", rec.Delivered)) || rec.Delivered != 2 {
+		t.Errorf("delivered %d events; stdout lacks the matching SHUTDOWN line:\n%s", rec.Delivered, r.stdout)
 	}
 	for _, ty := range []string{"platform.initStart", "platform.telemetrySubscription"} {
 		if !strings.Contains(r.stdout, "TELEMETRY | type="+ty+"\n") {
 			t.Errorf("stdout lacks the received event type %s:\n%s", ty, r.stdout)
 		}
 	}
-	if len(f.initErrors) != 0 {
-		t.Errorf("unexpected error reports: %v", f.initErrors)
+	if len(rec.ErrorReports) != 0 {
+		t.Errorf("unexpected error reports: %v", rec.ErrorReports)
 	}
 	// The checkpoints against the platform's own clock readings: each
 	// "_ok" is taken after the platform answered, and before_next
 	// before /next arrived.
-	if r.at("register_ok") <= f.registerAt {
-		t.Errorf("register_ok %d is not after the platform answered register (%d)", r.at("register_ok"), f.registerAt)
+	if r.at("register_ok") <= rec.RegisterAt {
+		t.Errorf("register_ok %d is not after the platform answered register (%d)", r.at("register_ok"), rec.RegisterAt)
 	}
-	if r.at("subscribe_ok") <= f.subscribeAt {
-		t.Errorf("subscribe_ok %d is not after the platform answered subscribe (%d)", r.at("subscribe_ok"), f.subscribeAt)
+	if r.at("subscribe_ok") <= rec.SubscribeAt {
+		t.Errorf("subscribe_ok %d is not after the platform answered subscribe (%d)", r.at("subscribe_ok"), rec.SubscribeAt)
 	}
-	if len(f.nextIn) > 0 && r.at("before_next") >= f.nextIn[0] {
-		t.Errorf("before_next %d is not before /next arrived (%d)", r.at("before_next"), f.nextIn[0])
+	if len(rec.NextIn) > 0 && r.at("before_next") >= rec.NextIn[0] {
+		t.Errorf("before_next %d is not before /next arrived (%d)", r.at("before_next"), rec.NextIn[0])
 	}
-	if r.at("listener_bound") >= f.subscribeIn {
-		t.Errorf("listener_bound %d is not before subscribe arrived (%d)", r.at("listener_bound"), f.subscribeIn)
+	if r.at("listener_bound") >= rec.SubscribeIn {
+		t.Errorf("listener_bound %d is not before subscribe arrived (%d)", r.at("listener_bound"), rec.SubscribeIn)
 	}
 }
 
@@ -426,17 +220,16 @@ func TestH18(t *testing.T) {
 	for _, name := range []string{"goext", "cext", "cmini", "cmini-static"} {
 		t.Run(name, func(t *testing.T) {
 			bin := testutil.Sample(t, name)
-			f := newFakePlatform(t)
-			f.holdH18 = true
-			r := runSample(t, bin, "AWS_LAMBDA_RUNTIME_API="+f.addr(), "INITPROF_SAMPLE_H18=1",
+			f := fakeplatform.New(t)
+			f.HoldH18 = true
+			r := runSample(t, bin, "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_H18=1",
 				"INITPROF_SAMPLE_DEST_HOST=127.0.0.1")
 			if r.exitCode != 0 {
 				t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
 			}
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			if f.h18Violation != "" {
-				t.Fatalf("H18 ordering not concurrent: %s", f.h18Violation)
+			rec := f.Record()
+			if rec.H18Violation != "" {
+				t.Fatalf("H18 ordering not concurrent: %s", rec.H18Violation)
 			}
 			got := r.names()
 			if len(got) != 5 || strings.Join(got[:3], ",") != "main,register_ok,listener_bound" {
@@ -451,13 +244,13 @@ func TestH18(t *testing.T) {
 				t.Errorf("before_next %d is not before subscribe_ok %d under H18", r.at("before_next"), r.at("subscribe_ok"))
 			}
 			checkClock(t, r)
-			var sub subscription
-			json.Unmarshal([]byte(f.subscribeBody), &sub)
+			var sub fakeplatform.Subscription
+			json.Unmarshal([]byte(rec.SubscribeBody), &sub)
 			if u, err := url.Parse(sub.Destination.URI); err != nil || u.Hostname() != "127.0.0.1" {
 				t.Errorf("INITPROF_SAMPLE_DEST_HOST=127.0.0.1 not honoured: URI %q", sub.Destination.URI)
 			}
-			if f.deliverErr != nil {
-				t.Errorf("telemetry delivery: %v", f.deliverErr)
+			if rec.DeliverErr != nil {
+				t.Errorf("telemetry delivery: %v", rec.DeliverErr)
 			}
 		})
 	}
@@ -490,9 +283,9 @@ func TestFailures(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(sample+"/"+tc.name, func(t *testing.T) {
 				bin := testutil.Sample(t, sample)
-				f := newFakePlatform(t)
-				f.subscribeStatus = tc.subStatus
-				addr := f.addr()
+				f := fakeplatform.New(t)
+				f.SubscribeStatus = tc.subStatus
+				addr := f.Addr()
 				if tc.noPlat {
 					addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
 				}
@@ -510,9 +303,8 @@ func TestFailures(t *testing.T) {
 				if got := strings.Join(r.names(), ","); got != wantCkpt {
 					t.Errorf("checkpoints %s, want %s", got, wantCkpt)
 				}
-				f.mu.Lock()
-				defer f.mu.Unlock()
-				got := strings.Join(f.initErrors, ";")
+				rec := f.Record()
+				got := strings.Join(rec.ErrorReports, ";")
 				if got != tc.wantReprt {
 					t.Errorf("error reports %q, want %q", got, tc.wantReprt)
 				}
@@ -529,8 +321,8 @@ func TestFailures(t *testing.T) {
 func TestInjectedDelays(t *testing.T) {
 	for _, name := range []string{"goext", "cext", "cmini-static"} {
 		t.Run(name, func(t *testing.T) {
-			f := newFakePlatform(t)
-			r := runSample(t, testutil.Sample(t, name), "AWS_LAMBDA_RUNTIME_API="+f.addr(), "INITPROF_SAMPLE_INIT_DELAY_MS=150")
+			f := fakeplatform.New(t)
+			r := runSample(t, testutil.Sample(t, name), "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_INIT_DELAY_MS=150")
 			if r.exitCode != 0 {
 				t.Fatalf("exit code %d\nstderr:\n%s", r.exitCode, r.stderr)
 			}
@@ -540,8 +332,8 @@ func TestInjectedDelays(t *testing.T) {
 		})
 	}
 	t.Run("cext-delay", func(t *testing.T) {
-		f := newFakePlatform(t)
-		r := runSample(t, testutil.Sample(t, "cext-delay"), "AWS_LAMBDA_RUNTIME_API="+f.addr())
+		f := fakeplatform.New(t)
+		r := runSample(t, testutil.Sample(t, "cext-delay"), "AWS_LAMBDA_RUNTIME_API="+f.Addr())
 		if r.exitCode != 0 || r.at("main") == 0 {
 			t.Fatalf("exit code %d, checkpoints %v\nstderr:\n%s", r.exitCode, r.names(), r.stderr)
 		}
@@ -557,9 +349,9 @@ func TestNoNext(t *testing.T) {
 	for _, name := range []string{"goext", "cext", "cmini"} {
 		t.Run(name, func(t *testing.T) {
 			bin := testutil.Sample(t, name)
-			f := newFakePlatform(t)
+			f := fakeplatform.New(t)
 			cmd := exec.Command(bin)
-			cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+f.addr(), "INITPROF_SAMPLE_NONEXT=1")
+			cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_NONEXT=1")
 			var so bytes.Buffer
 			cmd.Stdout = &so
 			if err := cmd.Start(); err != nil {
@@ -572,7 +364,7 @@ func TestNoNext(t *testing.T) {
 				<-done
 			}()
 			select {
-			case <-f.registered:
+			case <-f.Registered():
 			case err := <-done:
 				t.Fatalf("exited before registering: %v", err)
 			case <-time.After(10 * time.Second):
@@ -583,10 +375,9 @@ func TestNoNext(t *testing.T) {
 				t.Fatalf("exited (%v); want it to keep running without calling /next", err)
 			case <-time.After(300 * time.Millisecond):
 			}
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			if len(f.nextIn) != 0 || f.subscribeBody != "" {
-				t.Errorf("NONEXT sample called /next %d times, subscribe %q", len(f.nextIn), f.subscribeBody)
+			rec := f.Record()
+			if len(rec.NextIn) != 0 || rec.SubscribeBody != "" {
+				t.Errorf("NONEXT sample called /next %d times, subscribe %q", len(rec.NextIn), rec.SubscribeBody)
 			}
 		})
 	}
