@@ -237,7 +237,7 @@ func TestFullRun(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			bin := sample(t, v.name)
-			p := fakeplatform.New(t)
+			p := fakeplatform.New(t, fakeplatform.Options{})
 			r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0", "INITPROF_SAMPLE_DEST_HOST=127.0.0.1")
 			checkFullRun(t, v.name, p, r, "127.0.0.1", "")
 		})
@@ -345,8 +345,7 @@ func TestDefaultPorts(t *testing.T) {
 	} else {
 		c.Close()
 	}
-	p := fakeplatform.New(t)
-	p.OnFirstNext = func() error {
+	probe := func() error {
 		for _, port := range tcp {
 			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
 			if err != nil {
@@ -364,6 +363,7 @@ func TestDefaultPorts(t *testing.T) {
 		}
 		return nil
 	}
+	p := fakeplatform.New(t, fakeplatform.Options{OnFirstNext: probe})
 	r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.Addr())
 	checkFullRun(t, "rustext-prod", p, r, "sandbox.localdomain", "8999")
 }
@@ -375,8 +375,7 @@ func TestH18(t *testing.T) {
 	for _, name := range []string{"rustext-prod", "rustext-static-pie"} {
 		t.Run(name, func(t *testing.T) {
 			bin := sample(t, name)
-			p := fakeplatform.New(t)
-			p.HoldH18 = true
+			p := fakeplatform.New(t, fakeplatform.Options{HoldH18: true})
 			r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0",
 				"INITPROF_SAMPLE_DEST_HOST=127.0.0.1", "INITPROF_SAMPLE_H18=1")
 			if r.exitCode != 0 {
@@ -433,8 +432,7 @@ func TestFailures(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			bin := sample(t, "rustext-prod")
-			p := fakeplatform.New(t)
-			p.SubscribeStatus = tc.subStatus
+			p := fakeplatform.New(t, fakeplatform.Options{SubscribeStatus: tc.subStatus})
 			addr := p.Addr()
 			if tc.noPlatform {
 				l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -471,7 +469,7 @@ func TestFailures(t *testing.T) {
 // holds on a noisy machine.
 func TestInitDelay(t *testing.T) {
 	bin := sample(t, "rustext-prod")
-	p := fakeplatform.New(t)
+	p := fakeplatform.New(t, fakeplatform.Options{})
 	r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0",
 		"INITPROF_SAMPLE_DEST_HOST=127.0.0.1", "INITPROF_SAMPLE_INIT_DELAY_MS=150")
 	if r.exitCode != 0 {
@@ -486,7 +484,7 @@ func TestInitDelay(t *testing.T) {
 // then never calls /next (the platform's init-timeout subject).
 func TestNoNext(t *testing.T) {
 	bin := sample(t, "rustext-prod")
-	p := fakeplatform.New(t)
+	p := fakeplatform.New(t, fakeplatform.Options{})
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0", "INITPROF_SAMPLE_NONEXT=1")
 	if err := cmd.Start(); err != nil {

@@ -138,7 +138,7 @@ func TestProtocolAndCheckpoints(t *testing.T) {
 // checkFullRun runs argv (the sample NAME) through register, subscribe, one
 // INVOKE and SHUTDOWN, and checks its requests and checkpoints.
 func checkFullRun(t *testing.T, name string, argv []string) {
-	f := fakeplatform.New(t)
+	f := fakeplatform.New(t, fakeplatform.Options{})
 	port := freePort(t)
 	r := runArgv(t, argv, "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_PORT="+strconv.Itoa(port))
 	if r.exitCode != 0 {
@@ -220,8 +220,7 @@ func TestH18(t *testing.T) {
 	for _, name := range []string{"goext", "cext", "cmini", "cmini-static"} {
 		t.Run(name, func(t *testing.T) {
 			bin := testutil.Sample(t, name)
-			f := fakeplatform.New(t)
-			f.HoldH18 = true
+			f := fakeplatform.New(t, fakeplatform.Options{HoldH18: true})
 			r := runSample(t, bin, "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_H18=1",
 				"INITPROF_SAMPLE_DEST_HOST=127.0.0.1")
 			if r.exitCode != 0 {
@@ -283,8 +282,7 @@ func TestFailures(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(sample+"/"+tc.name, func(t *testing.T) {
 				bin := testutil.Sample(t, sample)
-				f := fakeplatform.New(t)
-				f.SubscribeStatus = tc.subStatus
+				f := fakeplatform.New(t, fakeplatform.Options{SubscribeStatus: tc.subStatus})
 				addr := f.Addr()
 				if tc.noPlat {
 					addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
@@ -321,7 +319,7 @@ func TestFailures(t *testing.T) {
 func TestInjectedDelays(t *testing.T) {
 	for _, name := range []string{"goext", "cext", "cmini-static"} {
 		t.Run(name, func(t *testing.T) {
-			f := fakeplatform.New(t)
+			f := fakeplatform.New(t, fakeplatform.Options{})
 			r := runSample(t, testutil.Sample(t, name), "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_INIT_DELAY_MS=150")
 			if r.exitCode != 0 {
 				t.Fatalf("exit code %d\nstderr:\n%s", r.exitCode, r.stderr)
@@ -332,7 +330,7 @@ func TestInjectedDelays(t *testing.T) {
 		})
 	}
 	t.Run("cext-delay", func(t *testing.T) {
-		f := fakeplatform.New(t)
+		f := fakeplatform.New(t, fakeplatform.Options{})
 		r := runSample(t, testutil.Sample(t, "cext-delay"), "AWS_LAMBDA_RUNTIME_API="+f.Addr())
 		if r.exitCode != 0 || r.at("main") == 0 {
 			t.Fatalf("exit code %d, checkpoints %v\nstderr:\n%s", r.exitCode, r.names(), r.stderr)
@@ -349,7 +347,7 @@ func TestNoNext(t *testing.T) {
 	for _, name := range []string{"goext", "cext", "cmini"} {
 		t.Run(name, func(t *testing.T) {
 			bin := testutil.Sample(t, name)
-			f := fakeplatform.New(t)
+			f := fakeplatform.New(t, fakeplatform.Options{})
 			cmd := exec.Command(bin)
 			cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_NONEXT=1")
 			var so bytes.Buffer

@@ -11,8 +11,8 @@
 // platform saw (e.g. register_ok must come after the platform answered
 // register). /work/shared/LAMBDA-API.md is the spec it follows.
 //
-// Set the option fields (SubscribeStatus, HoldH18, OnFirstNext) before the
-// extension starts; read what happened with Record once it has exited.
+// Pass Options to New; read what happened with Record once the extension has
+// exited.
 package fakeplatform
 
 import (
@@ -37,9 +37,10 @@ const ExtensionID = "6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 // h18Wait is how long HoldH18 holds one request waiting for the other.
 const h18Wait = 3 * time.Second
 
-// Platform is one fake Lambda platform, served on a loopback httptest server
-// that closes when the test ends.
-type Platform struct {
+// Options shape how the double answers. They are fixed when New starts the
+// server, so the handlers read them without a lock (and without a race the
+// race detector could not see through the extension's process).
+type Options struct {
 	// SubscribeStatus, when not 0, is the HTTP status the telemetry subscribe
 	// gets (with a ValidationError body), to drive the error paths.
 	SubscribeStatus int
@@ -52,7 +53,12 @@ type Platform struct {
 	// extension fully initialised (e.g. to probe its listeners). Its error is
 	// recorded in Record.HookErr.
 	OnFirstNext func() error
+}
 
+// Platform is one fake Lambda platform, served on a loopback httptest server
+// that closes when the test ends.
+type Platform struct {
+	opt Options
 	t   testing.TB
 	srv *httptest.Server
 
@@ -116,9 +122,10 @@ func MonoNS(t testing.TB) uint64 {
 	return uint64(ts.Sec)*1e9 + uint64(ts.Nsec)
 }
 
-// New starts a Platform for the test t; it is closed when t ends.
-func New(t testing.TB) *Platform {
-	p := &Platform{t: t, subArrived: make(chan struct{}), nextArrived: make(chan struct{}), registered: make(chan struct{})}
+// New starts a Platform answering as o says, for the test t; it is closed
+// when t ends.
+func New(t testing.TB, o Options) *Platform {
+	p := &Platform{opt: o, t: t, subArrived: make(chan struct{}), nextArrived: make(chan struct{}), registered: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2020-01-01/extension/register", p.register)
 	mux.HandleFunc("PUT /2022-07-01/telemetry", p.subscribe)
@@ -175,11 +182,11 @@ func (p *Platform) subscribe(w http.ResponseWriter, r *http.Request) {
 	p.rec.SubscribeID = r.Header.Get("Lambda-Extension-Identifier")
 	p.mu.Unlock()
 	p.subOnce.Do(func() { close(p.subArrived) })
-	if p.HoldH18 {
+	if p.opt.HoldH18 {
 		p.await(p.nextArrived, "subscribe was answered without a concurrent /next (waited 3s)")
 	}
-	if p.SubscribeStatus != 0 {
-		w.WriteHeader(p.SubscribeStatus)
+	if p.opt.SubscribeStatus != 0 {
+		w.WriteHeader(p.opt.SubscribeStatus)
 		io.WriteString(w, `{"errorMessage":"bad","errorType":"ValidationError"}`)
 		return
 	}
@@ -213,11 +220,11 @@ func (p *Platform) next(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"eventType":"Shutdown","shutdownReason":"spindown","deadlineMs":1764140002000}`)
 		return
 	}
-	if p.HoldH18 {
+	if p.opt.HoldH18 {
 		p.await(p.subArrived, "/next was answered without a concurrent subscribe (waited 3s)")
 	}
-	if p.OnFirstNext != nil {
-		if err := p.OnFirstNext(); err != nil {
+	if p.opt.OnFirstNext != nil {
+		if err := p.opt.OnFirstNext(); err != nil {
 			p.mu.Lock()
 			p.rec.HookErr = err
 			p.mu.Unlock()

@@ -51,7 +51,7 @@ func TestLifecycle(t *testing.T) {
 				}
 			}))
 			defer listener.Close()
-			p := New(t)
+			p := New(t, Options{})
 			base := "http://" + p.Addr()
 
 			resp, body := call(t, "POST", base+"/2020-01-01/extension/register", tc.feature, `{"events":["INVOKE","SHUTDOWN"]}`)
