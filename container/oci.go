@@ -43,16 +43,12 @@ func FindRuntime(name string) (string, error) {
 
 // ociSandbox is the OCI sandbox: one rootfs, one runtime, many runs.
 type ociSandbox struct {
-	cfg      Config
-	runtime  string
-	kind     string
-	work     string
-	owned    bool
-	rootfs   *rootfsLayout
-	timeout  time.Duration
-	mu       sync.Mutex
-	closed   bool
-	runCount int
+	lifecycle
+	cfg     Config
+	runtime string
+	kind    string
+	rootfs  *rootfsLayout
+	timeout time.Duration
 }
 
 // NewOCI builds the bundle's root filesystem once for this build under test
@@ -81,7 +77,7 @@ func NewOCI(cfg Config) (Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &ociSandbox{cfg: cfg, runtime: rt, work: work, owned: owned, timeout: cfg.RuntimeTimeout}
+	s := &ociSandbox{lifecycle: lifecycle{work: work, owned: owned}, cfg: cfg, runtime: rt, timeout: cfg.RuntimeTimeout}
 	if s.timeout == 0 {
 		s.timeout = 30 * time.Second
 	}
@@ -143,46 +139,23 @@ func (s *ociSandbox) HostPath(inside string) string {
 
 // Close removes the bundle. Runs still alive are deleted first.
 func (s *ociSandbox) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.mu.Unlock()
-	err := cleanupOwned(s)
+	bundle := ""
 	if s.rootfs != nil {
-		if e := os.RemoveAll(filepath.Dir(s.rootfs.dir)); e != nil && err == nil {
-			err = e
-		}
+		bundle = filepath.Dir(s.rootfs.dir)
 	}
-	if s.owned {
-		if e := os.RemoveAll(s.work); e != nil && err == nil {
-			err = e
-		}
-	}
-	return err
+	return s.close(s, bundle)
 }
-
-var idRE = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 
 // Create runs `runc create`: the container's first process exists, stopped
 // before exec, with its limits applied and read back.
 func (s *ociSandbox) Create(ctx context.Context, runID string) (Instance, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("sandbox is closed")
-	}
-	s.runCount++
-	n := s.runCount
-	s.mu.Unlock()
-	if runID == "" {
-		runID = strconv.Itoa(n)
+	n, name, err := s.nextRun(runID)
+	if err != nil {
+		return nil, err
 	}
 	// The owner's pid lets CleanupStale find orphans; the counter keeps IDs
 	// unique when a caller reuses a run ID.
-	id := fmt.Sprintf("initprof-%d-%d-%s", os.Getpid(), n, idRE.ReplaceAllString(runID, "_"))
+	id := fmt.Sprintf("initprof-%d-%d-%s", os.Getpid(), n, name)
 	runDir := filepath.Join(s.work, "runs", id)
 	if err := os.MkdirAll(filepath.Join(runDir, "out"), 0o755); err != nil {
 		return nil, err

@@ -8,9 +8,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,18 +22,14 @@ import (
 // no CPU quota, and the loader reads the host's libraries; as root, the
 // platform still gets its own network namespace so port 9001 never collides.
 type processSandbox struct {
-	cfg   Config
-	work  string
-	owned bool
-	base  string // stands in for / : base/opt/extensions, base/var/runtime
+	lifecycle
+	cfg  Config
+	base string // stands in for / : base/opt/extensions, base/var/runtime
 	// moved are the inside paths of the libraries copied into base because
 	// the loader finds them through $ORIGIN (e.g. /opt/lib/libcexthot.so).
-	moved  map[string]bool
-	files  []string
-	netns  bool
-	mu     sync.Mutex
-	closed bool
-	runs   int
+	moved map[string]bool
+	files []string
+	netns bool
 }
 
 // NewProcess prepares the process sandbox: the extensions are copied into a
@@ -51,7 +45,7 @@ func NewProcess(cfg Config) (Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &processSandbox{cfg: cfg, work: work, owned: owned, netns: os.Geteuid() == 0}
+	s := &processSandbox{lifecycle: lifecycle{work: work, owned: owned}, cfg: cfg, netns: os.Geteuid() == 0}
 	s.base, err = os.MkdirTemp(work, "process-")
 	if err != nil {
 		return nil, err
@@ -124,43 +118,19 @@ func (s *processSandbox) HostPath(inside string) string {
 	return p
 }
 
-func (s *processSandbox) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.mu.Unlock()
-	err := cleanupOwned(s)
-	if e := os.RemoveAll(s.base); e != nil && err == nil {
-		err = e
-	}
-	if s.owned {
-		if e := os.RemoveAll(s.work); e != nil && err == nil {
-			err = e
-		}
-	}
-	return err
-}
-
-var procIDRE = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+// Close removes the stand-in base directory. Runs still alive are deleted
+// first.
+func (s *processSandbox) Close() error { return s.close(s, s.base) }
 
 // Create starts the platform as a child process that blocks on fd 3 (its
 // --wait-fd) until Start closes the other end of the pipe. Unlike the OCI
 // sandbox, the platform binary has already been exec'd when PID is known.
 func (s *processSandbox) Create(ctx context.Context, runID string) (Instance, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("sandbox is closed")
+	_, name, err := s.nextRun(runID)
+	if err != nil {
+		return nil, err
 	}
-	s.runs++
-	if runID == "" {
-		runID = strconv.Itoa(s.runs)
-	}
-	s.mu.Unlock()
-	runDir := filepath.Join(s.work, "runs", fmt.Sprintf("process-%d-%s", os.Getpid(), procIDRE.ReplaceAllString(runID, "_")))
+	runDir := filepath.Join(s.work, "runs", fmt.Sprintf("process-%d-%s", os.Getpid(), name))
 	in := &procInstance{sb: s, outDir: filepath.Join(runDir, "out"), done: make(chan struct{}), out: newTail(64 << 10)}
 	if err := os.MkdirAll(in.outDir, 0o755); err != nil {
 		return nil, err
