@@ -4,9 +4,9 @@
 # for it: ${XDG_CACHE_HOME:-$HOME/.cache}/initprof/arm64/vmlinuz (the path
 # `initprof doctor` checks, internal/doctor.ARM64KernelPath).
 #
-# It uses apt-get with a private state directory limited to arm64, so the host's
-# dpkg architectures, package lists and locks are left alone and nothing is
-# installed. It picks the newest 6.x linux-image-*-cloud-arm64-unsigned that
+# It uses apt-get with a private state directory limited to arm64 (lib-apt.sh),
+# so the host's dpkg architectures, package lists and locks are left alone and
+# nothing is installed. It picks the newest 6.x linux-image-*-cloud-arm64-unsigned that
 # bookworm (and its security/updates suites) offers: 6.12 when available, else
 # 6.1. Idempotent: a cached kernel is kept unless FORCE=1.
 set -euo pipefail
@@ -18,36 +18,22 @@ if [[ -s $dest && ${FORCE:-0} != 1 ]]; then
 	exit 0
 fi
 
-apt_dir=$cache/apt
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/debs"
-: >"$apt_dir/status"
-opts=(
-	-o APT::Architecture=arm64
-	-o APT::Architectures::=arm64
-	-o Dir::State::Lists="$apt_dir/lists"
-	-o Dir::State::status="$apt_dir/status"
-	-o Dir::Cache="$apt_dir"
-	-o Dir::Cache::archives="$apt_dir/archives"
-	-o Debug::NoLocking=1
-	-o APT::Sandbox::User=root
-)
-
-echo "arm64 kernel: apt-get update (arm64 lists, private state in $apt_dir)"
-apt-get "${opts[@]}" -qq update
+# shellcheck source=scripts/lib-apt.sh
+source "$(dirname "$0")/lib-apt.sh"
+apt_arm64_init "$cache/apt" "arm64 kernel"
 
 # Newest 6.x unsigned cloud image first. pkgnames also lists names that are
 # only referenced, so try the candidates newest-first until one downloads.
-cands=$(apt-cache "${opts[@]}" pkgnames linux-image-6. |
+cands=$(apt-cache "${apt_opts[@]}" pkgnames linux-image-6. |
 	grep -E '^linux-image-6\.[0-9]+\.[0-9]+.*-cloud-arm64-unsigned$' |
 	sort -rV || true)
 if [[ -z $cands ]]; then
 	echo "arm64 kernel: no linux-image-6.*-cloud-arm64-unsigned package in the arm64 lists; check /etc/apt/sources.list* for bookworm" >&2
 	exit 1
 fi
-rm -f "$apt_dir/debs"/*.deb
 pkg=
 for c in $cands; do
-	if (cd "$apt_dir/debs" && apt-get "${opts[@]}" -qq download "$c:arm64" 2>/dev/null); then
+	if apt_arm64_download "$c" 2>/dev/null; then
 		pkg=$c
 		break
 	fi
@@ -60,7 +46,7 @@ echo "arm64 kernel: downloaded $pkg:arm64"
 
 x=$(mktemp -d)
 trap 'rm -rf "$x"' EXIT
-dpkg-deb -x "$apt_dir/debs"/*.deb "$x"
+dpkg-deb -x "$apt_debs"/*.deb "$x"
 img=$(ls "$x"/boot/vmlinuz-* | head -n1)
 if [[ ! -s $img ]]; then
 	echo "arm64 kernel: $pkg has no boot/vmlinuz-*" >&2
@@ -74,5 +60,5 @@ fi
 install -m 0644 "$img" "$dest.tmp"
 mv "$dest.tmp" "$dest"
 basename "$img" | sed 's/^vmlinuz-//' >"$dest.version"
-rm -f "$apt_dir/debs"/*.deb
+rm -f "$apt_debs"/*.deb
 echo "arm64 kernel: installed $(cat "$dest.version") ($(stat -c %s "$dest") bytes) at $dest"
