@@ -207,28 +207,47 @@ func (s *Sampler) Follow(pid int) (err error) {
 	attr.Size = uint32(unsafe.Sizeof(attr))
 	page := os.Getpagesize()
 	s.fds = []int{}
-	for cpu := 0; cpu < ncpu; cpu++ {
-		fd, err := unix.PerfEventOpen(&attr, pid, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
-		if errors.Is(err, unix.ENODEV) {
-			continue // an offline CPU
-		}
-		if err != nil {
-			if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-				return fmt.Errorf("%w: perf_event_open(cpu-clock) on pid %d: %v", ErrPermission, pid, err)
+	// Every thread that exists now (a process sandbox's platform is a Go
+	// program with threads already running; a container's first process has
+	// one): inherit covers only what a followed thread creates later. The
+	// first thread's event on each CPU owns that CPU's ring, the others write
+	// into it (PERF_EVENT_IOC_SET_OUTPUT).
+	tids := threadsOf(pid)
+	ring := map[int]int{} // cpu → fd owning the ring
+	for _, tid := range tids {
+		for cpu := 0; cpu < ncpu; cpu++ {
+			fd, err := unix.PerfEventOpen(&attr, tid, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+			if errors.Is(err, unix.ENODEV) {
+				continue // an offline CPU
 			}
-			return fmt.Errorf("probes: perf_event_open(cpu-clock) on pid %d, cpu %d: %w", pid, cpu, err)
+			if errors.Is(err, unix.ESRCH) && tid != pid {
+				break // the thread exited meanwhile
+			}
+			if err != nil {
+				if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+					return fmt.Errorf("%w: perf_event_open(cpu-clock) on pid %d: %v", ErrPermission, pid, err)
+				}
+				return fmt.Errorf("probes: perf_event_open(cpu-clock) on pid %d, cpu %d: %w", tid, cpu, err)
+			}
+			s.fds = append(s.fds, fd)
+			if owner, ok := ring[cpu]; ok {
+				if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_OUTPUT, owner); err != nil {
+					return fmt.Errorf("probes: sharing the perf ring of cpu %d: %w", cpu, err)
+				}
+			} else {
+				mem, err := unix.Mmap(fd, 0, page*(1+sideRingPages), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+				if err != nil {
+					return fmt.Errorf("probes: mapping the sampler's perf ring (cpu %d): %w", cpu, err)
+				}
+				s.mems = append(s.mems, mem)
+				ring[cpu] = fd
+			}
+			l, err := link.AttachRawLink(link.RawLinkOptions{Target: fd, Program: s.objs.InitprofSample, Attach: ebpf.AttachPerfEvent})
+			if err != nil {
+				return fmt.Errorf("probes: attaching the sampler to pid %d: %w", pid, err)
+			}
+			s.lnks = append(s.lnks, l)
 		}
-		s.fds = append(s.fds, fd)
-		mem, err := unix.Mmap(fd, 0, page*(1+sideRingPages), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-		if err != nil {
-			return fmt.Errorf("probes: mapping the sampler's perf ring (cpu %d): %w", cpu, err)
-		}
-		s.mems = append(s.mems, mem)
-		l, err := link.AttachRawLink(link.RawLinkOptions{Target: fd, Program: s.objs.InitprofSample, Attach: ebpf.AttachPerfEvent})
-		if err != nil {
-			return fmt.Errorf("probes: attaching the sampler to pid %d: %w", pid, err)
-		}
-		s.lnks = append(s.lnks, l)
 	}
 	if len(s.fds) == 0 {
 		return errors.New("probes: no online CPU accepted a cpu-clock perf event")
@@ -242,6 +261,19 @@ func (s *Sampler) Follow(pid int) (err error) {
 	go s.readSamples()
 	go s.readSide()
 	return nil
+}
+
+// threadsOf lists the threads of pid (just pid when /proc says nothing).
+func threadsOf(pid int) []int {
+	tids := []int{pid}
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, e := range ents {
+		var tid int
+		if _, err := fmt.Sscan(e.Name(), &tid); err == nil && tid != pid {
+			tids = append(tids, tid)
+		}
+	}
+	return tids
 }
 
 // release closes the per-run links, rings and perf events.

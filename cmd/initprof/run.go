@@ -79,12 +79,14 @@ type runOpts struct {
 	cache         string
 	arch          string
 	emulated      bool
+	sample        sampleOpts
 }
 
 func setupRun(fs *pflag.FlagSet) func([]string) error {
 	o := &runOpts{}
 	runFlags(fs, o, 10)
 	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions (default: the file name; one extension only)")
+	sampleFlags(fs, &o.sample)
 	return func(args []string) error { return runRun(o, args) }
 }
 
@@ -193,9 +195,15 @@ func runRun(o *runOpts, args []string) error {
 	if vmRun, err := foreignArch(o.arch); err != nil {
 		return err
 	} else if vmRun {
+		if o.sample.flamegraph {
+			return badInput("--flamegraph with --arch %s: the emulated microVM cannot sample; profile on a native host", o.arch)
+		}
 		return runInVM(o, args)
 	}
 	if err := o.validate(args); err != nil {
+		return err
+	}
+	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
 	exts, err := extensionsFrom(args, o.name, o.rootfs)
@@ -248,6 +256,15 @@ func runRun(o *runOpts, args []string) error {
 		return err
 	}
 	progressf("wrote %s and %s", filepath.Join(env.out, "report.txt"), filepath.Join(env.out, "results.json"))
+	if o.sample.flamegraph && ctx.Err() == nil {
+		sruns, err := s.sampleSeries(ctx, &o.sample)
+		if err == nil || len(sruns) > 0 {
+			err = errors.Join(err, s.writeFlamegraphs(sruns, o.sample.hz))
+		}
+		if err != nil {
+			return err
+		}
+	}
 	switch {
 	case ctx.Err() != nil:
 		return withCode(exitInterrupted, errors.New("interrupted"))
@@ -352,7 +369,7 @@ func (env *runEnv) newSeries(name string, exts []container.Extension) (*series, 
 
 // run makes cold start i and keeps it.
 func (s *series) run(ctx context.Context, i int) (profile.Run, error) {
-	r, h, err := oneRun(ctx, s.env.o, s.sb, s.tr, i, s.env.re, s.static)
+	r, h, err := oneRun(ctx, s.env.o, s.sb, s.tr, i, s.env.re, s.static, nil)
 	if err != nil {
 		return r, err
 	}
@@ -445,7 +462,9 @@ func newTracer(sb container.Sandbox, exts []container.Extension, user []string) 
 }
 
 // oneRun is one cold start: evict, create, attach, start, wait, collect, delete.
-func oneRun(ctx context.Context, o *runOpts, sb container.Sandbox, tr *probes.Tracer, i int, re []*regexp.Regexp, static map[string]bool) (r profile.Run, h hitCount, err error) {
+// With smp set it is a sampling run: the CPU sampler follows the sandbox's
+// first process too, and smp.cap receives what it captured.
+func oneRun(ctx context.Context, o *runOpts, sb container.Sandbox, tr *probes.Tracer, i int, re []*regexp.Regexp, static map[string]bool, smp *sampling) (r profile.Run, h hitCount, err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("run %d: %w", i+1, err)
@@ -469,12 +488,27 @@ func oneRun(ctx context.Context, o *runOpts, sb container.Sandbox, tr *probes.Tr
 	if err := tr.Follow(inst.PID()); err != nil {
 		return r, h, fmt.Errorf("following pid %d: %w", inst.PID(), err)
 	}
+	if smp != nil {
+		if err := smp.s.Follow(inst.PID()); err != nil {
+			tr.Collect()
+			return r, h, fmt.Errorf("sampling pid %d: %w", inst.PID(), err)
+		}
+	}
 	if err := inst.Start(); err != nil {
+		if smp != nil {
+			smp.s.Collect()
+		}
 		return r, h, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, o.initTimeout+time.Duration(o.invokes)*10*time.Second+30*time.Second)
 	code, werr := inst.Wait(wctx)
 	cancel()
+	if smp != nil {
+		var serr error
+		if smp.cap, serr = smp.s.Collect(); serr != nil && werr == nil {
+			werr = fmt.Errorf("collecting the samples: %w", serr)
+		}
+	}
 	evs, st, cerr := tr.Collect()
 	derr := inst.Delete()
 	if werr != nil {
