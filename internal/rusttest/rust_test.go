@@ -1,14 +1,9 @@
 package rusttest
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -130,100 +125,19 @@ func sample(t *testing.T, name string) string {
 	return p
 }
 
-// mark is one `INIT |` line: a ground-truth checkpoint or a phase line.
-type mark struct {
-	kind, name string // kind: "checkpoint" or "phase"
-	ns         uint64
-}
-
-type result struct {
-	stdout, stderr string
-	exitCode       int
-	before, after  uint64 // the test's CLOCK_MONOTONIC before spawn and after exit
-	marks          []mark
-}
-
-var markRE = regexp.MustCompile(`^INIT \| (checkpoint|phase)=(\w+) mono_ns=(\d+)$`)
-
 // run runs one build to completion under the platform double.
-func run(t *testing.T, bin string, env ...string) result {
+func run(t *testing.T, bin string, env ...string) fakeplatform.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), env...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	var r result
-	r.before = fakeplatform.MonoNS(t)
-	err := cmd.Run()
-	r.after = fakeplatform.MonoNS(t)
-	r.stdout, r.stderr = so.String(), se.String()
-	if ctx.Err() != nil {
-		t.Fatalf("%s did not exit within 20s\nstdout:\n%s\nstderr:\n%s", bin, r.stdout, r.stderr)
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.exitCode = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run %s: %v", bin, err)
-	}
-	sc := bufio.NewScanner(strings.NewReader(r.stdout))
-	for sc.Scan() {
-		m := markRE.FindStringSubmatch(sc.Text())
-		if m == nil {
-			if strings.HasPrefix(sc.Text(), "INIT |") {
-				t.Errorf("malformed INIT line %q", sc.Text())
-			}
-			continue
-		}
-		ns, err := strconv.ParseUint(m[3], 10, 64)
-		if err != nil {
-			t.Fatalf("bad INIT line %q: %v", sc.Text(), err)
-		}
-		r.marks = append(r.marks, mark{m[1], m[2], ns})
-	}
-	return r
-}
-
-func (r result) at(name string) uint64 {
-	for _, m := range r.marks {
-		if m.name == name {
-			return m.ns
-		}
-	}
-	return 0
-}
-
-// checkpoints lists the names of the checkpoint lines, in order.
-func (r result) checkpoints() string {
-	var n []string
-	for _, m := range r.marks {
-		if m.kind == "checkpoint" {
-			n = append(n, m.name)
-		}
-	}
-	return strings.Join(n, ",")
+	return fakeplatform.Run(t, []string{bin}, env...)
 }
 
 // sequence lists every INIT line as kind:name, in order.
-func (r result) sequence() string {
+func sequence(r fakeplatform.Result) string {
 	var n []string
-	for _, m := range r.marks {
-		n = append(n, m.kind[:1]+":"+m.name)
+	for _, m := range r.Marks {
+		n = append(n, m.Kind[:1]+":"+m.Name)
 	}
 	return strings.Join(n, ",")
-}
-
-// checkClock asserts every INIT line's clock reading lies within the process's
-// lifetime as the test saw it on the same clock.
-func checkClock(t *testing.T, r result) {
-	t.Helper()
-	for _, m := range r.marks {
-		if m.ns <= r.before || m.ns >= r.after {
-			t.Errorf("%s %s mono_ns=%d is outside the process's lifetime [%d, %d]", m.kind, m.name, m.ns, r.before, r.after)
-		}
-	}
 }
 
 // wantSequence is the init order every variant must print: the checkpoints
@@ -246,85 +160,27 @@ func TestFullRun(t *testing.T) {
 
 // checkFullRun holds one finished run against the platform double's records.
 // port is the destination port the subscription must name ("" for any).
-func checkFullRun(t *testing.T, name string, p *fakeplatform.Platform, r result, host, port string) {
+func checkFullRun(t *testing.T, name string, p *fakeplatform.Platform, r fakeplatform.Result, host, port string) {
 	t.Helper()
-	if r.exitCode != 0 {
-		t.Fatalf("exit code %d, want 0 after SHUTDOWN\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
+	if r.ExitCode != 0 {
+		t.Fatalf("exit code %d, want 0 after SHUTDOWN\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
 	}
-	if got := r.sequence(); got != wantSequence {
-		t.Fatalf("INIT lines\n  %s\nwant\n  %s\nstdout:\n%s", got, wantSequence, r.stdout)
+	if got := sequence(r); got != wantSequence {
+		t.Fatalf("INIT lines\n  %s\nwant\n  %s\nstdout:\n%s", got, wantSequence, r.Stdout)
 	}
-	for i := 1; i < len(r.marks); i++ {
-		if r.marks[i].ns <= r.marks[i-1].ns {
-			t.Errorf("%s %s (%d) is not after %s (%d)", r.marks[i].kind, r.marks[i].name, r.marks[i].ns,
-				r.marks[i-1].name, r.marks[i-1].ns)
-		}
-	}
-	checkClock(t, r)
+	r.CheckOrder(t)
+	r.CheckClock(t)
 	t.Logf("%s: exec→main %.2f ms, main→before_next %.2f ms", name,
-		float64(r.at("main")-r.before)/1e6, float64(r.at("before_next")-r.at("main"))/1e6)
+		float64(r.At("main")-r.Before)/1e6, float64(r.At("before_next")-r.At("main"))/1e6)
 
 	rec := p.Record()
-	if rec.RegisterName != name {
-		t.Errorf("Lambda-Extension-Name %q, want the binary's basename %q", rec.RegisterName, name)
-	}
 	if rec.RegisterFeature != "accountId" {
 		t.Errorf("Lambda-Extension-Accept-Feature %q, want accountId", rec.RegisterFeature)
-	}
-	var reg struct{ Events []string }
-	if err := json.Unmarshal([]byte(rec.RegisterBody), &reg); err != nil || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
-		t.Errorf("register body %q, want events INVOKE,SHUTDOWN (err %v)", rec.RegisterBody, err)
-	}
-	var sub fakeplatform.Subscription
-	if err := json.Unmarshal([]byte(rec.SubscribeBody), &sub); err != nil {
-		t.Fatalf("subscription body %q is not JSON: %v", rec.SubscribeBody, err)
-	}
-	if sub.SchemaVersion != "2022-12-13" || strings.Join(sub.Types, ",") != "platform,function" ||
-		sub.Buffering.MaxItems != 1000 || sub.Buffering.MaxBytes != 262144 || sub.Buffering.TimeoutMs != 25 ||
-		sub.Destination.Protocol != "HTTP" {
-		t.Errorf("subscription body has the wrong shape: %s", rec.SubscribeBody)
-	}
-	u, err := url.Parse(sub.Destination.URI)
-	if err != nil || u.Hostname() != host || u.Path != "/" || (port != "" && u.Port() != port) {
-		t.Errorf("destination URI %q, want http://%s:%s/", sub.Destination.URI, host, port)
-	}
-	if rec.SubscribeID != fakeplatform.ExtensionID {
-		t.Errorf("subscribe sent Lambda-Extension-Identifier %q, want %q", rec.SubscribeID, fakeplatform.ExtensionID)
-	}
-	if len(rec.NextIDs) != 2 || rec.NextIDs[0] != fakeplatform.ExtensionID || rec.NextIDs[1] != fakeplatform.ExtensionID {
-		t.Errorf("/next calls sent identifiers %q, want two calls with %q", rec.NextIDs, fakeplatform.ExtensionID)
-	}
-	if rec.DeliverErr != nil {
-		t.Errorf("telemetry delivery: %v", rec.DeliverErr)
 	}
 	if rec.HookErr != nil {
 		t.Errorf("while the first /next was held: %v", rec.HookErr)
 	}
-	if rec.Delivered != 2 || !strings.Contains(r.stdout, "SHUTDOWN | telemetry_events=2\n") {
-		t.Errorf("delivered %d events; stdout lacks SHUTDOWN | telemetry_events=2:\n%s", rec.Delivered, r.stdout)
-	}
-	for _, ty := range []string{"platform.initStart", "platform.telemetrySubscription"} {
-		if !strings.Contains(r.stdout, "TELEMETRY | type="+ty+"\n") {
-			t.Errorf("stdout lacks the received event type %s:\n%s", ty, r.stdout)
-		}
-	}
-	if len(rec.ErrorReports) != 0 {
-		t.Errorf("unexpected error reports: %v", rec.ErrorReports)
-	}
-	// Each _ok is read after the platform answered; before_next before /next
-	// arrived; listener_bound before the subscribe that names its port.
-	if r.at("register_ok") <= rec.RegisterAt {
-		t.Errorf("register_ok %d is not after the platform answered register (%d)", r.at("register_ok"), rec.RegisterAt)
-	}
-	if r.at("subscribe_ok") <= rec.SubscribeAt {
-		t.Errorf("subscribe_ok %d is not after the platform answered subscribe (%d)", r.at("subscribe_ok"), rec.SubscribeAt)
-	}
-	if len(rec.NextIn) > 0 && r.at("before_next") >= rec.NextIn[0] {
-		t.Errorf("before_next %d is not before /next arrived (%d)", r.at("before_next"), rec.NextIn[0])
-	}
-	if r.at("listener_bound") >= rec.SubscribeIn {
-		t.Errorf("listener_bound %d is not before the subscribe arrived (%d)", r.at("listener_bound"), rec.SubscribeIn)
-	}
+	rec.CheckFullRun(t, name, r, host, port)
 }
 
 // TestDefaultPorts checks that without INITPROF_SAMPLE_PORT the extension
@@ -378,22 +234,22 @@ func TestH18(t *testing.T) {
 			p := fakeplatform.New(t, fakeplatform.Options{HoldH18: true})
 			r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0",
 				"INITPROF_SAMPLE_DEST_HOST=127.0.0.1", "INITPROF_SAMPLE_H18=1")
-			if r.exitCode != 0 {
-				t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
+			if r.ExitCode != 0 {
+				t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
 			}
 			rec := p.Record()
 			if rec.H18Violation != "" {
 				t.Fatalf("H18 ordering not concurrent: %s", rec.H18Violation)
 			}
-			got := r.checkpoints()
+			got := strings.Join(r.Checkpoints(), ",")
 			if !strings.HasPrefix(got, "main,register_ok,listener_bound,") || len(strings.Split(got, ",")) != 5 ||
-				r.at("subscribe_ok") == 0 || r.at("before_next") == 0 {
+				r.At("subscribe_ok") == 0 || r.At("before_next") == 0 {
 				t.Fatalf("checkpoints %s, want main,register_ok,listener_bound then subscribe_ok and before_next in either order", got)
 			}
-			if r.at("before_next") >= r.at("subscribe_ok") {
-				t.Errorf("before_next %d is not before subscribe_ok %d under H18", r.at("before_next"), r.at("subscribe_ok"))
+			if r.At("before_next") >= r.At("subscribe_ok") {
+				t.Errorf("before_next %d is not before subscribe_ok %d under H18", r.At("before_next"), r.At("subscribe_ok"))
 			}
-			checkClock(t, r)
+			r.CheckClock(t)
 			if rec.DeliverErr != nil {
 				t.Errorf("telemetry delivery: %v", rec.DeliverErr)
 			}
@@ -447,13 +303,13 @@ func TestFailures(t *testing.T) {
 				env = append(env, "INITPROF_SAMPLE_PORT=0")
 			}
 			r := run(t, bin, env...)
-			if r.exitCode != tc.wantCode {
-				t.Errorf("exit code %d, want %d\nstderr:\n%s", r.exitCode, tc.wantCode, r.stderr)
+			if r.ExitCode != tc.wantCode {
+				t.Errorf("exit code %d, want %d\nstderr:\n%s", r.ExitCode, tc.wantCode, r.Stderr)
 			}
-			if !strings.Contains(r.stderr, tc.wantErr) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
-				t.Errorf("stderr %q, want one or two lines containing %q", r.stderr, tc.wantErr)
+			if !strings.Contains(r.Stderr, tc.wantErr) || strings.Count(strings.TrimSpace(r.Stderr), "\n") > 1 {
+				t.Errorf("stderr %q, want one or two lines containing %q", r.Stderr, tc.wantErr)
 			}
-			if got := r.checkpoints(); got != tc.wantCkpt {
+			if got := strings.Join(r.Checkpoints(), ","); got != tc.wantCkpt {
 				t.Errorf("checkpoints %s, want %s", got, tc.wantCkpt)
 			}
 			rec := p.Record()
@@ -472,10 +328,10 @@ func TestInitDelay(t *testing.T) {
 	p := fakeplatform.New(t, fakeplatform.Options{})
 	r := run(t, bin, "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0",
 		"INITPROF_SAMPLE_DEST_HOST=127.0.0.1", "INITPROF_SAMPLE_INIT_DELAY_MS=150")
-	if r.exitCode != 0 {
-		t.Fatalf("exit code %d\nstderr:\n%s", r.exitCode, r.stderr)
+	if r.ExitCode != 0 {
+		t.Fatalf("exit code %d\nstderr:\n%s", r.ExitCode, r.Stderr)
 	}
-	if gap := r.at("before_next") - r.at("subscribe_ok"); r.at("subscribe_ok") == 0 || gap < 150e6 {
+	if gap := r.At("before_next") - r.At("subscribe_ok"); r.At("subscribe_ok") == 0 || gap < 150e6 {
 		t.Errorf("subscribe_ok → before_next took %d ns with INITPROF_SAMPLE_INIT_DELAY_MS=150; want ≥ 150 ms", gap)
 	}
 }
@@ -487,31 +343,7 @@ func TestNoNext(t *testing.T) {
 	p := fakeplatform.New(t, fakeplatform.Options{})
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+p.Addr(), "INITPROF_SAMPLE_PORT=0", "INITPROF_SAMPLE_NONEXT=1")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		<-done
-	}()
-	select {
-	case <-p.Registered():
-	case err := <-done:
-		t.Fatalf("exited before registering: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("did not register within 10s")
-	}
-	select {
-	case err := <-done:
-		t.Fatalf("exited (%v); want it to keep running without calling /next", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	rec := p.Record()
-	if len(rec.NextIn) != 0 || rec.SubscribeBody != "" {
-		t.Errorf("NONEXT extension called /next %d times, subscribe %q", len(rec.NextIn), rec.SubscribeBody)
-	}
+	p.CheckNoNext(t, cmd)
 }
 
 // TestELFFacts checks, with readelf as a user would, that each variant's flag

@@ -1,22 +1,16 @@
 package samplestest
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"debug/elf"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/initprof/initprof/internal/testutil"
 	"github.com/initprof/initprof/internal/testutil/fakeplatform"
@@ -29,90 +23,24 @@ var allSamples = []string{
 	"cmini", "cmini-lazy", "cmini-static", "cmini-static-pie",
 }
 
-type result struct {
-	stdout, stderr string
-	exitCode       int
-	before, after  uint64 // CLOCK_MONOTONIC around the process's life
-	checkpoints    []checkpoint
-}
-
-type checkpoint struct {
-	name string
-	ns   uint64
-}
-
-var checkpointRE = regexp.MustCompile(`^INIT \| checkpoint=(\w+) mono_ns=(\d+)$`)
-
 // runSample runs one sample to completion under the fake platform.
-func runSample(t *testing.T, bin string, env ...string) result {
+func runSample(t *testing.T, bin string, env ...string) fakeplatform.Result {
 	t.Helper()
 	return runArgv(t, []string{bin}, env...)
 }
 
 // runArgv is runSample for a command line (e.g. the sample under qemu-user).
-func runArgv(t *testing.T, argv []string, env ...string) result {
+// The samples print only checkpoint lines (phase lines are the Rust
+// sample's), so any other INIT line is an error here.
+func runArgv(t *testing.T, argv []string, env ...string) fakeplatform.Result {
 	t.Helper()
-	bin := argv[0]
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	var r result
-	r.before = fakeplatform.MonoNS(t)
-	err := cmd.Run()
-	r.after = fakeplatform.MonoNS(t)
-	r.stdout, r.stderr = so.String(), se.String()
-	if ctx.Err() != nil {
-		t.Fatalf("%s did not exit within 20s\nstdout:\n%s\nstderr:\n%s", bin, r.stdout, r.stderr)
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.exitCode = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run %s: %v", bin, err)
-	}
-	sc := bufio.NewScanner(strings.NewReader(r.stdout))
-	for sc.Scan() {
-		if m := checkpointRE.FindStringSubmatch(sc.Text()); m != nil {
-			ns, err := strconv.ParseUint(m[2], 10, 64)
-			if err != nil {
-				t.Fatalf("bad checkpoint line %q: %v", sc.Text(), err)
-			}
-			r.checkpoints = append(r.checkpoints, checkpoint{m[1], ns})
-		} else if strings.HasPrefix(sc.Text(), "INIT |") {
-			t.Errorf("malformed checkpoint line %q", sc.Text())
+	r := fakeplatform.Run(t, argv, env...)
+	for _, m := range r.Marks {
+		if m.Kind != "checkpoint" {
+			t.Errorf("malformed checkpoint line: %s=%s", m.Kind, m.Name)
 		}
 	}
 	return r
-}
-
-func (r result) at(name string) uint64 {
-	for _, c := range r.checkpoints {
-		if c.name == name {
-			return c.ns
-		}
-	}
-	return 0
-}
-
-func (r result) names() []string {
-	var n []string
-	for _, c := range r.checkpoints {
-		n = append(n, c.name)
-	}
-	return n
-}
-
-// checkClock asserts every checkpoint lies within the process's lifetime as
-// seen by the test on the same clock.
-func checkClock(t *testing.T, r result) {
-	t.Helper()
-	for _, c := range r.checkpoints {
-		if c.ns <= r.before || c.ns >= r.after {
-			t.Errorf("checkpoint %s mono_ns=%d is outside the process's lifetime [%d, %d]", c.name, c.ns, r.before, r.after)
-		}
-	}
 }
 
 func freePort(t *testing.T) int {
@@ -141,77 +69,16 @@ func checkFullRun(t *testing.T, name string, argv []string) {
 	f := fakeplatform.New(t, fakeplatform.Options{})
 	port := freePort(t)
 	r := runArgv(t, argv, "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_PORT="+strconv.Itoa(port))
-	if r.exitCode != 0 {
-		t.Fatalf("exit code %d, want 0 after SHUTDOWN\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
+	if r.ExitCode != 0 {
+		t.Fatalf("exit code %d, want 0 after SHUTDOWN\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
 	}
 	want := []string{"main", "register_ok", "listener_bound", "subscribe_ok", "before_next"}
-	if got := r.names(); strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Fatalf("checkpoints %v, want %v\nstdout:\n%s", got, want, r.stdout)
+	if got := r.Checkpoints(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("checkpoints %v, want %v\nstdout:\n%s", got, want, r.Stdout)
 	}
-	for i := 1; i < len(r.checkpoints); i++ {
-		if r.checkpoints[i].ns <= r.checkpoints[i-1].ns {
-			t.Errorf("checkpoint %s (%d) is not after %s (%d)", r.checkpoints[i].name, r.checkpoints[i].ns,
-				r.checkpoints[i-1].name, r.checkpoints[i-1].ns)
-		}
-	}
-	checkClock(t, r)
-
-	rec := f.Record()
-	if rec.RegisterName != name {
-		t.Errorf("Lambda-Extension-Name %q, want the binary's basename %q", rec.RegisterName, name)
-	}
-	var reg struct{ Events []string }
-	if err := json.Unmarshal([]byte(rec.RegisterBody), &reg); err != nil || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
-		t.Errorf("register body %q, want events INVOKE,SHUTDOWN (err %v)", rec.RegisterBody, err)
-	}
-	var sub fakeplatform.Subscription
-	if err := json.Unmarshal([]byte(rec.SubscribeBody), &sub); err != nil {
-		t.Fatalf("subscription body %q is not JSON: %v", rec.SubscribeBody, err)
-	}
-	if sub.SchemaVersion != "2022-12-13" || strings.Join(sub.Types, ",") != "platform,function" ||
-		sub.Buffering.MaxItems != 1000 || sub.Buffering.MaxBytes != 262144 || sub.Buffering.TimeoutMs != 25 ||
-		sub.Destination.Protocol != "HTTP" {
-		t.Errorf("subscription body has the wrong shape: %s", rec.SubscribeBody)
-	}
-	u, err := url.Parse(sub.Destination.URI)
-	if err != nil || u.Hostname() != "sandbox.localdomain" || u.Port() != strconv.Itoa(port) || u.Path != "/" {
-		t.Errorf("destination URI %q, want http://sandbox.localdomain:%d/", sub.Destination.URI, port)
-	}
-	if rec.SubscribeID != fakeplatform.ExtensionID {
-		t.Errorf("subscribe sent Lambda-Extension-Identifier %q, want %q", rec.SubscribeID, fakeplatform.ExtensionID)
-	}
-	if len(rec.NextIDs) != 2 || rec.NextIDs[0] != fakeplatform.ExtensionID || rec.NextIDs[1] != fakeplatform.ExtensionID {
-		t.Errorf("/next calls sent identifiers %q, want two calls with %q", rec.NextIDs, fakeplatform.ExtensionID)
-	}
-	if rec.DeliverErr != nil {
-		t.Errorf("telemetry delivery: %v", rec.DeliverErr)
-	}
-	if !strings.Contains(r.stdout, fmt.Sprintf("SHUTDOWN | telemetry_events=%d\n", rec.Delivered)) || rec.Delivered != 2 {
-		t.Errorf("delivered %d events; stdout lacks the matching SHUTDOWN line:\n%s", rec.Delivered, r.stdout)
-	}
-	for _, ty := range []string{"platform.initStart", "platform.telemetrySubscription"} {
-		if !strings.Contains(r.stdout, "TELEMETRY | type="+ty+"\n") {
-			t.Errorf("stdout lacks the received event type %s:\n%s", ty, r.stdout)
-		}
-	}
-	if len(rec.ErrorReports) != 0 {
-		t.Errorf("unexpected error reports: %v", rec.ErrorReports)
-	}
-	// The checkpoints against the platform's own clock readings: each
-	// "_ok" is taken after the platform answered, and before_next
-	// before /next arrived.
-	if r.at("register_ok") <= rec.RegisterAt {
-		t.Errorf("register_ok %d is not after the platform answered register (%d)", r.at("register_ok"), rec.RegisterAt)
-	}
-	if r.at("subscribe_ok") <= rec.SubscribeAt {
-		t.Errorf("subscribe_ok %d is not after the platform answered subscribe (%d)", r.at("subscribe_ok"), rec.SubscribeAt)
-	}
-	if len(rec.NextIn) > 0 && r.at("before_next") >= rec.NextIn[0] {
-		t.Errorf("before_next %d is not before /next arrived (%d)", r.at("before_next"), rec.NextIn[0])
-	}
-	if r.at("listener_bound") >= rec.SubscribeIn {
-		t.Errorf("listener_bound %d is not before subscribe arrived (%d)", r.at("listener_bound"), rec.SubscribeIn)
-	}
+	r.CheckOrder(t)
+	r.CheckClock(t)
+	f.Record().CheckFullRun(t, name, r, "sandbox.localdomain", strconv.Itoa(port))
 }
 
 // TestH18 checks that INITPROF_SAMPLE_H18=1 sends the subscribe and the first
@@ -223,26 +90,26 @@ func TestH18(t *testing.T) {
 			f := fakeplatform.New(t, fakeplatform.Options{HoldH18: true})
 			r := runSample(t, bin, "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_H18=1",
 				"INITPROF_SAMPLE_DEST_HOST=127.0.0.1")
-			if r.exitCode != 0 {
-				t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", r.exitCode, r.stdout, r.stderr)
+			if r.ExitCode != 0 {
+				t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
 			}
 			rec := f.Record()
 			if rec.H18Violation != "" {
 				t.Fatalf("H18 ordering not concurrent: %s", rec.H18Violation)
 			}
-			got := r.names()
+			got := r.Checkpoints()
 			if len(got) != 5 || strings.Join(got[:3], ",") != "main,register_ok,listener_bound" {
 				t.Fatalf("checkpoints %v, want main,register_ok,listener_bound then subscribe_ok and before_next in either order", got)
 			}
-			if r.at("subscribe_ok") == 0 || r.at("before_next") == 0 {
+			if r.At("subscribe_ok") == 0 || r.At("before_next") == 0 {
 				t.Fatalf("checkpoints %v lack subscribe_ok or before_next", got)
 			}
 			// Both requests were in flight at once: /next went out before the
 			// subscribe was answered.
-			if r.at("before_next") >= r.at("subscribe_ok") {
-				t.Errorf("before_next %d is not before subscribe_ok %d under H18", r.at("before_next"), r.at("subscribe_ok"))
+			if r.At("before_next") >= r.At("subscribe_ok") {
+				t.Errorf("before_next %d is not before subscribe_ok %d under H18", r.At("before_next"), r.At("subscribe_ok"))
 			}
-			checkClock(t, r)
+			r.CheckClock(t)
 			var sub fakeplatform.Subscription
 			json.Unmarshal([]byte(rec.SubscribeBody), &sub)
 			if u, err := url.Parse(sub.Destination.URI); err != nil || u.Hostname() != "127.0.0.1" {
@@ -288,17 +155,17 @@ func TestFailures(t *testing.T) {
 					addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
 				}
 				r := runSample(t, bin, append([]string{"AWS_LAMBDA_RUNTIME_API=" + addr}, tc.env...)...)
-				if r.exitCode != tc.wantCode {
-					t.Errorf("exit code %d, want %d\nstderr:\n%s", r.exitCode, tc.wantCode, r.stderr)
+				if r.ExitCode != tc.wantCode {
+					t.Errorf("exit code %d, want %d\nstderr:\n%s", r.ExitCode, tc.wantCode, r.Stderr)
 				}
-				if !strings.Contains(r.stderr, tc.wantErr) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
-					t.Errorf("stderr %q, want one or two lines containing %q", r.stderr, tc.wantErr)
+				if !strings.Contains(r.Stderr, tc.wantErr) || strings.Count(strings.TrimSpace(r.Stderr), "\n") > 1 {
+					t.Errorf("stderr %q, want one or two lines containing %q", r.Stderr, tc.wantErr)
 				}
 				wantCkpt := tc.wantCkpt
 				if wantCkpt == "" {
 					wantCkpt = "main"
 				}
-				if got := strings.Join(r.names(), ","); got != wantCkpt {
+				if got := strings.Join(r.Checkpoints(), ","); got != wantCkpt {
 					t.Errorf("checkpoints %s, want %s", got, wantCkpt)
 				}
 				rec := f.Record()
@@ -321,10 +188,10 @@ func TestInjectedDelays(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := fakeplatform.New(t, fakeplatform.Options{})
 			r := runSample(t, testutil.Sample(t, name), "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_INIT_DELAY_MS=150")
-			if r.exitCode != 0 {
-				t.Fatalf("exit code %d\nstderr:\n%s", r.exitCode, r.stderr)
+			if r.ExitCode != 0 {
+				t.Fatalf("exit code %d\nstderr:\n%s", r.ExitCode, r.Stderr)
 			}
-			if gap := r.at("before_next") - r.at("subscribe_ok"); r.at("subscribe_ok") == 0 || gap < 150e6 {
+			if gap := r.At("before_next") - r.At("subscribe_ok"); r.At("subscribe_ok") == 0 || gap < 150e6 {
 				t.Errorf("subscribe_ok → before_next took %d ns with INITPROF_SAMPLE_INIT_DELAY_MS=150; want ≥ 150 ms", gap)
 			}
 		})
@@ -332,10 +199,10 @@ func TestInjectedDelays(t *testing.T) {
 	t.Run("cext-delay", func(t *testing.T) {
 		f := fakeplatform.New(t, fakeplatform.Options{})
 		r := runSample(t, testutil.Sample(t, "cext-delay"), "AWS_LAMBDA_RUNTIME_API="+f.Addr())
-		if r.exitCode != 0 || r.at("main") == 0 {
-			t.Fatalf("exit code %d, checkpoints %v\nstderr:\n%s", r.exitCode, r.names(), r.stderr)
+		if r.ExitCode != 0 || r.At("main") == 0 {
+			t.Fatalf("exit code %d, checkpoints %v\nstderr:\n%s", r.ExitCode, r.Checkpoints(), r.Stderr)
 		}
-		if d := r.at("main") - r.before; d < 2e6 {
+		if d := r.At("main") - r.Before; d < 2e6 {
 			t.Errorf("spawn → main took %d ns in cext-delay, whose constructor sleeps 2 ms", d)
 		}
 	})
@@ -350,33 +217,7 @@ func TestNoNext(t *testing.T) {
 			f := fakeplatform.New(t, fakeplatform.Options{})
 			cmd := exec.Command(bin)
 			cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+f.Addr(), "INITPROF_SAMPLE_NONEXT=1")
-			var so bytes.Buffer
-			cmd.Stdout = &so
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			defer func() {
-				cmd.Process.Kill()
-				<-done
-			}()
-			select {
-			case <-f.Registered():
-			case err := <-done:
-				t.Fatalf("exited before registering: %v", err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("did not register within 10s")
-			}
-			select {
-			case err := <-done:
-				t.Fatalf("exited (%v); want it to keep running without calling /next", err)
-			case <-time.After(300 * time.Millisecond):
-			}
-			rec := f.Record()
-			if len(rec.NextIn) != 0 || rec.SubscribeBody != "" {
-				t.Errorf("NONEXT sample called /next %d times, subscribe %q", len(rec.NextIn), rec.SubscribeBody)
-			}
+			f.CheckNoNext(t, cmd)
 		})
 	}
 }
@@ -513,7 +354,7 @@ func TestConstructorInDlInit(t *testing.T) {
 			r := runSample(t, bin, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "LD_DEBUG=files")
 			wantLib := filepath.Join(filepath.Dir(bin), "..", "lib", c.lib)
 			call, xfer := -1, -1
-			for i, l := range strings.Split(r.stderr, "\n") {
+			for i, l := range strings.Split(r.Stderr, "\n") {
 				if strings.Contains(l, "calling init: ") && strings.HasSuffix(l, "/"+c.lib) {
 					call = i
 					if got := filepath.Clean(strings.TrimSpace(l[strings.Index(l, "calling init: ")+len("calling init: "):])); got != wantLib {
@@ -525,7 +366,7 @@ func TestConstructorInDlInit(t *testing.T) {
 				}
 			}
 			if call < 0 || xfer < 0 || call > xfer {
-				t.Fatalf("want ld.so to call %s's init before transferring control; init at line %d, transfer at line %d\n%s", c.lib, call, xfer, r.stderr)
+				t.Fatalf("want ld.so to call %s's init before transferring control; init at line %d, transfer at line %d\n%s", c.lib, call, xfer, r.Stderr)
 			}
 		})
 	}

@@ -11,8 +11,9 @@
 // platform saw (e.g. register_ok must come after the platform answered
 // register). /work/shared/LAMBDA-API.md is the spec it follows.
 //
-// Pass Options to New; read what happened with Record once the extension has
-// exited.
+// Pass Options to New; run the extension with Run, which parses its INIT
+// lines; read what the platform saw with Record once it has exited; and hold
+// the two against each other with CheckFullRun (or CheckNoNext).
 package fakeplatform
 
 import (
