@@ -237,22 +237,7 @@ func TestH18(t *testing.T) {
 			if r.ExitCode != 0 {
 				t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
 			}
-			rec := p.Record()
-			if rec.H18Violation != "" {
-				t.Fatalf("H18 ordering not concurrent: %s", rec.H18Violation)
-			}
-			got := strings.Join(r.Checkpoints(), ",")
-			if !strings.HasPrefix(got, "main,register_ok,listener_bound,") || len(strings.Split(got, ",")) != 5 ||
-				r.At("subscribe_ok") == 0 || r.At("before_next") == 0 {
-				t.Fatalf("checkpoints %s, want main,register_ok,listener_bound then subscribe_ok and before_next in either order", got)
-			}
-			if r.At("before_next") >= r.At("subscribe_ok") {
-				t.Errorf("before_next %d is not before subscribe_ok %d under H18", r.At("before_next"), r.At("subscribe_ok"))
-			}
-			r.CheckClock(t)
-			if rec.DeliverErr != nil {
-				t.Errorf("telemetry delivery: %v", rec.DeliverErr)
-			}
+			p.Record().CheckH18(t, r)
 		})
 	}
 }

@@ -222,3 +222,28 @@ func (p *Platform) CheckNoNext(t *testing.T, cmd *exec.Cmd) {
 		t.Errorf("NONEXT extension called /next %d times, subscribe %q", len(rec.NextIn), rec.SubscribeBody)
 	}
 }
+
+// CheckH18 holds a finished run under Options.HoldH18 (and
+// INITPROF_SAMPLE_H18=1) against the record: the platform saw the subscribe
+// and the first /next in flight together, the extension printed main,
+// register_ok, listener_bound and then subscribe_ok and before_next in either
+// order, with before_next before subscribe_ok (the /next went out before the
+// subscribe was answered), all within its lifetime, and it took the telemetry.
+func (rec Record) CheckH18(t *testing.T, r Result) {
+	t.Helper()
+	if rec.H18Violation != "" {
+		t.Fatalf("H18 ordering not concurrent: %s", rec.H18Violation)
+	}
+	got := r.Checkpoints()
+	if len(got) != 5 || strings.Join(got[:3], ",") != "main,register_ok,listener_bound" ||
+		r.At("subscribe_ok") == 0 || r.At("before_next") == 0 {
+		t.Fatalf("checkpoints %v, want main,register_ok,listener_bound then subscribe_ok and before_next in either order", got)
+	}
+	if r.At("before_next") >= r.At("subscribe_ok") {
+		t.Errorf("before_next %d is not before subscribe_ok %d under H18", r.At("before_next"), r.At("subscribe_ok"))
+	}
+	r.CheckClock(t)
+	if rec.DeliverErr != nil {
+		t.Errorf("telemetry delivery: %v", rec.DeliverErr)
+	}
+}
