@@ -183,7 +183,62 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int) error {
 		progressf("%s: WARNING: %d of %d samples dropped (ring buffer full); lower --sample-hz", s.name, dropped, taken)
 	}
 	progressf("wrote %s", strings.Join(paths, ", "))
+	var sampled []profile.Run
+	for _, sr := range runs {
+		sampled = append(sampled, sr.run)
+	}
+	for _, line := range samplingOverhead(s.runs, sampled) {
+		progressf("%s: %s", s.name, line)
+	}
 	return nil
+}
+
+// samplingOverhead compares exec→/next of each process between the timing
+// runs and the sampling runs (medians): what sampling at this rate costs, so
+// the reader knows how far the flamegraph's run is from an unobserved one.
+func samplingOverhead(timing, sampled []profile.Run) []string {
+	med := func(runs []profile.Run, name string) (float64, int) {
+		var v []float64
+		for _, r := range runs {
+			for _, p := range r.Processes {
+				if p.Name != name {
+					continue
+				}
+				a, ok1 := p.Checkpoint(profile.CkExec)
+				b, ok2 := p.Checkpoint(profile.CkNext)
+				if ok1 && ok2 && b > a {
+					v = append(v, float64(b-a))
+				}
+			}
+		}
+		if len(v) == 0 {
+			return 0, 0
+		}
+		sort.Float64s(v)
+		return v[len(v)/2], len(v)
+	}
+	names := map[string]bool{}
+	for _, r := range sampled {
+		for _, p := range r.Processes {
+			names[p.Name] = true
+		}
+	}
+	var sorted []string
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	var out []string
+	for _, n := range sorted {
+		t, nt := med(timing, n)
+		sm, ns := med(sampled, n)
+		if nt == 0 || ns == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("sampling overhead on %s exec→/next: %.2f ms (%d timing runs) → %.2f ms (%d sampling runs), %+.0f %%",
+			n, t/1e6, nt, sm/1e6, ns, 100*(sm-t)/t))
+	}
+	return out
 }
 
 // traceOf turns a run into trace.json tracks: each process with its phases,
