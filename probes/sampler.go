@@ -30,9 +30,11 @@ const SampleStackBytes = 16384
 // Layout of struct samp_rec in bpf/sample.bpf.c.
 const (
 	sampFrames    = 127
-	sampHdrLen    = 64 + 2*8*sampFrames // fixed part before the stack bytes
-	sampUstackOff = 64
-	sampKstackOff = 64 + 8*sampFrames
+	sampUretMax   = 8
+	sampUretOff   = 64
+	sampUstackOff = sampUretOff + 16*sampUretMax
+	sampKstackOff = sampUstackOff + 8*sampFrames
+	sampHdrLen    = sampKstackOff + 8*sampFrames // fixed part before the stack bytes
 )
 
 // Sampler samples the CPU of one process tree per run: a per-task software
@@ -406,9 +408,29 @@ func parseSampleRecord(b []byte) (sample.RawSample, bool) {
 		n = len(b) - sampHdrLen
 	}
 	r.Stack = append([]byte(nil), b[sampHdrLen:sampHdrLen+n]...)
+	restoreReturns(&r, b[sampUretOff:sampUstackOff], int(le.Uint32(b[60:])))
 	r.FPStack = frames(b[sampUstackOff:sampKstackOff], int32(le.Uint32(b[52:])))
 	r.KStack = frames(b[sampKstackOff:sampHdrLen], int32(le.Uint32(b[56:])))
 	return r, true
+}
+
+// restoreReturns undoes the uretprobes' hijack in the stack copy: each pair
+// is the stack slot where the probed function's return address was, now the
+// uprobe trampoline's address, and the return address it replaced. That is
+// where x86-64 keeps a return address at function entry; on arm64 the hijack
+// is of LR, which the function spills wherever its prologue chooses, so it is
+// not restored (unwinding stops at the trampoline there).
+func restoreReturns(r *sample.RawSample, b []byte, n int) {
+	if r.Arch != sample.AMD64 {
+		return
+	}
+	le := binary.LittleEndian
+	for i := 0; i < n && i < sampUretMax; i++ {
+		slot, orig := le.Uint64(b[16*i:]), le.Uint64(b[16*i+8:])
+		if slot >= r.Regs.SP && slot+8 > slot && slot+8 <= r.Regs.SP+uint64(len(r.Stack)) {
+			le.PutUint64(r.Stack[slot-r.Regs.SP:], orig)
+		}
+	}
 }
 
 func frames(b []byte, n int32) []uint64 {

@@ -25,7 +25,8 @@ type samplerSampRec struct {
 	StackLen  uint32
 	UstackLen int32
 	KstackLen int32
-	Pad       uint32
+	Nuret     uint32
+	Uret      [8][2]uint64
 	Ustack    [127]uint64
 	Kstack    [127]uint64
 	Stack     [20480]uint8

@@ -15,6 +15,7 @@ import (
 	pprof "github.com/google/pprof/profile"
 
 	"github.com/initprof/initprof/internal/testutil"
+	"github.com/initprof/initprof/profile/sample"
 )
 
 // flameRun runs `initprof run --flamegraph` and returns its --out directory,
@@ -83,7 +84,7 @@ func TestRunFlamegraphC(t *testing.T) {
 			t.Errorf("%s missing or empty: %v", f, err)
 		}
 	}
-	var hot, hotFull, reloc, cext int
+	var hot, hotFull, reloc, cext, rooted int
 	phases := map[string]bool{}
 	for _, s := range p.Sample {
 		// phase is absent outside the process's init (after its /next).
@@ -98,6 +99,9 @@ func TestRunFlamegraphC(t *testing.T) {
 		cext++
 		phases[label(s, "phase")] = true
 		names := stackNames(s)
+		if len(names) > 0 && sample.IsRoot(names[len(names)-1]) {
+			rooted++
+		}
 		if containsInOrder(names, "cext_hot_spin") {
 			hot++
 			if containsInOrder(names, "cext_hot_spin", "_dl_init") && (names[len(names)-1] == "_start" || names[len(names)-1] == "_dl_start_user") {
@@ -108,6 +112,10 @@ func TestRunFlamegraphC(t *testing.T) {
 			reloc++
 		}
 	}
+	if cext == 0 || rooted*10 < cext*9 {
+		t.Errorf("%d of %d cext samples unwound to a root frame; want ≥ 90 %%", rooted, cext)
+	}
+	t.Logf("cext: %d samples, %d (%.0f %%) unwound to a root frame, %d in cext_hot_spin", cext, rooted, 100*float64(rooted)/float64(max(cext, 1)), hot)
 	if !phases["constructors"] || !phases["relocate"] {
 		t.Errorf("cext samples carry the phases %v; want constructors and relocate among them", phases)
 	}

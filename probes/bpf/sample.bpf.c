@@ -26,6 +26,30 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * A uretprobe (the timing probes put them on ld.so's _dl_map_object_deps,
+ * _dl_relocate_object, ...) overwrites the return address on the stack with
+ * the kernel's uprobe trampoline; the original lives in the task's
+ * return_instances. Record (slot, original) pairs so the host can put the
+ * real return addresses back into the stack copy before unwinding. Only the
+ * fields read are declared; CO-RE relocates them by name.
+ */
+struct return_instance {
+	unsigned long stack;
+	unsigned long orig_ret_vaddr;
+	struct return_instance *next;
+} __attribute__((preserve_access_index));
+
+struct uprobe_task {
+	struct return_instance *return_instances;
+} __attribute__((preserve_access_index));
+
+struct task_struct___up {
+	struct uprobe_task *utask;
+} __attribute__((preserve_access_index));
+
+#define URET_MAX 8
+
 #define STACK_MAX 16384
 #define FRAMES_MAX 127
 #define PAGE 4096
@@ -39,7 +63,8 @@ struct samp_rec {
 	u32 stack_len;  /* bytes of stack[] that are valid */
 	s32 ustack_len; /* bytes of ustack[] (bpf_get_stack's result, < 0: error) */
 	s32 kstack_len; /* bytes of kstack[] */
-	u32 _pad;
+	u32 nuret; /* valid pairs in uret[] */
+	u64 uret[URET_MAX][2]; /* [stack slot, original return address] */
 	u64 ustack[FRAMES_MAX];
 	u64 kstack[FRAMES_MAX];
 	u8 stack[STACK_MAX + PAGE]; /* slack: lets the verifier bound a masked offset */
@@ -104,6 +129,22 @@ int initprof_sample(void *ctx)
 	r->bp = regs.regs[29];
 	r->lr = regs.regs[30];
 #endif
+	r->nuret = 0;
+	struct task_struct___up *task = (void *)bpf_get_current_task();
+	struct uprobe_task *ut = 0;
+	bpf_probe_read_kernel(&ut, sizeof(ut), &task->utask);
+	struct return_instance *ri = 0;
+	if (ut)
+		bpf_probe_read_kernel(&ri, sizeof(ri), &ut->return_instances);
+#pragma unroll
+	for (int i = 0; i < URET_MAX; i++) {
+		if (!ri)
+			break;
+		bpf_probe_read_kernel(&r->uret[i][0], 8, &ri->stack);
+		bpf_probe_read_kernel(&r->uret[i][1], 8, &ri->orig_ret_vaddr);
+		r->nuret = i + 1;
+		bpf_probe_read_kernel(&ri, sizeof(ri), &ri->next);
+	}
 	r->ustack_len = bpf_get_stack(ctx, r->ustack, sizeof(r->ustack), BPF_F_USER_STACK);
 	r->kstack_len = bpf_get_stack(ctx, r->kstack, sizeof(r->kstack), 0);
 
