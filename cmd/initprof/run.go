@@ -45,7 +45,15 @@ subscribe → next. "load" is exec → entry (loading, relocation, symbol bindin
 "init" is entry → next (the extension's own init steps).
 
 Files written to --out: report.txt (what is printed), results.json (every run,
-every checkpoint, every platform event). Exit codes: 0 ok, 2 bad input,
+every checkpoint, every platform event).
+
+--flamegraph adds sampling runs after the timing runs (--sample-runs, default
+min(--runs, 5); sampling inflates init, so they are kept apart): a cpu-clock
+perf event at --sample-hz follows the sandbox from its first process, stacks
+are unwound offline with DWARF CFI, and --out gets cpu.pb.gz (labels phase,
+process, run, build), flame.svg, flame-<phase>.svg, stacks.folded and
+trace.json (Perfetto). It prints the samples per run, the share unwound to a
+root frame and what sampling cost exec→/next. Exit codes: 0 ok, 2 bad input,
 3 missing privileges, 4 the extension failed its init (the report is still
 written), 130 interrupted.
 
@@ -54,7 +62,8 @@ Examples:
   initprof run -n 30 --memory 512 --name datadog-agent ./bottlecap
   initprof run --runtime sim --runtime-init 180ms ./ext      # a python-like runtime
   initprof run --checkpoint 'INIT \| phase=(\w+)' ./ext       # log-line checkpoints
-  initprof run --sandbox process ./ext                        # no OCI runtime here`,
+  initprof run --sandbox process ./ext                        # no OCI runtime here
+  initprof run --flamegraph --sample-hz 5000 ./ext            # + CPU flamegraphs per phase`,
 		setup: setupRun,
 	})
 }

@@ -22,11 +22,11 @@ import (
 
 // defaultSampleHz is the sampling rate of --flamegraph, from the C sample's
 // exec→/next in the OCI sandbox (10 timing vs 10 sampling runs, warm cache,
-// medians): 1 kHz +9 %, 2 kHz within noise (−8 %), 5 kHz +34 %, 20 kHz
-// +199 % (each sample copies up to 16 KiB of stack, and the sandbox's CPU
-// quota stretches the cost). 2 kHz is the highest rate whose cost stayed in
-// the noise; it gives ~20 samples per run of a 10 ms extension start, so the
-// sampling runs add up the rest (--sample-runs).
+// medians, two series each): 1 kHz +9 % / +4 %, 2 kHz −8 % / +20 %, 5 kHz
+// +34 % / +34 %, 20 kHz +199 % / +302 % (each sample copies up to 16 KiB of
+// stack, and the sandbox's CPU quota stretches the cost). 2 kHz keeps the cost
+// near the run-to-run noise while giving ~20 samples per run of a 10 ms
+// extension start; the sampling runs add up the rest (--sample-runs).
 const defaultSampleHz = 2000
 
 // sampleOpts are the flags of the sampling runs.
