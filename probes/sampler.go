@@ -80,6 +80,8 @@ type SamplerOptions struct {
 
 // Capture is what one sampled run recorded.
 type Capture struct {
+	// Root is the followed process (a sandbox's first process: the platform).
+	Root    uint32
 	Samples []sample.RawSample
 	// Images are the memory maps of every process, one per exec (or fork),
 	// in time order per PID; ImagesAt pairs samples with them.
@@ -371,7 +373,7 @@ func (s *Sampler) Collect() (*Capture, error) {
 	_ = s.rd.Flush()
 	s.wg.Wait()
 	cerr := s.release()
-	c := &Capture{Comms: map[uint32]string{}, LostSide: s.lost}
+	c := &Capture{Root: s.root, Comms: map[uint32]string{}, LostSide: s.lost}
 	c.Taken, c.Dropped = s.stats()
 	c.Samples = s.raws
 	sort.SliceStable(c.Samples, func(i, j int) bool { return c.Samples[i].MonoNs < c.Samples[j].MonoNs })

@@ -134,6 +134,12 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int) error {
 			stacks = append(stacks, sts...)
 		}
 		sort.SliceStable(stacks, func(i, j int) bool { return stacks[i].MonoNs < stacks[j].MonoNs })
+		// The sandbox's first process is the platform (runc init until it execs).
+		for i := range stacks {
+			if stacks[i].PID == sr.cap.Root && strings.HasPrefix(stacks[i].Process, "pid ") {
+				stacks[i].Process = "platform"
+			}
+		}
 		c := 0
 		for _, st := range stacks {
 			n := byProc[st.Process]
@@ -151,6 +157,7 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int) error {
 		perRun = append(perRun, fmt.Sprint(len(stacks)))
 		in.Stacks = append(in.Stacks, stacks...)
 		ps, sl := traceOf(sr.run)
+		ps = append(ps, trace.Process{PID: int(sr.cap.Root), Name: "platform"})
 		in.Processes = append(in.Processes, ps...)
 		in.Slices = append(in.Slices, sl...)
 		if first == 0 || sr.run.InitStartNs < first {
