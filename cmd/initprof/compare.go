@@ -17,6 +17,7 @@ import (
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/flame"
 )
 
 func init() {
@@ -40,6 +41,9 @@ Every build runs under the same extension name (--name, default the first
 build's file name), so only the binary differs. Files written to --out:
 compare.txt (what is printed), compare.json, bench.txt (Go benchmark format:
 'benchstat -col /build bench.txt' reads it) and results-NAME.json per build.
+With --flamegraph, each build also gets sampling runs and its flamegraphs in
+flame-NAME/, and every build a differential flamegraph against the first,
+diff-FIRST-vs-NAME.svg (red: a larger share of the CPU samples, blue: smaller).
 
 Examples:
   initprof compare now=./ext-now lazy=./ext-lazy
@@ -54,6 +58,7 @@ func setupCompare(fs *pflag.FlagSet) func([]string) error {
 	o := &runOpts{}
 	runFlags(fs, o, 30)
 	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions for every build (default: the first build's file name)")
+	sampleFlags(fs, &o.sample)
 	return func(args []string) error { return runCompare(o, args) }
 }
 
@@ -120,6 +125,14 @@ func runCompare(o *runOpts, args []string) error {
 		return compareInVM(o, bs)
 	}
 	if err := o.validate([]string{"-"}); err != nil {
+		return err
+	}
+	if o.sample.flamegraph && o.arch != "" {
+		if vmRun, _ := foreignArch(o.arch); vmRun {
+			return badInput("--flamegraph with --arch %s: the emulated microVM cannot sample; profile on a native host", o.arch)
+		}
+	}
+	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
 	name := o.name
@@ -201,6 +214,11 @@ func runCompare(o *runOpts, args []string) error {
 	if ctx.Err() != nil {
 		cmp.Notes = append(cmp.Notes, "interrupted: the comparison covers the runs made before the interrupt")
 	}
+	if o.sample.flamegraph && ctx.Err() == nil {
+		if err := compareFlamegraphs(ctx, o, series, results); err != nil {
+			progressf("flamegraphs: %v", err)
+		}
+	}
 	files["compare.txt"] = cmp.WriteText
 	files["compare.json"] = cmp.WriteJSON
 	files["bench.txt"] = cmp.WriteBench
@@ -220,4 +238,62 @@ func runCompare(o *runOpts, args []string) error {
 		return withCode(exitInterrupted, errors.New("interrupted"))
 	}
 	return nil
+}
+
+// compareFlamegraphs makes each measured build's sampling runs, writes its
+// flamegraphs under flame-NAME/, and a differential flamegraph of every build
+// against the first (diff-BASE-vs-NAME.svg): red frames took a larger share of
+// the samples than in the baseline, blue a smaller one.
+func compareFlamegraphs(ctx context.Context, o *runOpts, ss []*series, results []profile.BuildRuns) error {
+	var base *flame.Folded
+	baseName := ""
+	var errs []error
+	for j, s := range ss {
+		if s == nil || results[j].Err != "" || ctx.Err() != nil {
+			continue
+		}
+		dir := filepath.Join(s.env.out, "flame-"+s.name)
+		sruns, err := s.sampleSeries(ctx, &o.sample)
+		if err == nil || len(sruns) > 0 {
+			err = errors.Join(err, s.writeFlamegraphs(sruns, o.sample.hz, dir))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, "stacks.folded"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		folded, err := flame.ReadFolded(f)
+		f.Close()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if base == nil {
+			base, baseName = &folded, s.name
+			continue
+		}
+		out := filepath.Join(s.env.out, "diff-"+baseName+"-vs-"+s.name+".svg")
+		w, err := os.Create(out)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		err = flame.WriteDiffSVG(w, *base, folded, flame.Options{
+			Title:    fmt.Sprintf("%s vs %s: share of CPU samples", s.name, baseName),
+			Subtitle: "red: a larger share than in " + baseName + "; blue: a smaller one",
+		})
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		progressf("wrote %s", out)
+	}
+	return errors.Join(errs...)
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"encoding/xml"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,5 +119,39 @@ func TestCompareBadBuild(t *testing.T) {
 		if code != exitBadInput || strings.Contains(stderr, "panic") {
 			t.Errorf("%v: exit %d, stderr %q", bad, code, stderr)
 		}
+	}
+}
+
+// TestCompareFlamegraph: --flamegraph gives each build its flamegraphs and a
+// differential flamegraph against the first build, as well-formed SVG.
+func TestCompareFlamegraph(t *testing.T) {
+	requireRunEnv(t)
+	bin := testutil.BuildInitprof(t)
+	out := t.TempDir()
+	stdout, stderr, code := runInitprof(t, bin, "compare", "--out", out, "-n", "2", "--cache", "warm", "--flamegraph", "--sample-runs", "2",
+		"a="+testutil.Sample(t, "cext"), "b="+testutil.Sample(t, "cext-delay"))
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, f := range []string{"flame-a/flame.svg", "flame-b/cpu.pb.gz", "flame-b/stacks.folded", "diff-a-vs-b.svg"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "diff-a-vs-b.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(b))
+	d.Strict = true
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("diff SVG is not well-formed XML: %v", err)
+		}
+	}
+	if !strings.Contains(string(b), "cext_hot_spin") {
+		t.Error("the differential flamegraph lacks the constructor's hot function")
 	}
 }

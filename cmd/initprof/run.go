@@ -268,7 +268,7 @@ func runRun(o *runOpts, args []string) error {
 	if o.sample.flamegraph && ctx.Err() == nil {
 		sruns, err := s.sampleSeries(ctx, &o.sample)
 		if err == nil || len(sruns) > 0 {
-			err = errors.Join(err, s.writeFlamegraphs(sruns, o.sample.hz))
+			err = errors.Join(err, s.writeFlamegraphs(sruns, o.sample.hz, env.out))
 		}
 		if err != nil {
 			return err

@@ -106,7 +106,7 @@ type sampling struct {
 // writeFlamegraphs unwinds and symbolizes the sampling runs (files read from
 // the sandbox's rootfs, where the processes saw them) and writes every
 // sampling output into the run's --out.
-func (s *series) writeFlamegraphs(runs []sampledRun, hz int) error {
+func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 	if len(runs) == 0 {
 		return errors.New("no sampling run finished: no flamegraph")
 	}
@@ -169,7 +169,10 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int) error {
 	in.OriginNs = runs[0].run.InitStartNs
 	in.Meta = pprofout.Meta{PeriodNs: 1e9 / int64(hz), StartNs: first, DurationNs: max(0, last-first),
 		Comments: []string{in.Title}}
-	paths, err := outputs.Write(s.env.out, in)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	paths, err := outputs.Write(dir, in)
 	if err != nil {
 		return fmt.Errorf("writing the flamegraphs: %w", err)
 	}
