@@ -216,41 +216,55 @@ func (s *Sampler) Follow(pid int) (err error) {
 	// one): inherit covers only what a followed thread creates later. The
 	// first thread's event on each CPU owns that CPU's ring, the others write
 	// into it (PERF_EVENT_IOC_SET_OUTPUT).
-	tids := threadsOf(pid)
+	// A thread created while this runs, by a thread not yet opened, would
+	// escape inherit: list the threads again until a pass finds none new.
 	ring := map[int]int{} // cpu → fd owning the ring
-	for _, tid := range tids {
-		for cpu := 0; cpu < ncpu; cpu++ {
-			fd, err := unix.PerfEventOpen(&attr, tid, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
-			if errors.Is(err, unix.ENODEV) {
-				continue // an offline CPU
+	opened := map[int]bool{}
+	for pass := 0; pass < 100; pass++ {
+		var tids []int
+		for _, tid := range threadsOf(pid) {
+			if !opened[tid] {
+				tids = append(tids, tid)
+				opened[tid] = true
 			}
-			if errors.Is(err, unix.ESRCH) && tid != pid {
-				break // the thread exited meanwhile
-			}
-			if err != nil {
-				if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-					return fmt.Errorf("%w: perf_event_open(cpu-clock) on pid %d: %v", ErrPermission, pid, err)
+		}
+		if len(tids) == 0 {
+			break
+		}
+		for _, tid := range tids {
+			for cpu := 0; cpu < ncpu; cpu++ {
+				fd, err := unix.PerfEventOpen(&attr, tid, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+				if errors.Is(err, unix.ENODEV) {
+					continue // an offline CPU
 				}
-				return fmt.Errorf("probes: perf_event_open(cpu-clock) on pid %d, cpu %d: %w", tid, cpu, err)
-			}
-			s.fds = append(s.fds, fd)
-			if owner, ok := ring[cpu]; ok {
-				if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_OUTPUT, owner); err != nil {
-					return fmt.Errorf("probes: sharing the perf ring of cpu %d: %w", cpu, err)
+				if errors.Is(err, unix.ESRCH) && tid != pid {
+					break // the thread exited meanwhile
 				}
-			} else {
-				mem, err := unix.Mmap(fd, 0, page*(1+sideRingPages), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 				if err != nil {
-					return fmt.Errorf("probes: mapping the sampler's perf ring (cpu %d): %w", cpu, err)
+					if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+						return fmt.Errorf("%w: perf_event_open(cpu-clock) on pid %d: %v", ErrPermission, pid, err)
+					}
+					return fmt.Errorf("probes: perf_event_open(cpu-clock) on pid %d, cpu %d: %w", tid, cpu, err)
 				}
-				s.mems = append(s.mems, mem)
-				ring[cpu] = fd
+				s.fds = append(s.fds, fd)
+				if owner, ok := ring[cpu]; ok {
+					if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_OUTPUT, owner); err != nil {
+						return fmt.Errorf("probes: sharing the perf ring of cpu %d: %w", cpu, err)
+					}
+				} else {
+					mem, err := unix.Mmap(fd, 0, page*(1+sideRingPages), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+					if err != nil {
+						return fmt.Errorf("probes: mapping the sampler's perf ring (cpu %d): %w", cpu, err)
+					}
+					s.mems = append(s.mems, mem)
+					ring[cpu] = fd
+				}
+				l, err := link.AttachRawLink(link.RawLinkOptions{Target: fd, Program: s.objs.InitprofSample, Attach: ebpf.AttachPerfEvent})
+				if err != nil {
+					return fmt.Errorf("probes: attaching the sampler to pid %d: %w", pid, err)
+				}
+				s.lnks = append(s.lnks, l)
 			}
-			l, err := link.AttachRawLink(link.RawLinkOptions{Target: fd, Program: s.objs.InitprofSample, Attach: ebpf.AttachPerfEvent})
-			if err != nil {
-				return fmt.Errorf("probes: attaching the sampler to pid %d: %w", pid, err)
-			}
-			s.lnks = append(s.lnks, l)
 		}
 	}
 	if len(s.fds) == 0 {

@@ -79,6 +79,9 @@ type vmItem struct{ label, path string }
 // inVM runs `initprof CMD` in the arm64 microVM over items and brings its
 // output directory back to --out.
 func inVM(o *runOpts, cmd string, items []vmItem) error {
+	if err := o.sample.validate(o.runs); err != nil {
+		return err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -148,6 +151,9 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 	}
 	for _, c := range o.checkpoints {
 		argv = append(argv, "--checkpoint", c)
+	}
+	if o.sample.flamegraph {
+		argv = append(argv, "--flamegraph", "--sample-hz", fmt.Sprint(o.sample.hz), "--sample-runs", fmt.Sprint(o.sample.runs))
 	}
 	if o.runtime != "sim" {
 		return badInput("--runtime %s: the microVM runs the simulated runtime only", o.runtime)

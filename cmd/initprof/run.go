@@ -204,9 +204,6 @@ func runRun(o *runOpts, args []string) error {
 	if vmRun, err := foreignArch(o.arch); err != nil {
 		return err
 	} else if vmRun {
-		if o.sample.flamegraph {
-			return badInput("--flamegraph with --arch %s: the emulated microVM cannot sample; profile on a native host", o.arch)
-		}
 		return runInVM(o, args)
 	}
 	if err := o.validate(args); err != nil {
