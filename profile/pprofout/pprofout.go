@@ -7,10 +7,12 @@ package pprofout
 
 import (
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/pprof/profile"
 
@@ -50,7 +52,7 @@ func Build(stacks []sample.Stack, meta Meta) *profile.Profile {
 		SampleType:    []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
 		PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
 		Period:        meta.PeriodNs,
-		TimeNanos:     meta.StartNs,
+		TimeNanos:     monoToWall(meta.StartNs),
 		DurationNanos: meta.DurationNs,
 		Comments:      meta.Comments,
 	}
@@ -288,4 +290,17 @@ func LabelValues(p *profile.Profile, key string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// monoToWall turns a CLOCK_MONOTONIC stamp from this boot into Unix time, so
+// pprof prints when the profile was taken rather than a date in 1970. 0 stays 0.
+func monoToWall(mono int64) int64 {
+	if mono == 0 {
+		return 0
+	}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return mono
+	}
+	return time.Now().UnixNano() - (ts.Nano() - mono)
 }
