@@ -53,7 +53,7 @@ func TestRunARM64(t *testing.T) {
 	bin := requireVM(t)
 	root := testutil.Root(t)
 	out := t.TempDir()
-	stdout, stderr, code := runInitprof(t, bin, "run", "--arch", "arm64", "-n", "2", "--out", out,
+	stdout, stderr, code := runInitprof(t, bin, "run", "--arch", "arm64", "-n", "2", "--out", out, "--flamegraph", "--sample-runs", "1",
 		"--rootfs", filepath.Join(root, "build", "arm64-sysroot"),
 		filepath.Join(root, "build", "samples", "cext-arm64"), filepath.Join(root, "build", "samples", "goext-arm64"))
 	if code != exitOK {
@@ -61,6 +61,14 @@ func TestRunARM64(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "emulated — timings are not representative of Graviton") {
 		t.Errorf("the report is not labelled emulated:\n%s", stdout)
+	}
+	for _, name := range []string{"cpu.pb.gz", "flame.svg", "stacks.folded", "trace.json"} {
+		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Size() == 0 {
+			t.Errorf("%s did not come back from the VM: %v", name, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "stacks.folded")); err == nil && !strings.Contains(string(b), "_dl_relocate_object") {
+		t.Error("the arm64 samples show no _dl_relocate_object frame")
 	}
 	f, err := os.Open(filepath.Join(out, "results.json"))
 	if err != nil {
