@@ -541,9 +541,7 @@ func oneRun(ctx context.Context, o *runOpts, sb container.Sandbox, tr *probes.Tr
 	}
 	ov := inst.Overhead()
 	cost.CreateNs, cost.StartNs, cost.DeleteNs = ov.Create.Nanoseconds(), ov.Start.Nanoseconds(), ov.Delete.Nanoseconds()
-	if ru, ok := inst.(interface{ Rusage() syscall.Rusage }); ok {
-		cost.MajorFaults = ru.Rusage().Majflt
-	}
+	cost.MajorFaults = inst.Rusage().Majflt
 	res.Run.Sandbox = &cost
 	if st.Dropped > 0 {
 		res.Run.Notes = append(res.Run.Notes, fmt.Sprintf("WARNING: the probes dropped %d events in this run (ring buffer full): its checkpoints may be incomplete", st.Dropped))
@@ -552,12 +550,13 @@ func oneRun(ctx context.Context, o *runOpts, sb container.Sandbox, tr *probes.Tr
 	return res.Run, countHits(evs), nil
 }
 
+// tail is the last 20 lines of a sandbox's output, indented for an error.
 func tail(b []byte) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > 20 {
 		lines = lines[len(lines)-20:]
 	}
-	return "  | " + strings.Join(lines, "\n  | ")
+	return indent(strings.Join(lines, "\n"))
 }
 
 // probeOverhead states what the probes cost, from what they counted: uprobe
