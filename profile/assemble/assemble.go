@@ -341,10 +341,8 @@ func fillSched(p *profile.Process, evs []probes.Event, cps []profile.Checkpoint)
 	var times []int64
 	var counts []uint64
 	for _, e := range evs {
-		if e.Faults != 0 || len(counts) > 0 {
-			times = append(times, int64(e.Time))
-			counts = append(counts, e.Faults)
-		}
+		times = append(times, int64(e.Time))
+		counts = append(counts, e.Faults)
 	}
 	if len(times) == 0 {
 		return
