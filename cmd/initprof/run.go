@@ -63,7 +63,8 @@ Examples:
   initprof run --runtime sim --runtime-init 180ms ./ext      # a python-like runtime
   initprof run --checkpoint 'INIT \| phase=(\w+)' ./ext       # log-line checkpoints
   initprof run --sandbox process ./ext                        # no OCI runtime here
-  initprof run --flamegraph --sample-hz 5000 ./ext            # + CPU flamegraphs per phase`,
+  initprof run --flamegraph --sample-hz 5000 ./ext            # + CPU flamegraphs per phase
+  initprof run --arch arm64 ./ext-arm64                       # arm64 build on x86: emulated microVM`,
 		setup: setupRun,
 	})
 }
