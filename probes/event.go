@@ -53,6 +53,14 @@ type Event struct {
 	// Faults is the process's user page-fault count when the event was emitted:
 	// the difference between two events is the faults taken in between.
 	Faults uint64
+	// MajFaults and ReadBytes are the process's major page faults and the bytes
+	// it caused to be read from storage (block reads it submitted: faults,
+	// readahead and read(2) alike, /proc/PID/io's read_bytes) when the event
+	// was emitted, summed over its threads. Like Faults, differences between
+	// events split them per phase. Another thread's latest reads may not be in
+	// yet (they are folded in at its next fault, event, switch-in or exit).
+	MajFaults uint64
+	ReadBytes uint64
 
 	Checkpoint string // uprobes: the checkpoint name (see the Checkpoint* constants)
 	File       string // uprobes: the host path of the file the probe is in
@@ -129,7 +137,7 @@ func firstLine(data []byte) string {
 }
 
 // hdrSize is sizeof(struct ev_hdr) in the BPF program.
-const hdrSize = 80
+const hdrSize = 96
 
 var sysNames = [...]string{"write", "sendto", "read", "recvfrom", "sendmsg", "recvmsg"}
 
@@ -147,6 +155,9 @@ func decode(raw []byte) (Event, uint64, error) {
 		PID:    le.Uint32(raw[64:]),
 		TID:    le.Uint32(raw[68:]),
 		Kind:   Kind(le.Uint16(raw[72:])),
+
+		MajFaults: le.Uint64(raw[80:]),
+		ReadBytes: le.Uint64(raw[88:]),
 	}
 	cookie := le.Uint64(raw[24:])
 	var a [4]int64

@@ -19,6 +19,12 @@ type initprofConfig struct {
 	Pad         uint32
 }
 
+type initprofIoCount struct {
+	_   structs.HostLayout
+	Maj uint64
+	Rd  uint64
+}
+
 type initprofOffcpu struct {
 	_        structs.HostLayout
 	Ts       uint64
@@ -45,6 +51,8 @@ const (
 	initprofMapConfig         = "config"
 	initprofMapDrops          = "drops"
 	initprofMapEvents         = "events"
+	initprofMapIoProc         = "io_proc"
+	initprofMapIoThread       = "io_thread"
 	initprofMapOffcpu         = "offcpu"
 	initprofMapPending        = "pending"
 	initprofMapSysroles       = "sysroles"
@@ -126,6 +134,8 @@ type initprofMapSpecs struct {
 	Config   *ebpf.MapSpec `ebpf:"config"`
 	Drops    *ebpf.MapSpec `ebpf:"drops"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
+	IoProc   *ebpf.MapSpec `ebpf:"io_proc"`
+	IoThread *ebpf.MapSpec `ebpf:"io_thread"`
 	Offcpu   *ebpf.MapSpec `ebpf:"offcpu"`
 	Pending  *ebpf.MapSpec `ebpf:"pending"`
 	Sysroles *ebpf.MapSpec `ebpf:"sysroles"`
@@ -161,6 +171,8 @@ type initprofMaps struct {
 	Config   *ebpf.Map `ebpf:"config"`
 	Drops    *ebpf.Map `ebpf:"drops"`
 	Events   *ebpf.Map `ebpf:"events"`
+	IoProc   *ebpf.Map `ebpf:"io_proc"`
+	IoThread *ebpf.Map `ebpf:"io_thread"`
 	Offcpu   *ebpf.Map `ebpf:"offcpu"`
 	Pending  *ebpf.Map `ebpf:"pending"`
 	Sysroles *ebpf.Map `ebpf:"sysroles"`
@@ -172,6 +184,8 @@ func (m *initprofMaps) Close() error {
 		m.Config,
 		m.Drops,
 		m.Events,
+		m.IoProc,
+		m.IoThread,
 		m.Offcpu,
 		m.Pending,
 		m.Sysroles,

@@ -26,6 +26,8 @@ func record(kind Kind, a [4]int64, cookie uint64, str string) []byte {
 	le.PutUint32(b[68:], 8)
 	le.PutUint16(b[72:], uint16(kind))
 	le.PutUint16(b[74:], uint16(len(str)))
+	le.PutUint64(b[80:], 5)
+	le.PutUint64(b[88:], 3<<20)
 	if str != "" {
 		s := make([]byte, 256)
 		copy(s, str)
@@ -57,6 +59,7 @@ func TestDecode(t *testing.T) {
 			return e.Object == "/lib/libc.so.6" && e.Arg == 0x1234
 		}},
 		{"offcpu runnable", record(KindOffCPU, [4]int64{1}, 0, ""), func(e Event) bool { return e.Runnable && e.Faults == 42 && e.PID == 7 && e.TID == 8 }},
+		{"io counts", record(KindUretprobe, [4]int64{}, 0, ""), func(e Event) bool { return e.MajFaults == 5 && e.ReadBytes == 3<<20 && e.Faults == 42 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, _, err := decode(tc.raw)

@@ -145,6 +145,11 @@ type Process struct {
 	// probes count them; MajorFaults only the major ones, when known.
 	Faults      map[string]int64 `json:"faults,omitempty"`
 	MajorFaults map[string]int64 `json:"major_faults,omitempty"`
+	// BytesRead is what the process caused to be read from storage per phase
+	// (its block reads: page-cache misses of faults, readahead and read(2)),
+	// the figure that separates a cold page cache from a warm one: with a
+	// warm cache it is about zero however many faults there are.
+	BytesRead map[string]int64 `json:"bytes_read,omitempty"`
 }
 
 // Run is one cold start: the platform's view of INIT and every process in it.

@@ -73,6 +73,7 @@ type PhaseReport struct {
 	Blocked     stats.Summary `json:"blocked_ns"`
 	Faults      stats.Summary `json:"faults"`
 	MajorFaults stats.Summary `json:"major_faults"`
+	BytesRead   stats.Summary `json:"bytes_read"`
 	// startOffset orders phases: median start relative to exec.
 	startOffset float64
 }
@@ -207,8 +208,8 @@ func leader(counts map[string]int) string {
 func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit CriticalSummary) ProcessReport {
 	pr := ProcessReport{Name: key, Role: role, Missing: map[string]int{}, OutOfOrder: map[string]int{}}
 	type acc struct {
-		dur, share, onCPU, runnable, blocked, minf, majf, start []float64
-		pairs                                                   map[[2]string]int
+		dur, share, onCPU, runnable, blocked, minf, majf, read, start []float64
+		pairs                                                         map[[2]string]int
 	}
 	phases := map[string]*acc{}
 	var load, own, ttr, loadShare, slack []float64
@@ -268,6 +269,7 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 				addIf(&a.blocked, p.BlockedNs, s.Name)
 				addIf(&a.minf, p.Faults, s.Name)
 				addIf(&a.majf, p.MajorFaults, s.Name)
+				addIf(&a.read, p.BytesRead, s.Name)
 			}
 		}
 	}
@@ -282,6 +284,7 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 			Blocked:     stats.Summarize(a.blocked),
 			Faults:      stats.Summarize(a.minf),
 			MajorFaults: stats.Summarize(a.majf),
+			BytesRead:   stats.Summarize(a.read),
 			startOffset: stats.Median(a.start),
 		})
 	}

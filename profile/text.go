@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 
@@ -61,11 +62,12 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 		label = "runtime"
 	}
 	fmt.Fprintf(w, "%s (%d runs)\n", label, p.Runs)
-	hasCPU, hasFaults, hasMajor := false, false, false
+	hasCPU, hasFaults, hasMajor, hasRead := false, false, false, false
 	for _, ph := range p.Phases {
 		hasCPU = hasCPU || ph.OnCPU.N > 0 || ph.Runnable.N > 0 || ph.Blocked.N > 0
 		hasFaults = hasFaults || ph.Faults.N > 0
 		hasMajor = hasMajor || ph.MajorFaults.N > 0
+		hasRead = hasRead || ph.BytesRead.N > 0
 	}
 	t := &table{left: 2, indent: "  "}
 	head := []string{"phase", "from → to", "median", "p10", "p90", "share"}
@@ -78,6 +80,9 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 	if hasMajor {
 		head = append(head, "majflt")
 	}
+	if hasRead {
+		head = append(head, "read")
+	}
 	t.add(head...)
 	for _, ph := range p.Phases {
 		row := []string{ph.Name, ph.From + " → " + ph.To, fmtDur(ph.Dur.Median), fmtDur(ph.Dur.P10), fmtDur(ph.Dur.P90), shareCell(ph.Share, ph.Dur.N)}
@@ -89,6 +94,9 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 		}
 		if hasMajor {
 			row = append(row, countOrDash(ph.MajorFaults))
+		}
+		if hasRead {
+			row = append(row, bytesOrDash(ph.BytesRead))
 		}
 		t.add(row...)
 	}
@@ -149,6 +157,26 @@ func countOrDash(s stats.Summary) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.0f", s.Median)
+}
+
+// bytesOrDash is the median of a byte count in KiB or MiB (binary units, as
+// page sizes are), "0" when nothing was read, "–" when not measured.
+func bytesOrDash(s stats.Summary) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmtBytes(s.Median)
+}
+
+func fmtBytes(b float64) string {
+	switch {
+	case b < 0.5:
+		return "0"
+	case b < 1<<20:
+		return fmt.Sprintf("%.0f KiB", math.Max(1, math.Round(b/(1<<10))))
+	default:
+		return fmt.Sprintf("%.1f MiB", b/(1<<20))
+	}
 }
 
 func countsCell(m map[string]int) string {

@@ -55,6 +55,8 @@ struct ev_hdr {
 	u16 kind;
 	u16 len; /* bytes of str that are valid */
 	u32 _pad;
+	u64 maj_faults; /* major faults of this tgid so far (see sync_io) */
+	u64 read_bytes; /* bytes this tgid caused to be read from storage so far */
 };
 
 struct ev_str {
@@ -124,6 +126,91 @@ struct {
 	__type(value, u64);
 } drops SEC(".maps");
 
+/*
+ * Disk reads and major faults per process. The kernel keeps both per thread
+ * (task_struct.maj_flt, and ioac.read_bytes: the bytes of the block I/O the
+ * thread submitted, what /proc/PID/io calls read_bytes, counted in
+ * submit_bio for faults, readahead and read(2) alike). sync_io folds a
+ * thread's growth since it was last seen into its process's running totals,
+ * which every event header carries like faults. It runs where the thread is
+ * at hand: at each of its page faults (the previous fault has completed
+ * then), when it emits an event, when it is switched in, and when it exits;
+ * so a header can lag another thread's latest faults, never its own.
+ * Separate maps, because Go writes "tracked" values as a bare u64.
+ */
+#define MAP_TYPE_LRU_HASH 9 /* BPF_MAP_TYPE_LRU_HASH; not in initprof_types.h */
+
+struct io_count {
+	u64 maj;
+	u64 rd;
+};
+
+struct {
+	__uint(type, MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32); /* tgid */
+	__type(value, struct io_count);
+} io_proc SEC(".maps");
+
+struct {
+	__uint(type, MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32); /* tid */
+	__type(value, struct io_count);
+} io_thread SEC(".maps");
+
+/* The two task fields, by CO-RE (the local names drop the ___io suffix). */
+struct task_io_accounting___io {
+	u64 read_bytes;
+} __attribute__((preserve_access_index));
+
+struct task_struct___io {
+	unsigned long maj_flt;
+	struct task_io_accounting___io ioac;
+} __attribute__((preserve_access_index));
+
+static __always_inline void sync_io(u32 tgid, u32 tid, void *task)
+{
+	struct task_struct___io *t = task;
+	struct io_count now = {.maj = BPF_CORE_READ(t, maj_flt)};
+	if (bpf_core_field_exists(t->ioac))
+		now.rd = BPF_CORE_READ(t, ioac.read_bytes);
+	struct io_count *last = bpf_map_lookup_elem(&io_thread, &tid);
+	if (!last) {
+		/*
+		 * First sight: a thread forked while tracked starts at zero and
+		 * faults at once; one that ran before tracking began (an attached
+		 * root) must not bring its history into the current phase.
+		 */
+		bpf_map_update_elem(&io_thread, &tid, &now, BPF_ANY);
+		struct io_count zero = {};
+		bpf_map_update_elem(&io_proc, &tgid, &zero, BPF_NOEXIST);
+		return;
+	}
+	u64 dmaj = now.maj > last->maj ? now.maj - last->maj : 0;
+	u64 drd = now.rd > last->rd ? now.rd - last->rd : 0;
+	last->maj = now.maj;
+	last->rd = now.rd;
+	if (!dmaj && !drd)
+		return;
+	struct io_count *p = bpf_map_lookup_elem(&io_proc, &tgid);
+	if (!p) {
+		struct io_count zero = {};
+		bpf_map_update_elem(&io_proc, &tgid, &zero, BPF_NOEXIST);
+		p = bpf_map_lookup_elem(&io_proc, &tgid);
+		if (!p)
+			return;
+	}
+	__sync_fetch_and_add(&p->maj, dmaj);
+	__sync_fetch_and_add(&p->rd, drd);
+}
+
+/* sync_io for the current thread, when it belongs to a tracked process. */
+static __always_inline void sync_self(u32 tgid, u32 tid)
+{
+	sync_io(tgid, tid, (void *)bpf_get_current_task());
+}
+
 static __always_inline struct tracked_val *lookup_self(u32 *tgid, u32 *tid)
 {
 	u64 id = bpf_get_current_pid_tgid();
@@ -173,6 +260,17 @@ static __always_inline void fill_hdr(struct ev_hdr *h, u16 kind, u32 tgid, u32 t
 	h->kind = kind;
 	h->len = 0;
 	h->_pad = 0;
+	h->maj_faults = 0;
+	h->read_bytes = 0;
+	if (tv) {
+		if ((u32)bpf_get_current_pid_tgid() == tid)
+			sync_self(tgid, tid);
+		struct io_count *io = bpf_map_lookup_elem(&io_proc, &tgid);
+		if (io) {
+			h->maj_faults = io->maj;
+			h->read_bytes = io->rd;
+		}
+	}
 }
 
 static __always_inline struct ev_hdr *reserve_small(u16 kind, u32 tgid, u32 tid,
@@ -257,14 +355,21 @@ int BPF_PROG(initprof_exit, struct task_struct *p)
 	u64 ts = bpf_ktime_get_ns();
 	u32 tgid, tid;
 	struct tracked_val *tv = lookup_self(&tgid, &tid);
-	if (!tv || tgid != tid)
+	if (!tv)
 		return 0;
+	if (tgid != tid) {
+		sync_self(tgid, tid); /* a thread's last reads count for its process */
+		bpf_map_delete_elem(&io_thread, &tid);
+		return 0;
+	}
 	struct ev_hdr *h = reserve_small(EV_EXIT, tgid, tid, tv, ts);
 	if (h) {
 		h->a[0] = BPF_CORE_READ(p, exit_code);
 		submit(h);
 	}
 	bpf_map_delete_elem(&tracked, &tgid);
+	bpf_map_delete_elem(&io_thread, &tid);
+	bpf_map_delete_elem(&io_proc, &tgid);
 	return 0;
 }
 
@@ -299,6 +404,7 @@ int BPF_PROG(initprof_swtch, bool preempt, struct task_struct *prev, struct task
 		return 0;
 	if (!ts)
 		ts = bpf_ktime_get_ns();
+	sync_io(ntgid, ntid, next);
 	struct ev_hdr *h = reserve_small(EV_OFFCPU, ntgid, ntid, tv, ts);
 	if (h) {
 		h->ts_enter = oc->ts;
@@ -312,10 +418,13 @@ int BPF_PROG(initprof_swtch, bool preempt, struct task_struct *prev, struct task
 SEC("tracepoint/exceptions/page_fault_user")
 int initprof_pgflt(void *ctx)
 {
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
 	struct tracked_val *tv = bpf_map_lookup_elem(&tracked, &tgid);
-	if (tv)
+	if (tv) {
 		__sync_fetch_and_add(&tv->faults, 1);
+		sync_self(tgid, (u32)id);
+	}
 	return 0;
 }
 
@@ -326,10 +435,13 @@ int initprof_pgflt(void *ctx)
 SEC("perf_event")
 int initprof_pfev(void *ctx)
 {
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
 	struct tracked_val *tv = bpf_map_lookup_elem(&tracked, &tgid);
-	if (tv)
+	if (tv) {
 		__sync_fetch_and_add(&tv->faults, 1);
+		sync_self(tgid, (u32)id);
+	}
 	return 0;
 }
 

@@ -306,7 +306,7 @@ func startOr(e probes.Event) uint64 {
 }
 
 // fillSched splits each phase of p into on-CPU, runnable and blocked time and
-// counts its user page faults.
+// counts its user page faults, major faults and bytes read from storage.
 //
 // The split follows the process's main thread (tid == pid): the one whose
 // progress the checkpoints measure. Helper threads (tokio workers, libcurl's
@@ -336,30 +336,39 @@ func fillSched(p *profile.Process, evs []probes.Event, cps []profile.Checkpoint)
 		p.OnCPUNs[s.Name] = max(0, s.DurNs()-p.RunnableNs[s.Name]-p.BlockedNs[s.Name])
 	}
 
-	// Every event carries the process's running fault count; the count at a
-	// phase boundary is the one on the last event at or before it.
+	// Every event carries the process's running fault, major-fault and
+	// read-bytes counts; the count at a phase boundary is the one on the last
+	// event at or before it.
 	var times []int64
-	var counts []uint64
+	var faults, majors, reads []uint64
 	for _, e := range evs {
 		times = append(times, int64(e.Time))
-		counts = append(counts, e.Faults)
+		faults = append(faults, e.Faults)
+		majors = append(majors, e.MajFaults)
+		reads = append(reads, e.ReadBytes)
 	}
 	if len(times) == 0 {
 		return
 	}
-	at := func(t int64) (uint64, bool) {
-		i := sort.Search(len(times), func(i int) bool { return times[i] > t })
-		if i == 0 {
-			return 0, false
+	perPhase := func(counts []uint64) map[string]int64 {
+		at := func(t int64) (uint64, bool) {
+			i := sort.Search(len(times), func(i int) bool { return times[i] > t })
+			if i == 0 {
+				return 0, false
+			}
+			return counts[i-1], true
 		}
-		return counts[i-1], true
-	}
-	p.Faults = map[string]int64{}
-	for _, s := range spans {
-		a, ok1 := at(s.StartNs)
-		b, ok2 := at(s.EndNs)
-		if ok1 && ok2 && b >= a {
-			p.Faults[s.Name] = int64(b - a)
+		m := map[string]int64{}
+		for _, s := range spans {
+			a, ok1 := at(s.StartNs)
+			b, ok2 := at(s.EndNs)
+			if ok1 && ok2 && b >= a {
+				m[s.Name] = int64(b - a)
+			}
 		}
+		return m
 	}
+	p.Faults = perPhase(faults)
+	p.MajorFaults = perPhase(majors)
+	p.BytesRead = perPhase(reads)
 }

@@ -134,3 +134,50 @@ func TestAssembleNoTimeline(t *testing.T) {
 		t.Error("a run without a platform timeline must be an error")
 	}
 }
+
+// TestAssembleIOPerPhase: the running major-fault and read-bytes counts the
+// events carry become per-phase differences, like faults.
+func TestAssembleIOPerPhase(t *testing.T) {
+	const mib = 1 << 20
+	set := map[string][2]uint64{ // checkpoint → {major faults, bytes read} at its event
+		probes.CheckpointLdsoStart:    {1, 64 << 10},
+		probes.CheckpointDepsLoaded:   {34, 12 * mib},
+		probes.CheckpointRelocateDone: {40, 13 * mib}, // both relocation returns
+		probes.CheckpointDlInit:       {40, 13 * mib},
+		probes.CheckpointEntry:        {41, 13*mib + 4096},
+	}
+	in := sampleInput()
+	for i := range in.Events {
+		if v, ok := set[in.Events[i].Checkpoint]; ok {
+			in.Events[i].MajFaults, in.Events[i].ReadBytes = v[0], v[1]
+		}
+	}
+	res, err := Assemble(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Run.Processes[0]
+	for _, tc := range []struct {
+		phase     string
+		major, rd int64
+	}{
+		{"load_deps", 33, 12*mib - 64<<10},
+		{"relocate", 6, mib},
+		{"constructors", 1, 4096},
+	} {
+		maj, ok1 := p.MajorFaults[tc.phase]
+		rd, ok2 := p.BytesRead[tc.phase]
+		if !ok1 || !ok2 || maj != tc.major || rd != tc.rd {
+			t.Errorf("%s: major faults %d (present %v), bytes read %d (present %v); want %d, %d",
+				tc.phase, maj, ok1, rd, ok2, tc.major, tc.rd)
+		}
+	}
+	// A run without disk reads measures zero, not "unmeasured".
+	res, err = Assemble(sampleInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd, ok := res.Run.Processes[0].BytesRead["load_deps"]; !ok || rd != 0 {
+		t.Errorf("warm run: load_deps bytes read %d (present %v), want a measured 0", rd, ok)
+	}
+}
