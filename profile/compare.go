@@ -243,12 +243,14 @@ func (c *Comparison) pairVerdict(base, other *Report, i int) string {
 		}
 	}
 	var parts []string
+	extMoved := false
 	if ext != "" {
 		metric, label := AggLoad, "load"
 		if _, ok := c.row(ext, AggLoad).tested(i); !ok {
 			metric, label = AggTimeToReady, "time-to-ready"
 		}
 		if cell, ok := c.row(ext, metric).tested(i); ok {
+			extMoved = cell.Test.P < c.Alpha
 			text := name + " " + moved(label+" of "+ext, cell, c.Alpha)
 			// Name the phase that moved most, when the whole moved significantly.
 			if cell.Test.P < c.Alpha {
@@ -273,7 +275,9 @@ func (c *Comparison) pairVerdict(base, other *Report, i int) string {
 			}
 		} else {
 			idPart = "Init Duration unchanged (" + stats.FormatP(cell.Test.P) + ")"
-			if lead := other.Critical.Leader; lead != "" && lead != ext {
+			// Why, but only when something in the extension did move:
+			// otherwise there is nothing to explain.
+			if lead := other.Critical.Leader; lead != "" && lead != ext && extMoved {
 				idPart += ": " + whoName(lead) + " is the critical path"
 			}
 		}
