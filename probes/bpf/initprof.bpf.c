@@ -415,8 +415,8 @@ int BPF_PROG(initprof_swtch, bool preempt, struct task_struct *prev, struct task
 	return 0;
 }
 
-SEC("tracepoint/exceptions/page_fault_user")
-int initprof_pgflt(void *ctx)
+/* count_fault adds one user page fault to the current process's count. */
+static __always_inline int count_fault(void)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32;
@@ -428,22 +428,15 @@ int initprof_pgflt(void *ctx)
 	return 0;
 }
 
+SEC("tracepoint/exceptions/page_fault_user")
+int initprof_pgflt(void *ctx) { return count_fault(); }
+
 /*
  * The same counter from a software page-fault perf event (one per CPU): the
  * fallback where exceptions:page_fault_user does not exist (it is x86-only).
  */
 SEC("perf_event")
-int initprof_pfev(void *ctx)
-{
-	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32;
-	struct tracked_val *tv = bpf_map_lookup_elem(&tracked, &tgid);
-	if (tv) {
-		__sync_fetch_and_add(&tv->faults, 1);
-		sync_self(tgid, (u32)id);
-	}
-	return 0;
-}
+int initprof_pfev(void *ctx) { return count_fault(); }
 
 /* ---- syscalls ---- */
 
