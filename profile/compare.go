@@ -49,6 +49,8 @@ type Comparison struct {
 	Rows     []CompareRow  `json:"rows"`
 	Verdicts []PairVerdict `json:"verdicts"`
 	Notes    []string      `json:"notes,omitempty"`
+	// Seed is the seed of the shuffled per-round run order (0: not recorded).
+	Seed uint64 `json:"seed,omitempty"`
 	// builds are kept whole for bench.txt (every run).
 	builds []BuildRuns
 }

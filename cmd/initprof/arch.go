@@ -143,6 +143,9 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 	if o.name != "" {
 		argv = append(argv, "--name", o.name)
 	}
+	if cmd == "compare" && o.seed != 0 {
+		argv = append(argv, "--seed", fmt.Sprint(o.seed))
+	}
 	for _, kv := range o.env {
 		argv = append(argv, "--env", kv)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,8 +26,11 @@ func init() {
 		name:    "compare",
 		summary: "compare builds (linker/compiler flags) side by side, with statistics",
 		usage:   "[flags] NAME=PATH NAME=PATH...",
-		long: `Runs two or more builds of one extension interleaved (a, b, a, b, …) in the same
-sandbox settings, -n cold starts each, so machine drift hits every build alike.
+		long: `Runs two or more builds of one extension interleaved in the same sandbox
+settings, -n cold starts each, so machine drift hits every build alike. Each
+round runs every build once, in a fresh random order (--seed repeats an order),
+so no build always follows the same neighbour: a fixed a, b, c order gives b a
+systematic position effect that the statistics would call a real shift.
 For every phase and for Init Duration it reports each build's median, p10 and
 p90; the shift against the first build as a Hodges–Lehmann estimate with a 95 %
 confidence interval; a Mann–Whitney U p-value; and a benchstat-style mark (~ for
@@ -58,6 +62,7 @@ func setupCompare(fs *pflag.FlagSet) func([]string) error {
 	o := &runOpts{}
 	runFlags(fs, o, 30)
 	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions for every build (default: the first build's file name)")
+	fs.Uint64Var(&o.seed, "seed", 0, "seed of the per-round shuffled run order (0: pick one; the report gives it)")
 	sampleFlags(fs, &o.sample)
 	return func(args []string) error { return runCompare(o, args) }
 }
@@ -168,9 +173,11 @@ func runCompare(o *runOpts, args []string) error {
 		series[i] = s
 	}
 
+	order := newRoundOrder(len(bs), o.seed)
 	bar := newProgress(o.runs * len(bs))
 	for i := 0; i < o.runs && ctx.Err() == nil; i++ {
-		for j, s := range series {
+		for _, j := range order.next() {
+			s := series[j]
 			if s == nil || results[j].Err != "" || ctx.Err() != nil {
 				continue
 			}
@@ -203,6 +210,8 @@ func runCompare(o *runOpts, args []string) error {
 		}
 	}
 	cmp := profile.Compare(results)
+	cmp.Seed = order.seed
+	cmp.Notes = append(cmp.Notes, fmt.Sprintf("run order: each round ran the builds in a fresh random order (--seed %d repeats it)", order.seed))
 	if o.emulated {
 		cmp.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); shifts between builds are real arm64 code paths, their sizes are not Graviton's"}, cmp.Notes...)
 	}
@@ -233,6 +242,34 @@ func runCompare(o *runOpts, args []string) error {
 		return withCode(exitInterrupted, errors.New("interrupted"))
 	}
 	return nil
+}
+
+// roundOrder shuffles the builds anew for every round. Interleaving alone
+// spreads slow drift over every build; shuffling also spreads position effects
+// (a build that always runs right after the slowest one inherits its dirty
+// caches and a busier CPU), which with a fixed order bias one build and show
+// up as a "significant" shift between identical binaries.
+type roundOrder struct {
+	seed uint64
+	rng  *rand.Rand
+	perm []int
+}
+
+func newRoundOrder(n int, seed uint64) *roundOrder {
+	for seed == 0 {
+		seed = rand.Uint64()
+	}
+	perm := make([]int, n)
+	for i := range perm {
+		perm[i] = i
+	}
+	return &roundOrder{seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), perm: perm}
+}
+
+// next returns the order of the next round (valid until the next call).
+func (r *roundOrder) next() []int {
+	r.rng.Shuffle(len(r.perm), func(i, j int) { r.perm[i], r.perm[j] = r.perm[j], r.perm[i] })
+	return r.perm
 }
 
 // compareFlamegraphs makes each measured build's sampling runs, writes its

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,13 +44,13 @@ func cell(c *profile.Comparison, proc, metric, build string) *profile.CompareCel
 }
 
 // TestCompareInjectedDelay compares the C sample with a build whose library
-// constructor sleeps 2 ms more: the shift must be found (p < 0.01) with a 95 %
-// CI containing 2 ms, and two identical builds must come out "~".
+// constructor sleeps 2 ms more: the shift must be found (p < 0.01) near 2 ms,
+// and a byte-identical build must show no shift of that size.
 func TestCompareInjectedDelay(t *testing.T) {
 	requireRunEnv(t)
 	bin := testutil.BuildInitprof(t)
 	out := t.TempDir()
-	args := []string{"compare", "--out", out, "-n", "20", "--cache", "warm", "--memory", "3538", "--name", "cext",
+	args := []string{"compare", "--out", out, "-n", "30", "--cache", "warm", "--memory", "3538", "--name", "cext",
 		"base=" + testutil.Sample(t, "cext"), "same=" + testutil.Sample(t, "cext-now"), "delay=" + testutil.Sample(t, "cext-delay")}
 	stdout, stderr, code := runInitprof(t, bin, args...)
 	if code != exitOK {
@@ -63,12 +65,26 @@ func TestCompareInjectedDelay(t *testing.T) {
 	if d.Test.P >= 0.01 {
 		t.Errorf("the injected 2 ms was not found: p=%.3g", d.Test.P)
 	}
-	if d.Shift.Lo > 2e6 || d.Shift.Hi < 2e6 {
-		t.Errorf("95%% CI [%.3f, %.3f] ms does not contain 2 ms", d.Shift.Lo/1e6, d.Shift.Hi/1e6)
+	// The 95 % CI misses the true shift in 1 run of 20 by design, so the
+	// estimate may instead land within a quarter of the injected delay.
+	if (d.Shift.Lo > 2e6 || d.Shift.Hi < 2e6) && math.Abs(d.Shift.Estimate-2e6) > 0.5e6 {
+		t.Errorf("shift %.3f ms, 95%% CI [%.3f, %.3f] ms: neither covers nor comes within 0.5 ms of the injected 2 ms",
+			d.Shift.Estimate/1e6, d.Shift.Lo/1e6, d.Shift.Hi/1e6)
 	}
+	// Byte-identical builds: at alpha 0.05 one comparison in 20 is marked by
+	// chance, so what must hold is that the estimated shift is small next to
+	// the injected one (a position bias in the run order showed up here as
+	// 0.33 ms before the order was shuffled per round).
 	s := cell(c, "cext", profile.AggLoad, "same")
-	if s == nil || s.Mark != "~" {
-		t.Errorf("identical builds: want ~, got %+v", s)
+	if s == nil || s.Shift == nil {
+		t.Fatalf("no load shift for the identical build: %+v", s)
+	}
+	t.Logf("same: load shift %.3f ms [%.3f, %.3f], mark %s", s.Shift.Estimate/1e6, s.Shift.Lo/1e6, s.Shift.Hi/1e6, s.Mark)
+	if math.Abs(s.Shift.Estimate) > 0.75e6 {
+		t.Errorf("identical builds: load shift %.3f ms, want |shift| < 0.75 ms", s.Shift.Estimate/1e6)
+	}
+	if c.Seed == 0 {
+		t.Errorf("compare.json does not record the run-order seed")
 	}
 	for _, f := range []string{"compare.txt", "bench.txt", "results-base.json"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
@@ -153,5 +169,47 @@ func TestCompareFlamegraph(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "cext_hot_spin") {
 		t.Error("the differential flamegraph lacks the constructor's hot function")
+	}
+}
+
+// TestRoundOrder: every round is a permutation, a seed repeats the sequence,
+// and over many rounds each build takes each position about equally often.
+func TestRoundOrder(t *testing.T) {
+	const n, rounds = 3, 3000
+	a, b := newRoundOrder(n, 42), newRoundOrder(n, 42)
+	pos := [n][n]int{}
+	changed := false
+	var prev []int
+	for r := 0; r < rounds; r++ {
+		pa := append([]int(nil), a.next()...)
+		pb := b.next()
+		seen := map[int]bool{}
+		for i, j := range pa {
+			if pb[i] != j {
+				t.Fatalf("round %d: seed 42 gave %v and %v", r, pa, pb)
+			}
+			seen[j] = true
+			pos[j][i]++
+		}
+		if len(seen) != n {
+			t.Fatalf("round %d: %v is not a permutation", r, pa)
+		}
+		if prev != nil && fmt.Sprint(prev) != fmt.Sprint(pa) {
+			changed = true
+		}
+		prev = pa
+	}
+	if !changed {
+		t.Error("the order never changed between rounds")
+	}
+	for j := range pos {
+		for i, k := range pos[j] {
+			if k < rounds/n*8/10 || k > rounds/n*12/10 {
+				t.Errorf("build %d at position %d in %d of %d rounds, want about %d", j, i, k, rounds, rounds/n)
+			}
+		}
+	}
+	if newRoundOrder(n, 0).seed == 0 {
+		t.Error("seed 0 must pick a seed")
 	}
 }

@@ -71,6 +71,7 @@ Examples:
 
 type runOpts struct {
 	runs          int
+	seed          uint64 // compare: the run-order seed
 	memory        int
 	runtime       string
 	runtimeInit   time.Duration
