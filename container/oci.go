@@ -64,9 +64,6 @@ func NewOCI(cfg Config) (Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := runtimeSupportsHost(rt); err != nil {
-		return nil, err
-	}
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("%w: the OCI sandbox needs root (it creates namespaces and cgroups): run as root or use --sandbox process", ErrPrivileges)
 	}
@@ -82,6 +79,9 @@ func NewOCI(cfg Config) (Sandbox, error) {
 		s.timeout = 30 * time.Second
 	}
 	s.kind = "oci (" + runtimeVersion(rt) + ", cgroup " + CgroupVersion() + ")"
+	if crunNeedsV1View(rt) {
+		s.kind = "oci (" + runtimeVersion(rt) + ", cgroup v1; " + unifiedMount + " hidden from crun)"
+	}
 	bundle, err := os.MkdirTemp(work, "bundle-")
 	if err != nil {
 		s.Close()
@@ -97,21 +97,6 @@ func NewOCI(cfg Config) (Sandbox, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// runtimeSupportsHost catches a known incompatibility before the first run:
-// crun refuses a hybrid cgroup host (v1 controllers plus a v2 hierarchy) whose
-// v2 hierarchy holds any controller, which is this project's CI machine.
-func runtimeSupportsHost(rt string) error {
-	if !strings.Contains(filepath.Base(rt), "crun") || CgroupVersion() != "v1" {
-		return nil
-	}
-	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
-	if err != nil || strings.TrimSpace(string(b)) == "" {
-		return nil
-	}
-	return fmt.Errorf("crun cannot run on this host's hybrid cgroup layout (the v2 hierarchy holds controllers: %s): use --oci-runtime runc",
-		strings.TrimSpace(string(b)))
 }
 
 var versionRE = regexp.MustCompile(`(?m)^(runc|crun) version (\S+)`)
@@ -226,7 +211,7 @@ func (in *ociInstance) runtimeCmd(ctx context.Context, args ...string) ([]byte, 
 	cmd.SysProcAttr = ownGroup()
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
+	err := runRuntime(in.sb.runtime, cmd)
 	return buf.Bytes(), err
 }
 
@@ -257,7 +242,7 @@ func (in *ociInstance) create(ctx context.Context) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, w, w
 	cmd.SysProcAttr = ownGroup()
 	t0 := time.Now()
-	err = cmd.Run()
+	err = runRuntime(in.sb.runtime, cmd)
 	in.over.Create = time.Since(t0)
 	w.Close()
 	if err != nil {

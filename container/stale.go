@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,7 +30,7 @@ func CleanupStale(runtime string) ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, rt, "list", "--format", "json").Output()
+	out, err := outputRuntime(rt, exec.CommandContext(ctx, rt, "list", "--format", "json"))
 	if err != nil {
 		return nil, fmt.Errorf("%s list: %v", filepath.Base(rt), err)
 	}
@@ -53,7 +54,11 @@ func CleanupStale(runtime string) ([]string, error) {
 		if owner <= 0 || syscall.Kill(owner, 0) != syscall.ESRCH {
 			continue // its owner lives (or we can't tell): not ours to touch
 		}
-		b, err := exec.CommandContext(ctx, rt, "delete", "--force", c.ID).CombinedOutput()
+		var buf bytes.Buffer
+		cmd := exec.CommandContext(ctx, rt, "delete", "--force", c.ID)
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		err := runRuntime(rt, cmd)
+		b := buf.Bytes()
 		if err != nil && !notExist(b) {
 			errs = append(errs, fmt.Errorf("%s delete %s: %s", filepath.Base(rt), c.ID, firstLine(b, err)))
 			continue
