@@ -91,3 +91,33 @@ func outputRuntime(rt string, cmd *exec.Cmd) ([]byte, error) {
 	}
 	return []byte(out.String()), err
 }
+
+// rootIsInitramfs reports whether / is the kernel's initial rootfs (an
+// initramfs, as in initprof's arm64 microVM and in Firecracker-style VMs).
+// pivot_root(2) cannot move that mount, so the runtime must enter the
+// container's root with --no-pivot (MS_MOVE and chroot) instead.
+func rootIsInitramfs() bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	return mountinfoRootIsInitramfs(string(b))
+}
+
+// mountinfoRootIsInitramfs looks for the mount of "/" in mountinfo text and
+// checks its file system type ("rootfs" for the initial ramfs or tmpfs).
+func mountinfoRootIsInitramfs(mountinfo string) bool {
+	initramfs := false
+	for _, line := range strings.Split(mountinfo, "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f := strings.Fields(pre)
+		if !ok || len(f) < 5 || f[4] != "/" {
+			continue
+		}
+		// The last mount on / is the one in use (it hides earlier ones).
+		if t := strings.Fields(post); len(t) > 0 {
+			initramfs = t[0] == "rootfs"
+		}
+	}
+	return initramfs
+}

@@ -238,7 +238,11 @@ func (in *ociInstance) create(ctx context.Context) error {
 	// Detached, pass-through stdio: the container's first process inherits the
 	// runtime's stdin/stdout/stderr, so both go to our pipe. The runtime's own
 	// error messages land there too, which is what the error below shows.
-	cmd := exec.CommandContext(ctx2, in.sb.runtime, "create", "--bundle", in.runDir, "--pid-file", pidFile, in.id)
+	args := []string{"create", "--bundle", in.runDir, "--pid-file", pidFile}
+	if rootIsInitramfs() {
+		args = append(args, "--no-pivot")
+	}
+	cmd := exec.CommandContext(ctx2, in.sb.runtime, append(args, in.id)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, w, w
 	cmd.SysProcAttr = ownGroup()
 	t0 := time.Now()

@@ -199,6 +199,19 @@ type SandboxCost struct {
 	// removed before the run, and ResidentAfter how many it could not.
 	EvictedPages  int64 `json:"evicted_pages,omitempty"`
 	ResidentAfter int64 `json:"resident_after,omitempty"`
+	// Limits are the memory limit and CPU quota the run's cgroup held, read
+	// back from the cgroup file system after the OCI runtime set them (nil
+	// for the process sandbox, which sets none).
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits are a sandbox's cgroup limits as read back: Lambda gives a function
+// of M MB a memory limit of M MiB and M/1769 of one CPU.
+type Limits struct {
+	Cgroup      string `json:"cgroup"` // "v1" or "v2"
+	MemoryBytes int64  `json:"memory_bytes"`
+	CPUQuotaUS  int64  `json:"cpu_quota_us"`
+	CPUPeriodUS int64  `json:"cpu_period_us"`
 }
 
 // Span is one phase of a process: the time between two consecutive checkpoints.

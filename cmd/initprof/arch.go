@@ -72,6 +72,9 @@ func compareInVM(o *runOpts, bs []buildArg) error {
 	return inVM(o, "compare", items)
 }
 
+// guestRunc is where the microVM holds runc for --sandbox oci.
+const guestRunc = "/usr/sbin/runc"
+
 // vmItem is one binary to carry into the guest: an extension for run, or a
 // NAME=PATH build for compare (label is the NAME).
 type vmItem struct{ label, path string }
@@ -136,10 +139,24 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		return badInput("--out %s: %v", out, err)
 	}
 
-	argv := []string{cmd, "--sandbox", "process", "--out", "/out", "--cache", "warm", "--emulated",
+	// The guest runs the process sandbox unless --sandbox oci asks for the
+	// container: then Debian's arm64 runc and its libraries come along, and
+	// the runs get the memory and CPU limits on the guest's cgroup v2.
+	sandbox := []string{"--sandbox", "process"}
+	if o.sandboxSet && o.sandbox == "oci" {
+		runc := filepath.Join(sysroot, "usr/sbin/runc")
+		fs, err := vm.ClosureFiles(runc, guestRunc, sysroot)
+		if err != nil {
+			return badInput("--sandbox oci in the arm64 microVM needs Debian's arm64 runc in %s (%v): run 'make arm64-sysroot'", sysroot, err)
+		}
+		files = append(files, fs...)
+		sandbox = []string{"--sandbox", "oci", "--oci-runtime", guestRunc}
+	}
+	argv := append([]string{cmd}, sandbox...)
+	argv = append(argv, "--out", "/out", "--cache", "warm", "--emulated",
 		"-n", fmt.Sprint(o.runs), "--memory", fmt.Sprint(o.memory), "--invokes", fmt.Sprint(o.invokes),
 		"--init-timeout", o.initTimeout.String(), "--runtime-init", o.runtimeInit.String(),
-		"--runtime-invoke", o.runtimeInvoke.String()}
+		"--runtime-invoke", o.runtimeInvoke.String())
 	if o.name != "" {
 		argv = append(argv, "--name", o.name)
 	}

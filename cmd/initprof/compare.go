@@ -64,7 +64,10 @@ func setupCompare(fs *pflag.FlagSet) func([]string) error {
 	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions for every build (default: the first build's file name)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the per-round shuffled run order (0: pick one; the report gives it)")
 	sampleFlags(fs, &o.sample)
-	return func(args []string) error { return runCompare(o, args) }
+	return func(args []string) error {
+		o.sandboxSet = fs.Changed("sandbox")
+		return runCompare(o, args)
+	}
 }
 
 // buildArg is one NAME=PATH argument.

@@ -64,7 +64,8 @@ Examples:
   initprof run --checkpoint 'INIT \| phase=(\w+)' ./ext       # log-line checkpoints
   initprof run --sandbox process ./ext                        # no OCI runtime here
   initprof run --flamegraph --sample-hz 5000 ./ext            # + CPU flamegraphs per phase
-  initprof run --arch arm64 ./ext-arm64                       # arm64 build on x86: emulated microVM`,
+  initprof run --arch arm64 ./ext-arm64                       # arm64 build on x86: emulated microVM
+  initprof run --arch arm64 --sandbox oci ./ext-arm64         # ... in arm64 runc inside it (cgroup v2)`,
 		setup: setupRun,
 	})
 }
@@ -72,6 +73,7 @@ Examples:
 type runOpts struct {
 	runs          int
 	seed          uint64 // compare: the run-order seed
+	sandboxSet    bool   // --sandbox was given (the microVM's default differs)
 	memory        int
 	runtime       string
 	runtimeInit   time.Duration
@@ -98,7 +100,10 @@ func setupRun(fs *pflag.FlagSet) func([]string) error {
 	runFlags(fs, o, 10)
 	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions (default: the file name; one extension only)")
 	sampleFlags(fs, &o.sample)
-	return func(args []string) error { return runRun(o, args) }
+	return func(args []string) error {
+		o.sandboxSet = fs.Changed("sandbox")
+		return runRun(o, args)
+	}
 }
 
 // runFlags defines the flags run and compare share.
@@ -115,7 +120,7 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 	fs.StringArrayVar(&o.checkpoints, "checkpoint", nil, "log-line checkpoint REGEX (first group names it), e.g. 'INIT \\| phase=(\\w+)'; repeatable")
 	fs.StringVar(&o.out, "out", "", "output directory (default initprof-out/run-TIMESTAMP)")
 	fs.BoolVar(&o.json, "json", false, "print the JSON result to stdout instead of the text report")
-	fs.StringVar(&o.sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation)")
+	fs.StringVar(&o.sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation); in the arm64 microVM the default is 'process', and 'oci' brings arm64 runc")
 	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "runc, crun or a path (default: runc, then crun, on PATH)")
 	fs.StringVar(&o.rootfs, "rootfs", "", "take the interpreter and libraries from this root filesystem (e.g. an exported Lambda base image)")
 	fs.StringVar(&o.cache, "cache", "cold", "'cold' evicts the sandbox's files from the page cache before each run; 'warm' keeps it")
@@ -493,6 +498,9 @@ func oneRun(ctx context.Context, o *runOpts, sb container.Sandbox, tr *probes.Tr
 		return r, h, err
 	}
 	defer inst.Delete()
+	if l := inst.Limits(); l.Cgroup != "" {
+		cost.Limits = &profile.Limits{Cgroup: l.Cgroup, MemoryBytes: l.MemoryBytes, CPUQuotaUS: l.CPUQuotaUS, CPUPeriodUS: l.CPUPeriodUS}
+	}
 	if err := tr.Follow(inst.PID()); err != nil {
 		return r, h, fmt.Errorf("following pid %d: %w", inst.PID(), err)
 	}
@@ -634,7 +642,16 @@ func sandboxNote(kind string, runs []profile.Run) string {
 		sort.Float64s(x)
 		return x[len(x)/2] / 1e6
 	}
-	return fmt.Sprintf("sandbox %s: per-run overhead create %.1f ms, start %.1f ms, delete %.1f ms (medians)", kind, med(c), med(s), med(d))
+	note := fmt.Sprintf("sandbox %s: per-run overhead create %.1f ms, start %.1f ms, delete %.1f ms (medians)", kind, med(c), med(s), med(d))
+	for _, r := range runs {
+		if r.Sandbox != nil && r.Sandbox.Limits != nil {
+			l := r.Sandbox.Limits
+			note += fmt.Sprintf("; limits read back from cgroup %s: memory %d MiB, CPU %d/%d µs (%.3f CPU)",
+				l.Cgroup, l.MemoryBytes>>20, l.CPUQuotaUS, l.CPUPeriodUS, float64(l.CPUQuotaUS)/float64(l.CPUPeriodUS))
+			break
+		}
+	}
+	return note
 }
 
 // writeFiles writes each named file into dir.
