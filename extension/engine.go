@@ -229,6 +229,9 @@ func (p *Platform) observe(o telemetry.Observation) {
 	if o.Attempt != 0 {
 		d["attempt"] = o.Attempt
 	}
+	if o.Port != 0 {
+		d["port"] = o.Port
+	}
 	p.tl.Add(Entry{Kind: KindTelemetry, Name: o.Subscriber, Event: o.Kind, Status: o.Status, Detail: d})
 }
 

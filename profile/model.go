@@ -30,7 +30,7 @@ const (
 	CkMain             = "main"              // main, Go main.main or Rust main
 	CkRegisterSent     = "register_sent"     // POST /extension/register written
 	CkRegisterOK       = "register_ok"       // its response read
-	CkListenerBound    = "listener_bound"    // first bind() of a listening socket
+	CkListenerBound    = "listener_bound"    // bind() of the telemetry listener (the subscribed port; else the first IP bind)
 	CkSubscribeSent    = "subscribe_sent"    // PUT /telemetry written
 	CkSubscribeOK      = "subscribe_ok"      // its response read
 	CkNext             = "next"              // first GET /extension/event/next
@@ -57,7 +57,7 @@ var Checkpoints = []string{
 //	to_main        entry → main                       libc start, executable's constructors, language runtime start
 //	to_register    main → register_sent               user init before registering
 //	register       register_sent → register_ok        the Extensions API register round trip
-//	listener       register_ok → listener_bound       user init until the first listening socket
+//	listener       register_ok → listener_bound       user init until the telemetry listener is bound
 //	to_subscribe   listener_bound → subscribe_sent    user init until the Telemetry subscribe
 //	subscribe      subscribe_sent → subscribe_ok      the Telemetry API subscribe round trip
 //	to_next        subscribe_ok → next                the rest of init until the first /next

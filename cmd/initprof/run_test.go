@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -403,5 +404,59 @@ func assertNothingLeft(t *testing.T, before map[int]bool) {
 	}
 	if b, err := os.ReadFile("/sys/kernel/tracing/uprobe_events"); err == nil && strings.Contains(string(b), "initprof") {
 		t.Errorf("uprobe_events still lists initprof probes:\n%s", b)
+	}
+}
+
+// TestRunRustListener: the bottlecap-shaped Rust sample binds 8125 (UDP),
+// 8124 and 8126 before its telemetry listener on 8999, which it subscribes
+// to. listener_bound must be that 8999 bind: within 20 µs (median over the
+// runs) of the sample's own listener_bound print, which it takes right after
+// the bind returns.
+func TestRunRustListener(t *testing.T) {
+	requireRunEnv(t)
+	ext := filepath.Join(testutil.Root(t), "build", "samples", "rustext-prod")
+	if _, err := os.Stat(ext); err != nil {
+		t.Skipf("rustext-prod not built (make rust-samples): %v", err)
+	}
+	bin := testutil.BuildInitprof(t)
+	out := t.TempDir()
+	const runs = 7
+	stdout, stderr, code := runInitprof(t, bin, "run", "-n", fmt.Sprint(runs), "--cache", "warm", "--name", "datadog-agent", "--out", out, ext)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	f, err := os.Open(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := profile.ReadResults(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs []float64
+	for _, r := range rep.Runs {
+		p := findProc(r, "datadog-agent")
+		if p == nil {
+			t.Fatalf("run %d: no datadog-agent process", r.Index)
+		}
+		got, ok := p.Checkpoint(profile.CkListenerBound)
+		if !ok {
+			t.Fatalf("run %d: no listener_bound; checkpoints %v", r.Index, p.Checkpoints)
+		}
+		for _, c := range r.Reference {
+			if c.Name == "datadog-agent:listener_bound" {
+				errs = append(errs, math.Abs(float64(got-c.MonoNs)))
+			}
+		}
+	}
+	if len(errs) != runs {
+		t.Fatalf("%d printed listener_bound references for %d runs", len(errs), runs)
+	}
+	sort.Float64s(errs)
+	med := errs[len(errs)/2]
+	t.Logf("listener_bound vs the sample's print: median |error| %.1f µs (max %.1f µs)", med/1e3, errs[len(errs)-1]/1e3)
+	if med > 20e3 {
+		t.Errorf("listener_bound median |error| %.1f µs > 20 µs: the probe took another bind than the telemetry listener's", med/1e3)
 	}
 }

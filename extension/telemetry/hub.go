@@ -154,7 +154,7 @@ func (h *Hub) Subscribe(api API, extName string, body []byte) (status int, resp 
 	h.apis[extName] = api
 	h.wg.Add(1)
 	go s.run()
-	h.opts.Observe(Observation{Kind: "subscribe", Subscriber: extName, Events: replayed, Bytes: replayedBytes})
+	h.opts.Observe(Observation{Kind: "subscribe", Subscriber: extName, Events: replayed, Bytes: replayedBytes, Port: sub.Port})
 	if replayed > 0 {
 		h.opts.Observe(Observation{Kind: "replay", Subscriber: extName, Events: replayed, Bytes: replayedBytes})
 	}

@@ -113,6 +113,9 @@ type Observation struct {
 	// attempt (0 for TCP or connection errors) and the 1-based attempt number.
 	Status  int
 	Attempt int
+	// Port is the destination port of an accepted subscribe: the extension's
+	// telemetry listener, which initprof's listener_bound checkpoint is.
+	Port int
 }
 
 const (

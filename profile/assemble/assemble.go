@@ -119,9 +119,13 @@ func Assemble(in Input) (*Result, error) {
 	sort.SliceStable(execs, func(i, j int) bool { return execTime(execs[i]) < execTime(execs[j]) })
 	used := map[int]bool{}
 	logs := map[string][]extension.Entry{}
+	telemetryPort := map[string]int{}
 	for _, e := range in.Timeline {
-		if e.Kind == extension.KindLog {
+		switch {
+		case e.Kind == extension.KindLog:
 			logs[e.Name] = append(logs[e.Name], e)
+		case e.Kind == extension.KindTelemetry && e.Event == "subscribe" && telemetryPort[e.Name] == 0:
+			telemetryPort[e.Name] = detailInt(e.Detail, "port")
 		}
 	}
 	for _, sp := range spawns {
@@ -138,7 +142,7 @@ func Assemble(in Input) (*Result, error) {
 		if pid != 0 {
 			p.PID = int(pid)
 			res.PIDs[sp.name] = pid
-			cps = append(cps, processCheckpoints(byPID[pid], sp.role)...)
+			cps = append(cps, processCheckpoints(byPID[pid], sp.role, telemetryPort[sp.name])...)
 		} else {
 			run.Notes = append(run.Notes, fmt.Sprintf("%s: the probes saw no exec of %s; only platform checkpoints are available", sp.name, sp.path))
 		}
@@ -210,9 +214,24 @@ var (
 	respPrefix   = []byte("HTTP/1.")
 )
 
+// detailInt reads an integer from a timeline entry's details: an int when
+// the entry was made in this process, a float64 once read back from JSON.
+func detailInt(d map[string]any, key string) int {
+	switch v := d[key].(type) {
+	case int:
+		return v
+	case int64:
+		return int(v)
+	case float64:
+		return int(v)
+	}
+	return 0
+}
+
 // processCheckpoints turns one process's events (sorted by time) into
-// canonical checkpoints.
-func processCheckpoints(evs []probes.Event, role string) []profile.Checkpoint {
+// canonical checkpoints. listenPort is the port the process subscribed its
+// telemetry listener on (0: it did not subscribe over HTTP/TCP).
+func processCheckpoints(evs []probes.Event, role string, listenPort int) []profile.Checkpoint {
 	var cps []profile.Checkpoint
 	seen := map[string]bool{}
 	add := func(name string, t uint64, src string) {
@@ -222,7 +241,7 @@ func processCheckpoints(evs []probes.Event, role string) []profile.Checkpoint {
 		seen[name] = true
 		cps = append(cps, profile.Checkpoint{Name: name, MonoNs: int64(t), Source: src})
 	}
-	var relocated uint64
+	var relocated, firstBind uint64
 	// A request is "sent" at its write and "ok" at the first response read on
 	// the same socket after it.
 	pending := map[int]string{} // fd → checkpoint its response completes
@@ -265,11 +284,19 @@ func processCheckpoints(evs []probes.Event, role string) []profile.Checkpoint {
 				}
 			}
 		case probes.KindBind:
-			// The first successful bind of an IP socket after main (or the
-			// entry, for a stripped binary without a main symbol): the
-			// first listener (its port may be 0, an ephemeral one).
+			// The telemetry listener: the successful bind of an IP socket,
+			// after main (or the entry, for a stripped binary without a main
+			// symbol), on the port the process later subscribes to. An
+			// extension like Datadog's binds other listeners first (8124,
+			// 8126) and its telemetry one (8999) last. Without a
+			// subscription port, the first IP bind stands in.
 			if e.Ret == 0 && (e.Family == afInet || e.Family == afInet6) && (seen[profile.CkMain] || seen[profile.CkEntry]) {
-				add(profile.CkListenerBound, e.Time, profile.SourceEBPF)
+				if firstBind == 0 {
+					firstBind = e.Time
+				}
+				if listenPort == 0 || e.Port == listenPort {
+					add(profile.CkListenerBound, e.Time, profile.SourceEBPF)
+				}
 			}
 		case probes.KindSend:
 			switch {
@@ -292,6 +319,11 @@ func processCheckpoints(evs []probes.Event, role string) []profile.Checkpoint {
 	}
 	if relocated != 0 {
 		cps = append(cps, profile.Checkpoint{Name: profile.CkRelocated, MonoNs: int64(relocated), Source: profile.SourceUprobe})
+	}
+	if !seen[profile.CkListenerBound] && firstBind != 0 {
+		// It subscribed a port it never bound itself (another process
+		// listens there): its first listener is the best stand-in.
+		cps = append(cps, profile.Checkpoint{Name: profile.CkListenerBound, MonoNs: int64(firstBind), Source: profile.SourceEBPF})
 	}
 	return cps
 }

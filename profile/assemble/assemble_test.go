@@ -181,3 +181,60 @@ func TestAssembleIOPerPhase(t *testing.T) {
 		t.Errorf("warm run: load_deps bytes read %d (present %v), want a measured 0", rd, ok)
 	}
 }
+
+// TestListenerIsTheTelemetryBind: an extension shaped like Datadog's binds
+// other listeners (8124, 8126, UDP 8125) before its telemetry one (8999);
+// listener_bound is the bind of the port it subscribes to, whichever comes
+// first, and the first IP bind when no subscription names a port it bound.
+func TestListenerIsTheTelemetryBind(t *testing.T) {
+	const us = 1000
+	binds := []struct {
+		at   uint64
+		port int
+		fam  int
+		ret  int64
+	}{
+		{2550, 8125, afInet, 0},   // UDP, still an IP bind
+		{2560, 8124, afInet6, 0},  // trace agent
+		{2570, 8999, afInet, -98}, // EADDRINUSE: not bound
+		{2580, 8126, afInet, 0},
+		{2600, 8999, afInet, 0}, // the telemetry listener
+		{2650, 0, 1, 0},         // AF_UNIX: never a listener here
+	}
+	for _, tc := range []struct {
+		name string
+		port any // the subscribe entry's detail, as JSON would give it
+		want int64
+	}{
+		{"subscribed 8999 (json float)", float64(8999), 2600},
+		{"subscribed 8999 (in-process int)", 8999, 2600},
+		{"no subscription port", nil, 2550},
+		{"subscribed a port someone else binds", float64(4243), 2550},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := sampleInput()
+			var evs []probes.Event
+			for _, e := range in.Events {
+				if e.Kind != probes.KindBind {
+					evs = append(evs, e)
+				}
+			}
+			for _, b := range binds {
+				evs = append(evs, probes.Event{Time: b.at * us, Kind: probes.KindBind, PID: 4242, TID: 4242, Port: b.port, Family: b.fam, Ret: b.ret})
+			}
+			in.Events = evs
+			if tc.port != nil {
+				in.Timeline = append(in.Timeline, extension.Entry{MonoNs: 2710 * us, Kind: extension.KindTelemetry, Name: "ext", Event: "subscribe",
+					Detail: map[string]any{"port": tc.port}})
+			}
+			res, err := Assemble(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := res.Run.Processes[0].Checkpoint(profile.CkListenerBound)
+			if !ok || got != tc.want*us {
+				t.Errorf("listener_bound at %d µs (present %v), want %d µs", got/us, ok, tc.want)
+			}
+		})
+	}
+}
