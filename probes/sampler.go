@@ -27,11 +27,21 @@ import (
 // runtime's scheduler, tokio's builder) while a sample stays under 19 KiB.
 const SampleStackBytes = 16384
 
+// Record kinds (REC_* in bpf/sample.bpf.c).
+const (
+	recCPU       = 0
+	recBlocked   = 1
+	recPreempted = 2
+	recSwitchIn  = 3
+)
+
 // Layout of struct samp_rec in bpf/sample.bpf.c.
 const (
 	sampFrames    = 127
 	sampUretMax   = 8
-	sampUretOff   = 64
+	sampKindOff   = 64 // kind, state (u32 each), then aux (u64)
+	sampAuxOff    = 72
+	sampUretOff   = 80
 	sampUstackOff = sampUretOff + 16*sampUretMax
 	sampKstackOff = sampUstackOff + 8*sampFrames
 	sampHdrLen    = sampKstackOff + 8*sampFrames // fixed part before the stack bytes
@@ -54,9 +64,12 @@ const (
 // Load the program once per build (NewSampler), then Follow and Collect once
 // per run.
 type Sampler struct {
-	hz   int
-	objs samplerObjects
-	rd   *ringbuf.Reader
+	hz     int
+	offCPU bool
+	objs   samplerObjects
+	rd     *ringbuf.Reader
+	// The off-CPU programs' links (global tracepoints), when offCPU.
+	swLinks []link.Link
 
 	// Per run.
 	fds     []int
@@ -64,6 +77,8 @@ type Sampler struct {
 	mems    [][]byte
 	side    []sideRecord
 	raws    []sample.RawSample
+	outs    []sample.RawSample // off-CPU switch-outs, waiting for their switch-in
+	ins     map[switchKey]int64
 	initial []sample.Mapping
 	root    uint32
 	lost    uint64
@@ -76,6 +91,17 @@ type Sampler struct {
 type SamplerOptions struct {
 	// Hz is the sampling rate per thread on CPU (cpu-clock period 1e9/Hz ns).
 	Hz int
+	// OffCPU also records off-CPU samples: each time a thread of a process
+	// the followed one forks (directly or not; the followed one itself is the
+	// platform and is left out) leaves the CPU, its stacks, weighted by how
+	// long it stayed off (sched_switch, both ways).
+	OffCPU bool
+}
+
+// switchKey pairs a switch-in with the switch-out it ends.
+type switchKey struct {
+	tid uint32
+	out int64
 }
 
 // Capture is what one sampled run recorded.
@@ -83,14 +109,19 @@ type Capture struct {
 	// Root is the followed process (a sandbox's first process: the platform).
 	Root    uint32
 	Samples []sample.RawSample
+	// OffCPU are the off-CPU samples (SamplerOptions.OffCPU), in time order:
+	// each a switch-out paired with its switch-in. A thread still off the
+	// CPU when sampling stopped has none.
+	OffCPU []sample.RawSample
 	// Images are the memory maps of every process, one per exec (or fork),
 	// in time order per PID; ImagesAt pairs samples with them.
 	Images []Image
 	Comms  map[uint32]string
 	// Taken counts the samples the program ran for; Dropped those that did
 	// not fit the ring buffer; LostSide the side-band records (mappings) the
-	// perf ring lost.
-	Taken, Dropped, LostSide uint64
+	// perf ring lost. OffCPUTaken and OffCPUDropped count switch-outs.
+	Taken, Dropped, LostSide   uint64
+	OffCPUTaken, OffCPUDropped uint64
 }
 
 // Image is the executable mappings of process PID from FromNs until its next
@@ -111,13 +142,16 @@ type Group struct {
 // had when it was taken: the k-th group holds, for every PID, the samples
 // taken during its k-th image. A child between fork and exec runs its
 // parent's code, and after exec the same PID runs another binary.
-func (c *Capture) Groups() []Group {
+func (c *Capture) Groups() []Group { return c.GroupsOf(c.Samples) }
+
+// GroupsOf is Groups for other samples of the same capture (c.OffCPU).
+func (c *Capture) GroupsOf(samples []sample.RawSample) []Group {
 	byPID := map[uint32][]Image{}
 	for _, im := range c.Images {
 		byPID[im.PID] = append(byPID[im.PID], im)
 	}
 	var groups []Group
-	for _, s := range c.Samples {
+	for _, s := range samples {
 		ims := byPID[s.PID]
 		k := 0
 		for i, im := range ims {
@@ -146,7 +180,7 @@ func NewSampler(opts SamplerOptions) (*Sampler, error) {
 		return nil, fmt.Errorf("probes: sampling is built for amd64 and arm64, not %s", runtime.GOARCH)
 	}
 	_ = rlimit.RemoveMemlock()
-	s := &Sampler{hz: opts.Hz}
+	s := &Sampler{hz: opts.Hz, offCPU: opts.OffCPU}
 	if err := loadSamplerObjects(&s.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if !errors.As(err, &ve) && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) {
@@ -160,6 +194,18 @@ func NewSampler(opts SamplerOptions) (*Sampler, error) {
 		return nil, fmt.Errorf("probes: sampler ring buffer: %w", err)
 	}
 	s.rd = rd
+	if opts.OffCPU {
+		// Attached once per build; they do nothing until Follow sets
+		// samp_cfg[0] and a tgid.
+		for _, p := range []*ebpf.Program{s.objs.InitprofSampleFork, s.objs.InitprofSampleSwitch} {
+			l, err := link.AttachTracing(link.TracingOptions{Program: p})
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("probes: attaching the off-CPU sampler (tp_btf): %w", err)
+			}
+			s.swLinks = append(s.swLinks, l)
+		}
+	}
 	return s, nil
 }
 
@@ -272,13 +318,34 @@ func (s *Sampler) Follow(pid int) (err error) {
 	}
 	s.root = uint32(pid)
 	s.initial, _ = sample.ReadProcMaps(pid)
-	s.side, s.raws, s.lost = nil, nil, 0
+	s.side, s.raws, s.outs, s.ins, s.lost = nil, nil, nil, map[switchKey]int64{}, 0
 	s.resetStats()
+	if s.offCPU {
+		if err := s.followOffCPU(uint32(pid)); err != nil {
+			return err
+		}
+	}
 	s.stop = make(chan struct{})
 	s.wg.Add(2)
 	go s.readSamples()
 	go s.readSide()
 	return nil
+}
+
+// followOffCPU seeds the off-CPU tree with pid, whose own switches are not
+// recorded (it is the platform; its descendants are the extensions and the
+// runtime), and switches recording on.
+func (s *Sampler) followOffCPU(pid uint32) error {
+	if err := clearMap(s.objs.SampTgids); err != nil {
+		return fmt.Errorf("probes: off-CPU sampler: %w", err)
+	}
+	if err := clearMap(s.objs.SampOff); err != nil {
+		return fmt.Errorf("probes: off-CPU sampler: %w", err)
+	}
+	if err := s.objs.SampTgids.Put(pid, uint8(2)); err != nil {
+		return fmt.Errorf("probes: off-CPU sampler: %w", err)
+	}
+	return s.objs.SampCfg.Put(uint32(0), uint32(1))
 }
 
 // threadsOf lists the threads of pid (just pid when /proc says nothing).
@@ -316,24 +383,23 @@ func (s *Sampler) resetStats() {
 		return
 	}
 	zero := make([]uint64, ncpu)
-	for k := uint32(0); k < 2; k++ {
+	for k := uint32(0); k < 4; k++ {
 		_ = s.objs.SampStats.Put(k, zero)
 	}
 }
 
-func (s *Sampler) stats() (taken, dropped uint64) {
+// stats sums the per-CPU counters: samples taken and dropped, off-CPU
+// switch-outs taken and dropped.
+func (s *Sampler) stats() (c [4]uint64) {
 	var vals []uint64
-	if s.objs.SampStats.Lookup(uint32(0), &vals) == nil {
-		for _, v := range vals {
-			taken += v
+	for k := range c {
+		if s.objs.SampStats.Lookup(uint32(k), &vals) == nil {
+			for _, v := range vals {
+				c[k] += v
+			}
 		}
 	}
-	if s.objs.SampStats.Lookup(uint32(1), &vals) == nil {
-		for _, v := range vals {
-			dropped += v
-		}
-	}
-	return
+	return c
 }
 
 // readSamples drains the BPF ring buffer while the run goes, so a long init
@@ -348,11 +414,22 @@ func (s *Sampler) readSamples() {
 			}
 			continue
 		}
-		if r, ok := parseSampleRecord(rec.RawSample); ok {
-			s.mu.Lock()
-			s.raws = append(s.raws, r)
-			s.mu.Unlock()
+		r, kind, ok := parseSampleRecord(rec.RawSample)
+		if !ok {
+			continue
 		}
+		s.mu.Lock()
+		switch kind {
+		case recCPU:
+			s.raws = append(s.raws, r)
+		case recBlocked, recPreempted:
+			r.Runnable = kind == recPreempted
+			s.outs = append(s.outs, r)
+		case recSwitchIn:
+			// r.MonoNs is the switch-in; OffCPUNs carries the switch-out.
+			s.ins[switchKey{r.TID, r.OffCPUNs}] = r.MonoNs
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -382,18 +459,38 @@ func (s *Sampler) Collect() (*Capture, error) {
 		lerr = errors.Join(lerr, l.Close())
 	}
 	s.lnks = nil
+	if s.offCPU {
+		lerr = errors.Join(lerr, s.objs.SampCfg.Put(uint32(0), uint32(0)))
+	}
 	close(s.stop)
 	// Everything written before the links closed is in the ring: read to empty.
 	_ = s.rd.Flush()
 	s.wg.Wait()
 	cerr := s.release()
 	c := &Capture{Root: s.root, Comms: map[uint32]string{}, LostSide: s.lost}
-	c.Taken, c.Dropped = s.stats()
+	st := s.stats()
+	c.Taken, c.Dropped, c.OffCPUTaken, c.OffCPUDropped = st[0], st[1], st[2], st[3]
 	c.Samples = s.raws
 	sort.SliceStable(c.Samples, func(i, j int) bool { return c.Samples[i].MonoNs < c.Samples[j].MonoNs })
+	c.OffCPU = pairOffCPU(s.outs, s.ins)
 	c.Images = buildImages(s.root, s.initial, s.side, c.Comms)
-	s.raws, s.side = nil, nil
+	s.raws, s.side, s.outs, s.ins = nil, nil, nil, nil
 	return c, errors.Join(lerr, cerr)
+}
+
+// pairOffCPU gives each switch-out the time until its switch-in, in time
+// order; a switch-out without one (the thread was still off the CPU, or
+// exited, when sampling stopped) is left out: its length is unknown.
+func pairOffCPU(outs []sample.RawSample, ins map[switchKey]int64) []sample.RawSample {
+	var done []sample.RawSample
+	for _, r := range outs {
+		if in, ok := ins[switchKey{r.TID, r.MonoNs}]; ok && in > r.MonoNs {
+			r.OffCPUNs = in - r.MonoNs
+			done = append(done, r)
+		}
+	}
+	sort.SliceStable(done, func(i, j int) bool { return done[i].MonoNs < done[j].MonoNs })
+	return done
 }
 
 // Close unloads the program. Collect a followed run first.
@@ -403,21 +500,35 @@ func (s *Sampler) Close() error {
 		_, err := s.Collect()
 		errs = append(errs, err)
 	}
+	for _, l := range s.swLinks {
+		errs = append(errs, l.Close())
+	}
+	s.swLinks = nil
 	errs = append(errs, s.rd.Close(), s.objs.Close())
 	return errors.Join(errs...)
 }
 
-func parseSampleRecord(b []byte) (sample.RawSample, bool) {
+// parseSampleRecord decodes one ring record and its kind (rec*). A switch-in
+// record carries its switch-out time in OffCPUNs.
+func parseSampleRecord(b []byte) (sample.RawSample, int, bool) {
 	le := binary.LittleEndian
-	if len(b) < sampHdrLen {
-		return sample.RawSample{}, false
+	if len(b) < sampUretOff {
+		return sample.RawSample{}, 0, false
 	}
+	kind := int(le.Uint32(b[sampKindOff:]))
 	r := sample.RawSample{
 		MonoNs: int64(le.Uint64(b)),
 		PID:    le.Uint32(b[8:]),
 		TID:    le.Uint32(b[12:]),
 		Arch:   sample.Arch(runtime.GOARCH),
 		Regs:   sample.Regs{IP: le.Uint64(b[16:]), SP: le.Uint64(b[24:]), BP: le.Uint64(b[32:]), LR: le.Uint64(b[40:])},
+	}
+	if kind == recSwitchIn {
+		r.OffCPUNs = int64(le.Uint64(b[sampAuxOff:]))
+		return r, kind, true
+	}
+	if len(b) < sampHdrLen {
+		return sample.RawSample{}, 0, false
 	}
 	n := int(le.Uint32(b[48:]))
 	if n > len(b)-sampHdrLen {
@@ -427,7 +538,7 @@ func parseSampleRecord(b []byte) (sample.RawSample, bool) {
 	restoreReturns(&r, b[sampUretOff:sampUstackOff], int(le.Uint32(b[60:])))
 	r.FPStack = frames(b[sampUstackOff:sampKstackOff], int32(le.Uint32(b[52:])))
 	r.KStack = frames(b[sampKstackOff:sampHdrLen], int32(le.Uint32(b[56:])))
-	return r, true
+	return r, kind, true
 }
 
 // restoreReturns undoes the uretprobes' hijack in the stack copy: each pair

@@ -26,6 +26,9 @@ type samplerSampRec struct {
 	UstackLen int32
 	KstackLen int32
 	Nuret     uint32
+	Kind      uint32
+	State     uint32
+	Aux       uint64
 	Uret      [8][2]uint64
 	Ustack    [127]uint64
 	Kstack    [127]uint64
@@ -36,10 +39,15 @@ type samplerSampRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	samplerMapSampRing        = "samp_ring"
-	samplerMapSampScratch     = "samp_scratch"
-	samplerMapSampStats       = "samp_stats"
-	samplerProgInitprofSample = "initprof_sample"
+	samplerMapSampCfg               = "samp_cfg"
+	samplerMapSampOff               = "samp_off"
+	samplerMapSampRing              = "samp_ring"
+	samplerMapSampScratch           = "samp_scratch"
+	samplerMapSampStats             = "samp_stats"
+	samplerMapSampTgids             = "samp_tgids"
+	samplerProgInitprofSample       = "initprof_sample"
+	samplerProgInitprofSampleFork   = "initprof_sample_fork"
+	samplerProgInitprofSampleSwitch = "initprof_sample_switch"
 )
 
 // loadSampler returns the embedded CollectionSpec for sampler.
@@ -84,16 +92,21 @@ type samplerSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type samplerProgramSpecs struct {
-	InitprofSample *ebpf.ProgramSpec `ebpf:"initprof_sample"`
+	InitprofSample       *ebpf.ProgramSpec `ebpf:"initprof_sample"`
+	InitprofSampleFork   *ebpf.ProgramSpec `ebpf:"initprof_sample_fork"`
+	InitprofSampleSwitch *ebpf.ProgramSpec `ebpf:"initprof_sample_switch"`
 }
 
 // samplerMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type samplerMapSpecs struct {
+	SampCfg     *ebpf.MapSpec `ebpf:"samp_cfg"`
+	SampOff     *ebpf.MapSpec `ebpf:"samp_off"`
 	SampRing    *ebpf.MapSpec `ebpf:"samp_ring"`
 	SampScratch *ebpf.MapSpec `ebpf:"samp_scratch"`
 	SampStats   *ebpf.MapSpec `ebpf:"samp_stats"`
+	SampTgids   *ebpf.MapSpec `ebpf:"samp_tgids"`
 }
 
 // samplerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -122,16 +135,22 @@ func (o *samplerObjects) Close() error {
 //
 // It can be passed to loadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type samplerMaps struct {
+	SampCfg     *ebpf.Map `ebpf:"samp_cfg"`
+	SampOff     *ebpf.Map `ebpf:"samp_off"`
 	SampRing    *ebpf.Map `ebpf:"samp_ring"`
 	SampScratch *ebpf.Map `ebpf:"samp_scratch"`
 	SampStats   *ebpf.Map `ebpf:"samp_stats"`
+	SampTgids   *ebpf.Map `ebpf:"samp_tgids"`
 }
 
 func (m *samplerMaps) Close() error {
 	return _SamplerClose(
+		m.SampCfg,
+		m.SampOff,
 		m.SampRing,
 		m.SampScratch,
 		m.SampStats,
+		m.SampTgids,
 	)
 }
 
@@ -145,12 +164,16 @@ type samplerVariables struct {
 //
 // It can be passed to loadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type samplerPrograms struct {
-	InitprofSample *ebpf.Program `ebpf:"initprof_sample"`
+	InitprofSample       *ebpf.Program `ebpf:"initprof_sample"`
+	InitprofSampleFork   *ebpf.Program `ebpf:"initprof_sample_fork"`
+	InitprofSampleSwitch *ebpf.Program `ebpf:"initprof_sample_switch"`
 }
 
 func (p *samplerPrograms) Close() error {
 	return _SamplerClose(
 		p.InitprofSample,
+		p.InitprofSampleFork,
+		p.InitprofSampleSwitch,
 	)
 }
 

@@ -182,3 +182,65 @@ func progExists(id ebpf.ProgramID) bool {
 	}
 	return true
 }
+
+// TestSamplerOffCPU: a forked child that sleeps 50 ms (nanosleep) and then
+// spins must give off-CPU samples: a blocked one of about 50 ms whose stacks
+// unwind (kernel: the nanosleep path; user: through libc to the root), for
+// the child the shell forked after Follow (the tgid set grows on fork). A
+// shell before the sampler follows it is not recorded.
+func TestSamplerOffCPU(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, err := NewSampler(SamplerOptions{Hz: 1000, OffCPU: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := sampleCommand(t, s, "/bin/sleep 0.05")
+	if c.OffCPUTaken == 0 || len(c.OffCPU) == 0 {
+		t.Fatalf("no off-CPU samples: taken %d, paired %d", c.OffCPUTaken, len(c.OffCPU))
+	}
+	if c.OffCPUDropped > 0 {
+		t.Errorf("%d off-CPU records dropped", c.OffCPUDropped)
+	}
+	comm := func(pid uint32) string { return c.Comms[pid] }
+	var longest sample.RawSample
+	var total int64
+	for _, r := range c.OffCPU {
+		if r.OffCPUNs <= 0 {
+			t.Errorf("off-CPU sample with %d ns", r.OffCPUNs)
+		}
+		if comm(r.PID) == "sleep" {
+			total += r.OffCPUNs
+			if r.OffCPUNs > longest.OffCPUNs {
+				longest = r
+			}
+		}
+	}
+	t.Logf("%d off-CPU samples; sleep: longest %.2f ms (runnable %v), total %.2f ms", len(c.OffCPU),
+		float64(longest.OffCPUNs)/1e6, longest.Runnable, float64(total)/1e6)
+	if longest.OffCPUNs < 45e6 || longest.OffCPUNs > 500e6 || longest.Runnable {
+		t.Fatalf("sleep's longest off-CPU interval %.2f ms (runnable %v), want ~50 ms blocked", float64(longest.OffCPUNs)/1e6, longest.Runnable)
+	}
+	r := outputs.NewResolver(nil)
+	var st []sample.Stack
+	for _, g := range c.GroupsOf([]sample.RawSample{longest}) {
+		st = append(st, r.Stacks(g.Samples, g.Maps, profile.Run{}, 1000)...)
+	}
+	if len(st) != 1 {
+		t.Fatalf("%d stacks for one sample", len(st))
+	}
+	var names []string
+	kernelSleep, userRoot := false, st[0].Complete
+	for _, f := range st[0].Frames {
+		names = append(names, f.Name())
+		if f.Kernel && strings.Contains(f.Func, "nanosleep") {
+			kernelSleep = true
+		}
+	}
+	if !st[0].OffCPU || st[0].Weight != longest.OffCPUNs || st[0].Frames[0].Func != sample.FrameBlocked {
+		t.Errorf("stack: off-CPU %v weight %d leaf %q", st[0].OffCPU, st[0].Weight, st[0].Frames[0].Func)
+	}
+	if !kernelSleep || !userRoot {
+		t.Errorf("the 50 ms sleep's stack: kernel nanosleep frame %v, unwound to the root %v:\n%s", kernelSleep, userRoot, strings.Join(names, "\n"))
+	}
+}

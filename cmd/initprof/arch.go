@@ -174,6 +174,9 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 	}
 	if o.sample.flamegraph {
 		argv = append(argv, "--flamegraph", "--sample-hz", fmt.Sprint(o.sample.hz), "--sample-runs", fmt.Sprint(o.sample.runs))
+		if o.sample.offCPU {
+			argv = append(argv, "--offcpu")
+		}
 	}
 	if o.runtime != "sim" {
 		return badInput("--runtime %s: the microVM runs the simulated runtime only", o.runtime)

@@ -67,7 +67,7 @@ filter on folded input.`,
 			fs.BoolVar(&o.folded, "folded", false, "write folded stacks instead of SVG")
 			fs.StringVar(&o.title, "title", "", "graph title (default: the profile's name and filters)")
 			fs.IntVar(&o.width, "width", 1200, "SVG width in pixels")
-			fs.StringVar(&o.value, "value", "samples", `weight frames by "samples" or "cpu" (nanoseconds)`)
+			fs.StringVar(&o.value, "value", "auto", `weight frames by "samples" (count) or "time" (the profile's nanoseconds: cpu, or time off the CPU); "auto": samples for cpu.pb.gz, time for offcpu.pb.gz`)
 			return func(args []string) error { return runFlamegraph(o, args, os.Stdout) }
 		},
 	})
@@ -100,19 +100,21 @@ func runFlamegraph(o flameOpts, args []string, stdout io.Writer) error {
 	vi := 0
 	switch o.value {
 	case "samples":
-	case "cpu":
+	case "cpu", "offcpu", "time":
 		vi = 1
+	case "auto", "":
+		vi = -1
 	default:
-		return badInput("--value %q: want samples or cpu", o.value)
+		return badInput("--value %q: want samples, time or auto", o.value)
 	}
 	filters := o.filters()
-	cur, total, err := loadFolded(args[0], filters, vi)
+	cur, total, vi, err := loadFolded(args[0], filters, vi)
 	if err != nil {
 		return err
 	}
 	var base flame.Folded
 	if o.diff != "" {
-		if base, _, err = loadFolded(o.diff, filters, vi); err != nil {
+		if base, _, _, err = loadFolded(o.diff, filters, vi); err != nil {
 			return err
 		}
 	}
@@ -193,27 +195,37 @@ func sanitize(s string) string {
 }
 
 // loadFolded reads a pprof profile or folded text, applies the label filters
-// and returns the folded stacks and the unfiltered total.
-func loadFolded(path string, filters map[string]string, vi int) (flame.Folded, int64, error) {
+// and returns the folded stacks, the unfiltered total and the value index it
+// used (vi < 0: chosen from the profile's sample types).
+func loadFolded(path string, filters map[string]string, vi int) (flame.Folded, int64, int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, 0, badInput("profile %s does not exist", path)
+			return nil, 0, vi, badInput("profile %s does not exist", path)
 		}
-		return nil, 0, badInput("cannot read profile %s: %v", path, err)
+		return nil, 0, vi, badInput("cannot read profile %s: %v", path, err)
 	}
 	if isFoldedName(path) {
-		return foldedText(path, data, filters)
+		f, total, err := foldedText(path, data, filters)
+		return f, total, max(vi, 0), err
 	}
 	p, perr := profile.ParseData(data)
 	if perr != nil {
 		if f, total, ferr := foldedText(path, data, filters); ferr == nil && len(f) > 0 {
-			return f, total, nil
+			return f, total, max(vi, 0), nil
 		}
-		return nil, 0, badInput("%s is neither a pprof profile (cpu.pb.gz) nor folded stacks: %v", path, perr)
+		return nil, 0, vi, badInput("%s is neither a pprof profile (cpu.pb.gz) nor folded stacks: %v", path, perr)
+	}
+	if vi < 0 {
+		// auto: an off-CPU profile's intervals differ wildly in length, so
+		// its frames are weighted by time; a CPU profile's by samples.
+		vi = 0
+		if len(p.SampleType) > 1 && p.SampleType[1].Type == "offcpu" {
+			vi = 1
+		}
 	}
 	if vi >= len(p.SampleType) {
-		return nil, 0, badInput("%s has no %s values (sample types: %v)", path, unitName(vi), p.SampleType)
+		return nil, 0, vi, badInput("%s has no %s values (sample types: %v)", path, unitName(vi), p.SampleType)
 	}
 	all := pprofout.Folded(p, nil, vi)
 	f := pprofout.Folded(p, filters, vi)
@@ -228,9 +240,9 @@ func loadFolded(path string, filters map[string]string, vi int) (flame.Folded, i
 			}
 		}
 		sort.Strings(hints)
-		return nil, 0, badInput("no samples in %s match %s (%s)", path, describe(filters), strings.Join(hints, "; "))
+		return nil, 0, vi, badInput("no samples in %s match %s (%s)", path, describe(filters), strings.Join(hints, "; "))
 	}
-	return f, all.Total(), nil
+	return f, all.Total(), vi, nil
 }
 
 func isFoldedName(path string) bool {

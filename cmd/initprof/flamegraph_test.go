@@ -63,7 +63,7 @@ func TestFlamegraphCLI(t *testing.T) {
 		{name: "missing file", args: []string{filepath.Join(dir, "gone.pb.gz")}, wantErr: "does not exist"},
 		{name: "missing folded", args: []string{filepath.Join(dir, "stacks.folded") + "x"}, wantErr: "does not exist"},
 		{name: "no args", wantErr: "exactly one PROFILE"},
-		{name: "bad value", o: flameOpts{value: "bytes"}, args: []string{a}, wantErr: "want samples or cpu"},
+		{name: "bad value", o: flameOpts{value: "bytes"}, args: []string{a}, wantErr: "want samples, time or auto"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o

@@ -53,7 +53,12 @@ perf event at --sample-hz follows the sandbox from its first process, stacks
 are unwound offline with DWARF CFI, and --out gets cpu.pb.gz (labels phase,
 process, run, build), flame.svg, flame-<phase>.svg, stacks.folded and
 trace.json (Perfetto). It prints the samples per run, the share unwound to a
-root frame and what sampling cost exec→/next. Exit codes: 0 ok, 2 bad input,
+root frame and what sampling cost exec→/next. --offcpu (implies --flamegraph)
+also records, in those runs, every time a thread of the extensions or the
+runtime leaves the CPU: its stacks (the kernel one from __schedule: I/O,
+futex, poll, nanosleep) weighted by the time until it ran again, split into
+blocked and runnable (preempted, or throttled by the CPU quota), written to
+offcpu.pb.gz, offcpu.folded and flame-offcpu.svg for init only. Exit codes: 0 ok, 2 bad input,
 3 missing privileges, 4 the extension failed its init (the report is still
 written), 130 interrupted.
 
@@ -64,6 +69,7 @@ Examples:
   initprof run --checkpoint 'INIT \| phase=(\w+)' ./ext       # log-line checkpoints
   initprof run --sandbox process ./ext                        # no OCI runtime here
   initprof run --flamegraph --sample-hz 5000 ./ext            # + CPU flamegraphs per phase
+  initprof run --offcpu --cache cold ./ext                    # + where init waits (I/O, the API)
   initprof run --arch arm64 ./ext-arm64                       # arm64 build on x86: emulated microVM
   initprof run --arch arm64 --sandbox oci ./ext-arm64         # ... in arm64 runc inside it (cgroup v2)`,
 		setup: setupRun,

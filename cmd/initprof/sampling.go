@@ -32,6 +32,7 @@ const defaultSampleHz = 2000
 // sampleOpts are the flags of the sampling runs.
 type sampleOpts struct {
 	flamegraph bool
+	offCPU     bool
 	hz         int
 	runs       int
 }
@@ -40,9 +41,13 @@ func sampleFlags(fs *pflag.FlagSet, o *sampleOpts) {
 	fs.BoolVar(&o.flamegraph, "flamegraph", false, "after the timing runs, make sampling runs and write cpu.pb.gz, flame.svg, flame-<phase>.svg, stacks.folded and trace.json")
 	fs.IntVar(&o.hz, "sample-hz", defaultSampleHz, "CPU sampling rate of the sampling runs (per thread on CPU)")
 	fs.IntVar(&o.runs, "sample-runs", 0, "sampling runs, separate from the timing runs (default min(--runs, 5))")
+	fs.BoolVar(&o.offCPU, "offcpu", false, "in the sampling runs (implies --flamegraph), also record each time a thread leaves the CPU, with its stacks: offcpu.pb.gz, offcpu.folded and flame-offcpu.svg, widths in time blocked or runnable")
 }
 
 func (o *sampleOpts) validate(runs int) error {
+	if o.offCPU {
+		o.flamegraph = true
+	}
 	if !o.flamegraph {
 		return nil
 	}
@@ -69,7 +74,7 @@ type sampledRun struct {
 // the timing runs (so each sample gets the phase it fell in, from that run's
 // own checkpoints), plus the CPU sampler on the sandbox's first process.
 func (s *series) sampleSeries(ctx context.Context, so *sampleOpts) ([]sampledRun, error) {
-	smp, err := probes.NewSampler(probes.SamplerOptions{Hz: so.hz})
+	smp, err := probes.NewSampler(probes.SamplerOptions{Hz: so.hz, OffCPU: so.offCPU})
 	if err != nil {
 		if errors.Is(err, probes.ErrPermission) {
 			return nil, withCode(exitPrivileges, err)
@@ -122,7 +127,7 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 		return m.Path
 	})
 	var in outputs.Input
-	var taken, dropped uint64
+	var taken, dropped, offTaken, offDropped uint64
 	var first, last int64
 	var perRun []string
 	complete, total := 0, 0
@@ -156,6 +161,17 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 		dropped += sr.cap.Dropped
 		perRun = append(perRun, fmt.Sprint(len(stacks)))
 		in.Stacks = append(in.Stacks, stacks...)
+		for _, g := range sr.cap.GroupsOf(sr.cap.OffCPU) {
+			for _, st := range res.Stacks(g.Samples, g.Maps, sr.run, hz) {
+				// Init only: a process's time off the CPU in its phases
+				// (spawn to its first /next), not its wait in /next after.
+				if st.Phase != "" {
+					in.OffCPU = append(in.OffCPU, st)
+				}
+			}
+		}
+		offTaken += sr.cap.OffCPUTaken
+		offDropped += sr.cap.OffCPUDropped
 		ps, sl := traceOf(sr.run)
 		ps = append(ps, trace.Process{PID: int(sr.cap.Root), Name: "platform"})
 		in.Processes = append(in.Processes, ps...)
@@ -195,6 +211,14 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 	if dropped > 0 {
 		progressf("%s: WARNING: %d of %d samples dropped (ring buffer full); lower --sample-hz", s.name, dropped, taken)
 	}
+	if s.env.o.sample.offCPU {
+		for _, line := range offCPUSummary(in.OffCPU) {
+			progressf("%s: off-CPU %s", s.name, line)
+		}
+		if offDropped > 0 {
+			progressf("%s: WARNING: %d of %d off-CPU records dropped (ring buffer full)", s.name, offDropped, offTaken)
+		}
+	}
 	progressf("wrote %s", strings.Join(paths, ", "))
 	var sampled []profile.Run
 	for _, sr := range runs {
@@ -204,6 +228,67 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 		progressf("%s: %s", s.name, line)
 	}
 	return nil
+}
+
+// offCPUSummary is one line per process: its main thread's time off the CPU
+// during init over the sampling runs, blocked and runnable, with the phases
+// that hold the most, and its other threads' total. The main thread comes
+// first because its waits are the ones on the path to /next; a listener
+// thread parked in accept() is off the CPU for the whole init, harmlessly.
+func offCPUSummary(stacks []sample.Stack) []string {
+	type tot struct {
+		n                       int
+		blocked, runnable, rest int64
+		byPhase                 map[string]int64
+	}
+	per := map[string]*tot{}
+	for _, st := range stacks {
+		t := per[st.Process]
+		if t == nil {
+			t = &tot{byPhase: map[string]int64{}}
+			per[st.Process] = t
+		}
+		t.n++
+		switch {
+		case st.TID != st.PID:
+			t.rest += st.Weight
+			continue
+		case len(st.Frames) > 0 && st.Frames[0].Func == sample.FrameRunnable:
+			t.runnable += st.Weight
+		default:
+			t.blocked += st.Weight
+		}
+		t.byPhase[st.Phase] += st.Weight
+	}
+	var names []string
+	for n := range per {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	ms := func(ns int64) string { return fmt.Sprintf("%.2f ms", float64(ns)/1e6) }
+	var out []string
+	for _, n := range names {
+		t := per[n]
+		var phs []string
+		for ph := range t.byPhase {
+			phs = append(phs, ph)
+		}
+		sort.Slice(phs, func(i, j int) bool { return t.byPhase[phs[i]] > t.byPhase[phs[j]] })
+		var top []string
+		for i, ph := range phs {
+			if i == 3 {
+				break
+			}
+			top = append(top, ph+" "+ms(t.byPhase[ph]))
+		}
+		most := ""
+		if len(top) > 0 {
+			most = " (most in " + strings.Join(top, ", ") + ")"
+		}
+		out = append(out, fmt.Sprintf("%s: %d intervals; main thread blocked %s, runnable %s%s; other threads %s",
+			n, t.n, ms(t.blocked), ms(t.runnable), most, ms(t.rest)))
+	}
+	return out
 }
 
 // samplingOverhead compares exec→/next of each process between the timing

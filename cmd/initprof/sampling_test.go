@@ -260,3 +260,55 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(l, "\n")
 }
+
+// TestRunOffCPU: --offcpu writes an offcpu/nanoseconds profile next to the
+// CPU one. The C sample's main thread waits for the platform's answer to its
+// register request inside curl_easy_perform: that wait must be there, in
+// phase register, as blocked time whose kernel stack starts at __schedule
+// (the tracepoint and BPF frames trimmed), and no interval may be longer
+// than the sampling runs themselves.
+func TestRunOffCPU(t *testing.T) {
+	requireRunEnv(t)
+	bin := testutil.BuildInitprof(t)
+	out, stderr, _ := flameRun(t, bin, "--offcpu", "-n", "2", "--sample-runs", "2", "--cache", "warm", testutil.Sample(t, "cext"))
+	if !strings.Contains(stderr, "off-CPU cext:") {
+		t.Errorf("no off-CPU summary for cext:\n%s", stderr)
+	}
+	f, err := os.Open(filepath.Join(out, "offcpu.pb.gz"))
+	if err != nil {
+		t.Fatalf("no offcpu.pb.gz: %v\n%s", err, stderr)
+	}
+	defer f.Close()
+	p, err := pprof.Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.SampleType) != 2 || p.SampleType[1].Type != "offcpu" || p.SampleType[1].Unit != "nanoseconds" {
+		t.Fatalf("sample types %v, want samples/count and offcpu/nanoseconds", p.SampleType)
+	}
+	var registerWait int64
+	for _, s := range p.Sample {
+		if s.Value[1] <= 0 || s.Value[1] > int64(10e9) {
+			t.Errorf("an off-CPU interval of %d ns", s.Value[1])
+		}
+		names := stackNames(s)
+		if len(names) > 1 && (strings.HasPrefix(names[1], "bpf_") || strings.Contains(names[1], "traceiter")) {
+			t.Errorf("the observer's frames were not trimmed: %v", names[:min(len(names), 5)])
+		}
+		if s.Label["process"][0] != "cext" || s.Label["phase"][0] != "register" || s.NumLabel["pid"][0] != s.NumLabel["tid"][0] {
+			continue
+		}
+		if names[0] == sample.FrameBlocked && len(names) > 1 && names[1] == "__schedule" && containsInOrder(names, "curl_easy_perform", "main") {
+			registerWait += s.Value[1]
+		}
+	}
+	t.Logf("cext's main thread blocked in curl_easy_perform during register: %.1f µs over 2 runs", float64(registerWait)/1e3)
+	if registerWait == 0 {
+		t.Error("no blocked register wait in curl_easy_perform on cext's main thread")
+	}
+	for _, name := range []string{"offcpu.folded", "flame-offcpu.svg"} {
+		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

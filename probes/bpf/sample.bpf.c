@@ -18,11 +18,22 @@
  * The program returns 0: the perf event's own ring buffer then carries only
  * the side-band records (MMAP2, COMM, FORK) the host reads for mappings.
  *
+ * Off-CPU samples (when the host sets samp_cfg[0]): a tp_btf/sched_switch
+ * program records the same registers and stacks for a task of the followed
+ * tree as it leaves the CPU (blocked, or preempted: kind 1 or 2; current is
+ * still that task there, so its user memory and user pt_regs are readable),
+ * and a short kind-3 record when it comes back, carrying the switch-out time.
+ * The host pairs them into one sample weighted by the time off the CPU. The
+ * tree is a tgid set seeded with the followed process (not recorded itself:
+ * it is the platform) and grown from sched_process_fork, as the timing
+ * probes do.
+ *
  * The record layout is mirrored by probes/sampler.go; change both together.
  */
 #include "include/initprof_types.h"
 #include "include/bpf_helpers.h"
 #include "include/bpf_tracing.h"
+#include "include/bpf_core_read.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -64,6 +75,9 @@ struct samp_rec {
 	s32 ustack_len; /* bytes of ustack[] (bpf_get_stack's result, < 0: error) */
 	s32 kstack_len; /* bytes of kstack[] */
 	u32 nuret; /* valid pairs in uret[] */
+	u32 kind;  /* REC_* */
+	u32 state; /* off-CPU: the task's state as it left the CPU */
+	u64 aux;   /* REC_SWITCH_IN: the switch-out time it closes */
 	u64 uret[URET_MAX][2]; /* [stack slot, original return address] */
 	u64 ustack[FRAMES_MAX];
 	u64 kstack[FRAMES_MAX];
@@ -84,13 +98,45 @@ struct {
 	__uint(max_entries, 64 << 20);
 } samp_ring SEC(".maps");
 
-/* [0] samples taken, [1] samples dropped (ring buffer full). */
+#define REC_CPU 0	 /* a cpu-clock sample */
+#define REC_BLOCKED 1	 /* left the CPU to wait (sleep, I/O, futex, poll) */
+#define REC_PREEMPTED 2	 /* left the CPU runnable (preempted, throttled by the CPU quota) */
+#define REC_SWITCH_IN 3	 /* came back; aux = its switch-out time; header only */
+
+/* [0] samples taken, [1] samples dropped (ring buffer full), [2] off-CPU
+ * switch-outs recorded, [3] off-CPU records dropped. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 4);
 	__type(key, u32);
 	__type(value, u64);
 } samp_stats SEC(".maps");
+
+/* [0] != 0: record off-CPU samples of the tree in samp_tgids. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u32);
+} samp_cfg SEC(".maps");
+
+/* The followed tree's processes: tgid → 1 (recorded) or 2 (the followed
+ * root, the platform: only its descendants are recorded, since its own
+ * threads' switches are not the extension's init and would cost it time). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, u8);
+} samp_tgids SEC(".maps");
+
+/* Threads off the CPU now (tid → switch-out time). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32);
+	__type(value, u64);
+} samp_off SEC(".maps");
 
 static __always_inline void count(u32 k)
 {
@@ -101,19 +147,10 @@ static __always_inline void count(u32 k)
 
 #define HDR_LEN ((u64)(unsigned long)&((struct samp_rec *)0)->stack)
 
-SEC("perf_event")
-int initprof_sample(void *ctx)
+/* fill records the current task's user registers, uretprobe hijacks, FP and
+ * kernel stacks and user stack copy into r; it returns the bytes to output. */
+static __always_inline u64 fill(void *ctx, struct samp_rec *r)
 {
-	u32 zero = 0;
-	struct samp_rec *r = bpf_map_lookup_elem(&samp_scratch, &zero);
-	if (!r)
-		return 0;
-	u64 id = bpf_get_current_pid_tgid();
-	r->ts = bpf_ktime_get_ns();
-	r->pid = id >> 32;
-	r->tid = (u32)id;
-	count(0);
-
 	struct pt_regs *ur = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	struct pt_regs regs = {};
 	if (!ur || bpf_probe_read_kernel(&regs, sizeof(regs), ur))
@@ -170,7 +207,104 @@ int initprof_sample(void *ctx)
 	if (n > STACK_MAX)
 		n = STACK_MAX;
 	r->stack_len = n;
-	if (bpf_ringbuf_output(&samp_ring, r, HDR_LEN + n, 0))
+	return HDR_LEN + n;
+}
+
+SEC("perf_event")
+int initprof_sample(void *ctx)
+{
+	u32 zero = 0;
+	struct samp_rec *r = bpf_map_lookup_elem(&samp_scratch, &zero);
+	if (!r)
+		return 0;
+	u64 id = bpf_get_current_pid_tgid();
+	r->ts = bpf_ktime_get_ns();
+	r->pid = id >> 32;
+	r->tid = (u32)id;
+	r->kind = REC_CPU;
+	r->state = 0;
+	r->aux = 0;
+	count(0);
+	u64 len = fill(ctx, r);
+	if (len < HDR_LEN || len > HDR_LEN + STACK_MAX)
+		return 0;
+	if (bpf_ringbuf_output(&samp_ring, r, len, 0))
 		count(1);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(initprof_sample_fork, struct task_struct *parent, struct task_struct *child)
+{
+	u32 ptgid = BPF_CORE_READ(parent, tgid);
+	if (!bpf_map_lookup_elem(&samp_tgids, &ptgid))
+		return 0;
+	u32 ctgid = BPF_CORE_READ(child, tgid);
+	u8 one = 1;
+	bpf_map_update_elem(&samp_tgids, &ctgid, &one, BPF_ANY);
+	return 0;
+}
+
+static __always_inline u32 task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	struct task_struct___pre514 *old = (void *)t;
+	return (u32)BPF_CORE_READ(old, state);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(initprof_sample_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	u32 zero = 0;
+	u32 *on = bpf_map_lookup_elem(&samp_cfg, &zero);
+	if (!on || !*on)
+		return 0;
+	u64 ts = bpf_ktime_get_ns();
+	u32 ntid = BPF_CORE_READ(next, pid);
+	u64 *out = bpf_map_lookup_elem(&samp_off, &ntid);
+	if (out) {
+		struct samp_rec *h = bpf_ringbuf_reserve(&samp_ring, HDR_LEN, 0);
+		if (h) {
+			h->ts = ts;
+			h->pid = BPF_CORE_READ(next, tgid);
+			h->tid = ntid;
+			h->kind = REC_SWITCH_IN;
+			h->aux = *out;
+			h->state = 0;
+			h->stack_len = 0;
+			h->ustack_len = 0;
+			h->kstack_len = 0;
+			h->nuret = 0;
+			bpf_ringbuf_submit(h, 0);
+		} else {
+			count(3);
+		}
+		bpf_map_delete_elem(&samp_off, &ntid);
+	}
+	u32 ptgid = BPF_CORE_READ(prev, tgid);
+	u8 *rec = bpf_map_lookup_elem(&samp_tgids, &ptgid);
+	if (!rec || *rec != 1)
+		return 0;
+	struct samp_rec *r = bpf_map_lookup_elem(&samp_scratch, &zero);
+	if (!r)
+		return 0;
+	u32 st = task_state(prev);
+	r->ts = ts;
+	r->pid = ptgid;
+	r->tid = BPF_CORE_READ(prev, pid);
+	r->kind = (preempt || st == 0) ? REC_PREEMPTED : REC_BLOCKED;
+	r->state = st;
+	r->aux = 0;
+	count(2);
+	/* current is still prev here: fill reads its user state. */
+	u64 len = fill(ctx, r);
+	if (len < HDR_LEN || len > HDR_LEN + STACK_MAX)
+		return 0;
+	if (bpf_ringbuf_output(&samp_ring, r, len, 0)) {
+		count(3);
+		return 0;
+	}
+	bpf_map_update_elem(&samp_off, &r->tid, &ts, BPF_ANY);
 	return 0;
 }

@@ -57,6 +57,23 @@ func FromStacks(stacks []sample.Stack, keep func(sample.Stack) bool) Folded {
 	return f
 }
 
+// FromStacksWeighted folds stacks weighted by each one's Weight (e.g. ns off
+// the CPU) instead of counting them.
+func FromStacksWeighted(stacks []sample.Stack, keep func(sample.Stack) bool) Folded {
+	f := Folded{}
+	for _, st := range stacks {
+		if (keep != nil && !keep(st)) || len(st.Frames) == 0 || st.Weight <= 0 {
+			continue
+		}
+		names := make([]string, len(st.Frames))
+		for i, fr := range st.Frames {
+			names[len(st.Frames)-1-i] = FrameName(fr)
+		}
+		f[strings.Join(names, ";")] += st.Weight
+	}
+	return f
+}
+
 // Total is the sum of all weights.
 func (f Folded) Total() int64 {
 	var t int64

@@ -36,6 +36,9 @@ type Meta struct {
 	// StartNs and DurationNs bound the profile (CLOCK_MONOTONIC ns).
 	StartNs, DurationNs int64
 	Comments            []string
+	// Value names the time sample type: "cpu" (default) or "offcpu" (time
+	// off the CPU, each sample weighted by its interval).
+	Value string
 }
 
 type mkey struct {
@@ -48,9 +51,13 @@ type mkey struct {
 // cpu/nanoseconds, one pprof mapping per process mapping, locations with their
 // function, file and line, and the four labels plus numeric pid and tid.
 func Build(stacks []sample.Stack, meta Meta) *profile.Profile {
+	value := meta.Value
+	if value == "" {
+		value = "cpu"
+	}
 	p := &profile.Profile{
-		SampleType:    []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
-		PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		SampleType:    []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: value, Unit: "nanoseconds"}},
+		PeriodType:    &profile.ValueType{Type: value, Unit: "nanoseconds"},
 		Period:        meta.PeriodNs,
 		TimeNanos:     monoToWall(meta.StartNs),
 		DurationNanos: meta.DurationNs,

@@ -39,6 +39,13 @@ type RawSample struct {
 	FPStack []uint64
 	// KStack holds the kernel instruction pointers, leaf first.
 	KStack []uint64
+	// OffCPUNs makes this an off-CPU sample: the thread left the CPU at
+	// MonoNs, with these registers and stacks, for OffCPUNs ns. 0: a CPU
+	// sample.
+	OffCPUNs int64
+	// Runnable marks an off-CPU sample whose thread was preempted, still
+	// runnable (CPU contention, the cgroup's CPU quota), not waiting.
+	Runnable bool
 }
 
 // Mapping is one executable mapping of a process, captured while the process
@@ -126,9 +133,19 @@ type Stack struct {
 	Phase   string // phase name at MonoNs (profile.PhaseAt)
 	Run     string // run index
 	Build   string // build name
-	// Weight is the time the sample stands for, in ns (1e9 / sampling rate).
+	// Weight is the time the sample stands for, in ns (1e9 / sampling rate;
+	// an off-CPU sample's time off the CPU).
 	Weight int64
+	// OffCPU marks an off-CPU sample (its leaf frame says blocked or runnable).
+	OffCPU bool
 }
+
+// Leaf frames an off-CPU stack gets above its kernel frames, so flamegraphs
+// tell waiting from being preempted.
+const (
+	FrameBlocked  = "[off-CPU: blocked]"
+	FrameRunnable = "[off-CPU: runnable]"
+)
 
 // roots are the functions where a thread's stack begins. A stack whose
 // outermost frame is one of them was unwound completely.

@@ -356,9 +356,22 @@ func (s *Symbolizer) Kernel(pc uint64) sample.Frame {
 // the kernel's frame-pointer stack (raw.FPStack) does, the latter is used.
 func (s *Symbolizer) Stack(raw sample.RawSample, maps []sample.Mapping, u unwind.Result) sample.Stack {
 	st := sample.Stack{MonoNs: raw.MonoNs, PID: raw.PID, TID: raw.TID, Method: u.Method}
-	for _, pc := range raw.KStack {
-		st.Frames = append(st.Frames, s.Kernel(pc))
+	if raw.OffCPUNs > 0 {
+		st.OffCPU, st.Weight = true, raw.OffCPUNs
+		leaf := sample.FrameBlocked
+		if raw.Runnable {
+			leaf = sample.FrameRunnable
+		}
+		st.Frames = append(st.Frames, sample.Frame{Func: leaf})
 	}
+	var kframes []sample.Frame
+	for _, pc := range raw.KStack {
+		kframes = append(kframes, s.Kernel(pc))
+	}
+	if raw.OffCPUNs > 0 {
+		kframes = fromSchedule(kframes)
+	}
+	st.Frames = append(st.Frames, kframes...)
 	pcs := u.PCs
 	if len(pcs) > 0 && len(raw.KStack) > 0 && sample.Find(maps, pcs[0]) == nil {
 		// In the kernel with no user context of this image (e.g. inside
@@ -381,6 +394,18 @@ func (s *Symbolizer) Stack(raw sample.RawSample, maps []sample.Mapping, u unwind
 	st.Frames = append(st.Frames, user...)
 	st.Complete = complete
 	return st
+}
+
+// fromSchedule drops an off-CPU kernel stack's frames leafward of
+// __schedule: the sched_switch tracepoint and the BPF program that recorded
+// the stack, which are the observer, not where the thread waited.
+func fromSchedule(k []sample.Frame) []sample.Frame {
+	for i, f := range k {
+		if f.Func == "__schedule" {
+			return k[i:]
+		}
+	}
+	return k
 }
 
 func (s *Symbolizer) userFrames(pcs []uint64, maps []sample.Mapping) []sample.Frame {

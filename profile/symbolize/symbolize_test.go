@@ -76,3 +76,30 @@ func TestSelfSymbols(t *testing.T) {
 		t.Errorf("own function resolved as %+v", f)
 	}
 }
+
+func TestFromSchedule(t *testing.T) {
+	k := func(names ...string) []sample.Frame {
+		var fs []sample.Frame
+		for _, n := range names {
+			fs = append(fs, sample.Frame{Func: n, Kernel: true})
+		}
+		return fs
+	}
+	for _, tc := range []struct {
+		name string
+		in   []sample.Frame
+		want int // frames kept
+	}{
+		{"observer frames dropped", k("bpf_prog_1_x", "bpf_trace_run4", "__traceiter_sched_switch", "__schedule", "schedule", "do_nanosleep"), 3},
+		{"already at __schedule", k("__schedule", "schedule"), 2},
+		{"no __schedule: kept whole", k("a", "b"), 2},
+		{"empty", nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := fromSchedule(tc.in)
+			if len(got) != tc.want || (tc.want > 0 && len(tc.in) > 2 && tc.in[0].Func != "a" && got[0].Func != "__schedule") {
+				t.Errorf("kept %d frames %v, want %d from __schedule", len(got), got, tc.want)
+			}
+		})
+	}
+}

@@ -89,6 +89,10 @@ type Input struct {
 	Title string
 	// OriginNs is time zero of trace.json (e.g. INIT start); 0: earliest.
 	OriginNs int64
+	// OffCPU are off-CPU stacks (each weighted by its time off the CPU);
+	// when present they get their own offcpu.pb.gz, offcpu.folded and
+	// flame-offcpu.svg.
+	OffCPU []sample.Stack
 }
 
 // Write writes cpu.pb.gz, stacks.folded, flame.svg, one flame-<phase>.svg per
@@ -135,12 +139,48 @@ func Write(dir string, in Input) ([]string, error) {
 			return written, err
 		}
 	}
+	if len(in.OffCPU) > 0 {
+		if err := writeOffCPU(in, file); err != nil {
+			return written, err
+		}
+	}
 	if err := file("trace.json", func(p string) error {
 		return trace.WriteFile(p, trace.Trace{OriginNs: in.OriginNs, Processes: in.Processes, Slices: in.Slices, Samples: in.Stacks})
 	}); err != nil {
 		return written, err
 	}
 	return written, nil
+}
+
+// writeOffCPU writes the off-CPU outputs: pprof with sample type
+// offcpu/nanoseconds, folded stacks weighted in ns and one flamegraph whose
+// widths are time off the CPU, the leaf frame saying blocked or runnable.
+func writeOffCPU(in Input, file func(string, func(string) error) error) error {
+	meta := in.Meta
+	meta.Value = "offcpu"
+	meta.PeriodNs = 1
+	if err := file("offcpu.pb.gz", func(p string) error { return pprofout.WriteFile(p, in.OffCPU, meta) }); err != nil {
+		return err
+	}
+	f := flame.FromStacksWeighted(in.OffCPU, nil) // ns
+	if err := file("offcpu.folded", func(p string) error { return writeWith(p, f.Write) }); err != nil {
+		return err
+	}
+	var blocked, runnable int64
+	for _, s := range in.OffCPU {
+		if len(s.Frames) > 0 && s.Frames[0].Func == sample.FrameRunnable {
+			runnable += s.Weight
+		} else {
+			blocked += s.Weight
+		}
+	}
+	sub := fmt.Sprintf("%d off-CPU intervals: %.2f ms blocked, %.2f ms runnable (widths are time off the CPU)",
+		len(in.OffCPU), float64(blocked)/1e6, float64(runnable)/1e6)
+	return file("flame-offcpu.svg", func(p string) error {
+		return writeWith(p, func(w io.Writer) error {
+			return flame.WriteSVG(w, f, flame.Options{Title: orDefault(in.Title, "init") + " — off-CPU", Subtitle: sub, Unit: "ns off-CPU"})
+		})
+	})
 }
 
 func writeWith(path string, fn func(io.Writer) error) error {
