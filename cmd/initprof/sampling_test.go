@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -262,15 +263,19 @@ func lastLines(s string, n int) string {
 }
 
 // TestRunOffCPU: --offcpu writes an offcpu/nanoseconds profile next to the
-// CPU one. The C sample's main thread waits for the platform's answer to its
-// register request inside curl_easy_perform: that wait must be there, in
-// phase register, as blocked time whose kernel stack starts at __schedule
-// (the tracepoint and BPF frames trimmed), and no interval may be longer
-// than the sampling runs themselves.
+// CPU one. The C sample sleeps 20 ms (INITPROF_SAMPLE_INIT_DELAY_MS) between
+// its subscribe and its first /next: in every sampling run that must be one
+// blocked interval of its main thread in phase to_next, 20 ms long (the
+// sleep, give or take scheduling), whose kernel stack starts at __schedule
+// (the tracepoint and BPF frames trimmed) and runs into nanosleep, under a
+// user stack from main. Where else it waited (its register request inside
+// curl_easy_perform, when the answer was not there yet) is logged.
 func TestRunOffCPU(t *testing.T) {
 	requireRunEnv(t)
 	bin := testutil.BuildInitprof(t)
-	out, stderr, _ := flameRun(t, bin, "--offcpu", "-n", "2", "--sample-runs", "2", "--cache", "warm", testutil.Sample(t, "cext"))
+	const runs = 2
+	out, stderr, _ := flameRun(t, bin, "--offcpu", "-n", "2", "--sample-runs", fmt.Sprint(runs), "--cache", "warm",
+		"--env", "INITPROF_SAMPLE_INIT_DELAY_MS=20", testutil.Sample(t, "cext"))
 	if !strings.Contains(stderr, "off-CPU cext:") {
 		t.Errorf("no off-CPU summary for cext:\n%s", stderr)
 	}
@@ -286,6 +291,7 @@ func TestRunOffCPU(t *testing.T) {
 	if len(p.SampleType) != 2 || p.SampleType[1].Type != "offcpu" || p.SampleType[1].Unit != "nanoseconds" {
 		t.Fatalf("sample types %v, want samples/count and offcpu/nanoseconds", p.SampleType)
 	}
+	sleeps := map[string]int64{} // run → the sleep's interval
 	var registerWait int64
 	for _, s := range p.Sample {
 		if s.Value[1] <= 0 || s.Value[1] > int64(10e9) {
@@ -295,16 +301,30 @@ func TestRunOffCPU(t *testing.T) {
 		if len(names) > 1 && (strings.HasPrefix(names[1], "bpf_") || strings.Contains(names[1], "traceiter")) {
 			t.Errorf("the observer's frames were not trimmed: %v", names[:min(len(names), 5)])
 		}
-		if s.Label["process"][0] != "cext" || s.Label["phase"][0] != "register" || s.NumLabel["pid"][0] != s.NumLabel["tid"][0] {
+		if s.Label["process"][0] != "cext" || s.NumLabel["pid"][0] != s.NumLabel["tid"][0] {
 			continue
 		}
-		if names[0] == sample.FrameBlocked && len(names) > 1 && names[1] == "__schedule" && containsInOrder(names, "curl_easy_perform", "main") {
-			registerWait += s.Value[1]
+		blocked := names[0] == sample.FrameBlocked && len(names) > 1 && names[1] == "__schedule"
+		switch s.Label["phase"][0] {
+		case "to_next":
+			if blocked && containsInOrder(names, "do_nanosleep", "main") && s.Value[1] > sleeps[s.Label["run"][0]] {
+				sleeps[s.Label["run"][0]] = s.Value[1]
+			}
+		case "register":
+			if containsInOrder(names, "curl_easy_perform", "main") {
+				registerWait += s.Value[1]
+			}
 		}
 	}
-	t.Logf("cext's main thread blocked in curl_easy_perform during register: %.1f µs over 2 runs", float64(registerWait)/1e3)
-	if registerWait == 0 {
-		t.Error("no blocked register wait in curl_easy_perform on cext's main thread")
+	t.Logf("cext's main thread off the CPU inside curl_easy_perform during register: %.1f µs over %d runs", float64(registerWait)/1e3, runs)
+	if len(sleeps) != runs {
+		t.Errorf("the 20 ms sleep before /next is in %d of %d sampling runs: %v", len(sleeps), runs, sleeps)
+	}
+	for run, ns := range sleeps {
+		t.Logf("run %s: the sleep was off the CPU for %.3f ms", run, float64(ns)/1e6)
+		if ns < 19.9e6 || ns > 200e6 {
+			t.Errorf("run %s: the 20 ms sleep was off the CPU for %.3f ms", run, float64(ns)/1e6)
+		}
 	}
 	for _, name := range []string{"offcpu.folded", "flame-offcpu.svg"} {
 		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Size() == 0 {
