@@ -72,15 +72,7 @@ func TestRunARM64(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(out, "stacks.folded")); err == nil && !strings.Contains(string(b), "_dl_relocate_object") {
 		t.Error("the arm64 samples show no _dl_relocate_object frame")
 	}
-	f, err := os.Open(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatalf("results.json did not come back from the VM: %v", err)
-	}
-	defer f.Close()
-	rep, err := profile.ReadResults(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := readResults(t, out)
 	if rep.InitDuration.N != 2 || rep.Critical.Leader == "" {
 		t.Errorf("Init Duration n=%d, critical path leader %q", rep.InitDuration.N, rep.Critical.Leader)
 	}
@@ -126,15 +118,7 @@ func TestRunARM64OCI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	f, err := os.Open(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatalf("results.json did not come back from the VM: %v", err)
-	}
-	defer f.Close()
-	rep, err := profile.ReadResults(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := readResults(t, out)
 	quota, period := container.CPUQuota(memMB)
 	want := profile.Limits{Cgroup: "v2", MemoryBytes: memMB << 20, CPUQuotaUS: quota, CPUPeriodUS: int64(period)}
 	if len(rep.Runs) != 2 {

@@ -27,15 +27,7 @@ func runResults(t *testing.T, bin string, args ...string) (*profile.Report, stri
 	if code != exitOK {
 		t.Fatalf("initprof %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
 	}
-	f, err := os.Open(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rep, err := profile.ReadResults(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := readResults(t, out)
 	if _, err := os.Stat(filepath.Join(out, "report.txt")); err != nil {
 		t.Errorf("report.txt: %v", err)
 	}
@@ -425,15 +417,7 @@ func TestRunRustListener(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	f, err := os.Open(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rep, err := profile.ReadResults(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := readResults(t, out)
 	var errs []float64
 	for _, r := range rep.Runs {
 		p := findProc(r, "datadog-agent")
@@ -459,4 +443,20 @@ func TestRunRustListener(t *testing.T) {
 	if med > 20e3 {
 		t.Errorf("listener_bound median |error| %.1f µs > 20 µs: the probe took another bind than the telemetry listener's", med/1e3)
 	}
+}
+
+// readResults parses DIR/results.json, the file run writes (and the microVM
+// brings back).
+func readResults(t *testing.T, dir string) *profile.Report {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatalf("results.json: %v", err)
+	}
+	defer f.Close()
+	rep, err := profile.ReadResults(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
