@@ -21,7 +21,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/build/arm64-sysroot}
 stamp=$out/.initprof-sysroot
-want="libc6 libc6-dev libc6-dbg libcurl4 libcurl4-openssl-dev libssl-dev runc"
+want="libc6 libc6-dev libc6-dbg libcurl4 libcurl4-openssl-dev libssl-dev runc crun"
 
 if [[ -s $stamp && ${FORCE:-0} != 1 ]] && [[ $(head -n1 "$stamp") == "want: $want" ]]; then
 	echo "arm64 sysroot: up to date in $out ($(($(wc -l <"$stamp") - 1)) packages); FORCE=1 refetches"

@@ -72,8 +72,10 @@ func compareInVM(o *runOpts, bs []buildArg) error {
 	return inVM(o, "compare", items)
 }
 
-// guestRunc is where the microVM holds runc for --sandbox oci.
-const guestRunc = "/usr/sbin/runc"
+// guestRuntimes are the OCI runtimes the microVM can carry for --sandbox oci
+// (--oci-runtime; "" is runc), at their paths in the arm64 sysroot and in
+// the guest.
+var guestRuntimes = map[string]string{"": "usr/sbin/runc", "runc": "usr/sbin/runc", "crun": "usr/bin/crun"}
 
 // vmItem is one binary to carry into the guest: an extension for run, or a
 // NAME=PATH build for compare (label is the NAME).
@@ -144,13 +146,16 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 	// the runs get the memory and CPU limits on the guest's cgroup v2.
 	sandbox := []string{"--sandbox", "process"}
 	if o.sandboxSet && o.sandbox == "oci" {
-		runc := filepath.Join(sysroot, "usr/sbin/runc")
-		fs, err := vm.ClosureFiles(runc, guestRunc, sysroot)
+		rt, ok := guestRuntimes[o.ociRuntime]
+		if !ok {
+			return badInput("--oci-runtime %q in the arm64 microVM: use runc (the default) or crun, Debian's arm64 builds from the sysroot", o.ociRuntime)
+		}
+		fs, err := vm.ClosureFiles(filepath.Join(sysroot, rt), "/"+rt, sysroot)
 		if err != nil {
-			return badInput("--sandbox oci in the arm64 microVM needs Debian's arm64 runc in %s (%v): run 'make arm64-sysroot'", sysroot, err)
+			return badInput("--sandbox oci in the arm64 microVM needs Debian's arm64 %s in %s (%v): run 'make arm64-sysroot'", filepath.Base(rt), sysroot, err)
 		}
 		files = append(files, fs...)
-		sandbox = []string{"--sandbox", "oci", "--oci-runtime", guestRunc}
+		sandbox = []string{"--sandbox", "oci", "--oci-runtime", "/" + rt}
 	}
 	argv := append([]string{cmd}, sandbox...)
 	argv = append(argv, "--out", "/out", "--cache", "warm", "--emulated",

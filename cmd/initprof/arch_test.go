@@ -100,49 +100,58 @@ func TestRunARM64(t *testing.T) {
 	}
 }
 
-// TestRunARM64OCI runs the arm64 sample in a runc container inside the
-// microVM: Debian's arm64 runc on the guest's cgroup v2 (this host is v1), on
-// an initramfs root (runc --no-pivot). Every run must hold Lambda's memory
-// limit and CPU quota, read back from the guest's cgroup v2 files.
+// TestRunARM64OCI runs the arm64 sample in a container inside the microVM,
+// with Debian's arm64 runc and crun, on the guest's cgroup v2 (this host is
+// v1) and an initramfs root (--no-pivot). Every run must hold Lambda's
+// memory limit and CPU quota, read back from the guest's cgroup v2 files.
 func TestRunARM64OCI(t *testing.T) {
 	bin := requireVM(t)
 	root := testutil.Root(t)
 	sysroot := filepath.Join(root, "build", "arm64-sysroot")
-	if _, err := os.Stat(filepath.Join(sysroot, "usr/sbin/runc")); err != nil {
-		t.Skipf("no arm64 runc in %s: run make arm64-sysroot", sysroot)
-	}
-	out := t.TempDir()
-	const memMB = 512
-	stdout, stderr, code := runInitprof(t, bin, "run", "--arch", "arm64", "--sandbox", "oci", "-n", "2", "--memory", fmt.Sprint(memMB),
-		"--out", out, "--rootfs", sysroot, filepath.Join(root, "build", "samples", "cmini-arm64"))
-	if code != exitOK {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-	rep := readResults(t, out)
-	quota, period := container.CPUQuota(memMB)
-	want := profile.Limits{Cgroup: "v2", MemoryBytes: memMB << 20, CPUQuotaUS: quota, CPUPeriodUS: int64(period)}
-	if len(rep.Runs) != 2 {
-		t.Fatalf("%d runs, want 2", len(rep.Runs))
-	}
-	for _, r := range rep.Runs {
-		if r.Sandbox == nil || !strings.Contains(r.Sandbox.Kind, "runc") || !strings.Contains(r.Sandbox.Kind, "cgroup v2") {
-			t.Errorf("run %d: sandbox %+v, want runc on cgroup v2", r.Index, r.Sandbox)
-			continue
-		}
-		if r.Sandbox.Limits == nil || *r.Sandbox.Limits != want {
-			t.Errorf("run %d: limits %+v, want %+v", r.Index, r.Sandbox.Limits, want)
-		}
-		p := findProc(r, "cmini-arm64")
-		if p == nil {
-			t.Fatalf("run %d: no process cmini-arm64", r.Index)
-		}
-		for _, ck := range []string{profile.CkRelocated, profile.CkMain, profile.CkNext} {
-			if _, ok := p.Checkpoint(ck); !ok {
-				t.Errorf("run %d: lacks %s (has %v)", r.Index, ck, p.Checkpoints)
+	for _, rt := range []struct{ name, path string }{{"runc", "usr/sbin/runc"}, {"crun", "usr/bin/crun"}} {
+		t.Run(rt.name, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(sysroot, rt.path)); err != nil {
+				t.Skipf("no arm64 %s in %s: run make arm64-sysroot", rt.name, sysroot)
 			}
-		}
+			out := t.TempDir()
+			const memMB = 512
+			stdout, stderr, code := runInitprof(t, bin, "run", "--arch", "arm64", "--sandbox", "oci", "--oci-runtime", rt.name,
+				"-n", "2", "--memory", fmt.Sprint(memMB), "--out", out, "--rootfs", sysroot, filepath.Join(root, "build", "samples", "cmini-arm64"))
+			if code != exitOK {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			}
+			rep := readResults(t, out)
+			quota, period := container.CPUQuota(memMB)
+			want := profile.Limits{Cgroup: "v2", MemoryBytes: memMB << 20, CPUQuotaUS: quota, CPUPeriodUS: int64(period)}
+			if len(rep.Runs) != 2 {
+				t.Fatalf("%d runs, want 2", len(rep.Runs))
+			}
+			for _, r := range rep.Runs {
+				if r.Sandbox == nil || !strings.Contains(r.Sandbox.Kind, rt.name) || !strings.Contains(r.Sandbox.Kind, "cgroup v2") {
+					t.Errorf("run %d: sandbox %+v, want %s on cgroup v2", r.Index, r.Sandbox, rt.name)
+					continue
+				}
+				if r.Sandbox.Limits == nil || *r.Sandbox.Limits != want {
+					t.Errorf("run %d: limits %+v, want %+v", r.Index, r.Sandbox.Limits, want)
+				}
+				p := findProc(r, "cmini-arm64")
+				if p == nil {
+					t.Fatalf("run %d: no process cmini-arm64", r.Index)
+				}
+				for _, ck := range []string{profile.CkRelocated, profile.CkMain, profile.CkNext} {
+					if _, ok := p.Checkpoint(ck); !ok {
+						t.Errorf("run %d: lacks %s (has %v)", r.Index, ck, p.Checkpoints)
+					}
+				}
+			}
+			if !strings.Contains(stdout, "limits read back from cgroup v2: memory 512 MiB") {
+				t.Errorf("the report does not state the limits:\n%s", stdout)
+			}
+		})
 	}
-	if !strings.Contains(stdout, "limits read back from cgroup v2: memory 512 MiB") {
-		t.Errorf("the report does not state the limits:\n%s", stdout)
+	_, stderr, code := runInitprof(t, bin, "run", "--arch", "arm64", "--sandbox", "oci", "--oci-runtime", "youki",
+		"--rootfs", sysroot, filepath.Join(root, "build", "samples", "cmini-arm64"))
+	if code != exitBadInput || !strings.Contains(stderr, "use runc (the default) or crun") {
+		t.Errorf("--oci-runtime youki in the microVM: exit %d, %s", code, stderr)
 	}
 }

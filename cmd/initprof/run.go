@@ -71,7 +71,8 @@ Examples:
   initprof run --flamegraph --sample-hz 5000 ./ext            # + CPU flamegraphs per phase
   initprof run --offcpu --cache cold ./ext                    # + where init waits (I/O, the API)
   initprof run --arch arm64 ./ext-arm64                       # arm64 build on x86: emulated microVM
-  initprof run --arch arm64 --sandbox oci ./ext-arm64         # ... in arm64 runc inside it (cgroup v2)`,
+  initprof run --arch arm64 --sandbox oci ./ext-arm64         # ... in arm64 runc inside it (cgroup v2)
+  initprof run --arch arm64 --sandbox oci --oci-runtime crun ./ext-arm64   # ... or crun`,
 		setup: setupRun,
 	})
 }
@@ -126,7 +127,7 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 	fs.StringArrayVar(&o.checkpoints, "checkpoint", nil, "log-line checkpoint REGEX (first group names it), e.g. 'INIT \\| phase=(\\w+)'; repeatable")
 	fs.StringVar(&o.out, "out", "", "output directory (default initprof-out/run-TIMESTAMP)")
 	fs.BoolVar(&o.json, "json", false, "print the JSON result to stdout instead of the text report")
-	fs.StringVar(&o.sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation); in the arm64 microVM the default is 'process', and 'oci' brings arm64 runc")
+	fs.StringVar(&o.sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation); in the arm64 microVM the default is 'process', and 'oci' brings arm64 runc (or crun)")
 	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "runc, crun or a path (default: runc, then crun, on PATH)")
 	fs.StringVar(&o.rootfs, "rootfs", "", "take the interpreter and libraries from this root filesystem (e.g. an exported Lambda base image)")
 	fs.StringVar(&o.cache, "cache", "cold", "'cold' evicts the sandbox's files from the page cache before each run; 'warm' keeps it")
