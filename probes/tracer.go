@@ -394,11 +394,13 @@ func planUprobes(opts Options) ([]probeSite, []Missing, error) {
 			sites = append(sites, probeSite{file: s.path, offset: off, checkpoint: CheckpointExeInit})
 		}
 		found := false
-		for _, c := range []struct{ sym, cp string }{{"main", CheckpointMain}, {"main.main", CheckpointGoMain}} {
-			if off, ok := s.offsets[c.sym]; ok {
-				sites = append(sites, probeSite{file: s.path, offset: off, checkpoint: c.cp})
-				found = true
-			}
+		if off, ok := s.offsets["main"]; ok {
+			sites = append(sites, probeSite{file: s.path, offset: off, checkpoint: CheckpointMain})
+			found = true
+		}
+		if s.goMainSite != 0 {
+			sites = append(sites, probeSite{file: s.path, offset: s.goMainSite, checkpoint: CheckpointGoMain})
+			found = true
 		}
 		if !found {
 			r := "no symbol main or main.main"
