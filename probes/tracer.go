@@ -57,6 +57,11 @@ type Options struct {
 	// NoFaultTracepoint counts page faults with per-CPU software perf events,
 	// as on arm64, even where exceptions:page_fault_user exists (for tests).
 	NoFaultTracepoint bool
+	// Calibration is the host path of a Go binary built with this package
+	// (initprof itself): its calibration function gets a uprobe, so that
+	// Tracer.Calibrate can measure what a hit costs here. "" = none; a binary
+	// without the symbol (stripped) leaves the tracer uncalibrated, no error.
+	Calibration string
 }
 
 // Missing is a checkpoint that could not be attached, and why.
@@ -104,8 +109,10 @@ type Tracer struct {
 	sites   []probeSite
 	missing []Missing
 	multi   bool
-	faultTP bool  // page faults from the exceptions:page_fault_user tracepoint
-	perfFDs []int // software page-fault perf events (the fallback), closed by Close
+	// calibrated: a site for the calibration function was planned.
+	calibrated bool
+	faultTP    bool  // page faults from the exceptions:page_fault_user tracepoint
+	perfFDs    []int // software page-fault perf events (the fallback), closed by Close
 
 	mu        sync.Mutex
 	events    []rawEvent
@@ -144,6 +151,9 @@ func New(opts Options) (_ *Tracer, err error) {
 		return nil, err
 	}
 	t.sites, t.missing = sites, missing
+	for _, st := range sites {
+		t.calibrated = t.calibrated || st.checkpoint == calibrationCheckpoint
+	}
 
 	spec, err := loadInitprof()
 	if err != nil {
@@ -433,6 +443,15 @@ func planUprobes(opts Options) ([]probeSite, []Missing, error) {
 				return nil, nil, fmt.Errorf("probes: user probe %q: symbol %s not found in %s", up, sym, f)
 			}
 			sites = append(sites, probeSite{file: s.path, offset: off, checkpoint: UserCheckpointPrefix + sym})
+		}
+	}
+	if opts.Calibration != "" {
+		// Optional: a stripped initprof has no symbols, and runs go on
+		// with the per-event costs of the development VM.
+		if s, err := load(opts.Calibration); err == nil {
+			if off, ok := s.offsets[calibProbedSym]; ok {
+				sites = append(sites, probeSite{file: s.path, offset: off, checkpoint: calibrationCheckpoint})
+			}
 		}
 	}
 	return sites, missing, nil

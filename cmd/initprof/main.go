@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/initprof/initprof/probes"
 )
 
 // Exit codes. They are part of the CLI contract: scripts and CI branch on them.
@@ -108,6 +110,18 @@ func run(args []string) int {
 		fmt.Print(topUsage())
 		if len(args) == 0 {
 			return exitBadInput
+		}
+		return exitOK
+	}
+	if args[0] == probes.CalibrationArg {
+		// The calibration child of a profiling run (probes.Calibrate).
+		n := 0
+		if len(args) == 2 {
+			fmt.Sscan(args[1], &n)
+		}
+		if err := probes.RunCalibrationLoops(n, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "initprof calibration:", err)
+			return 1
 		}
 		return exitOK
 	}

@@ -301,6 +301,9 @@ type runEnv struct {
 	self string
 	re   []*regexp.Regexp
 	out  string
+	// costs are the per-event probe costs, measured once per invocation by
+	// the first series' tracer (probes.Tracer.Calibrate).
+	costs *probeCosts
 }
 
 // prepare checks privileges and options shared by run and compare, and makes
@@ -377,9 +380,13 @@ func (env *runEnv) newSeries(name string, exts []container.Extension) (*series, 
 		return nil, err
 	}
 	progressf("%s: sandbox %s", name, s.sb.Kind())
-	if s.tr, err = newTracer(s.sb, exts, o.uprobes); err != nil {
+	if s.tr, err = newTracer(s.sb, exts, o.uprobes, env.self); err != nil {
 		s.sb.Close()
 		return nil, err
+	}
+	if env.costs == nil {
+		env.costs = calibrate(s.tr, env.self)
+		progressf("probe costs on this machine: %s", env.costs)
 	}
 	for _, m := range s.tr.Unavailable() {
 		progressf("%s: checkpoint unavailable: %s", name, m)
@@ -411,7 +418,7 @@ func (s *series) initFailed() bool {
 func (s *series) report() *profile.Report {
 	rep := profile.Aggregate(s.runs)
 	rep.Build = s.name
-	rep.Overhead = probeOverhead(s.runs, s.hits)
+	rep.Overhead = probeOverhead(s.runs, s.hits, s.env.costs)
 	rep.Notes = append(rep.Notes, sandboxNote(s.sb.Kind(), s.runs))
 	if s.env.o.emulated {
 		rep.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); checkpoints, phases, symbols and relocations are real arm64"}, rep.Notes...)
@@ -460,8 +467,8 @@ func newSandbox(o *runOpts, cfg container.Config) (container.Sandbox, error) {
 // newTracer attaches the probes once for the whole series: to the sandbox's
 // copies of the extensions and of their ELF interpreter (uprobes are keyed by
 // inode, so the host originals would never fire).
-func newTracer(sb container.Sandbox, exts []container.Extension, user []string) (*probes.Tracer, error) {
-	opts := probes.Options{UserProbes: user}
+func newTracer(sb container.Sandbox, exts []container.Extension, user []string, self string) (*probes.Tracer, error) {
+	opts := probes.Options{UserProbes: user, Calibration: self}
 	for _, e := range exts {
 		p := sb.HostPath(container.ExtensionsDir + "/" + e.Name)
 		opts.Executables = append(opts.Executables, p)
@@ -576,12 +583,15 @@ func tail(b []byte) string {
 	return indent(strings.Join(lines, "\n"))
 }
 
-// probeOverhead states what the probes cost, from what they counted: uprobe
-// hits at the per-hit cost measured on this machine (EBPF-NOTES.md,
-// probes' BenchmarkUprobeHit), and tracepoint events at theirs.
-func probeOverhead(runs []profile.Run, hits []hitCount) *profile.Overhead {
+// probeOverhead states what the probes cost, from what they counted: each
+// run's uprobe hits, socket events and other events at the per-event costs
+// measured on this machine (calibrate).
+func probeOverhead(runs []profile.Run, hits []hitCount, c *probeCosts) *profile.Overhead {
 	if len(runs) == 0 || len(hits) == 0 {
 		return nil
+	}
+	if c == nil {
+		c = defaultCosts("no calibration")
 	}
 	var base, up, so, tp float64
 	for _, r := range runs {
@@ -594,26 +604,57 @@ func probeOverhead(runs []profile.Run, hits []hitCount) *profile.Overhead {
 	}
 	n := float64(len(hits))
 	up, so, tp = up/n, so/n, tp/n
-	cost := up*uprobeHitNs + so*socketEventNs + tp*tracepointNs
+	cost := up*c.UprobeHitNs + so*c.SocketEventNs + tp*c.TracepointNs
 	return &profile.Overhead{
-		Method: fmt.Sprintf("estimated per run: %.0f uprobe hits × %.1f µs + %.0f socket events × %.1f µs + %.0f other events × %.1f µs",
-			up, uprobeHitNs/1e3, so, socketEventNs/1e3, tp, tracepointNs/1e3),
+		Method: fmt.Sprintf("estimated per run: %.0f uprobe hits × %.1f µs + %.0f socket events × %.1f µs + %.0f other events × %.1f µs (%s)",
+			up, c.UprobeHitNs/1e3, so, c.SocketEventNs/1e3, tp, c.TracepointNs/1e3, c.source),
 		InitDeltaNs: cost,
 		BaselineNs:  base/float64(len(runs)) - cost,
-		PerEventNs:  uprobeHitNs,
+		PerEventNs:  c.UprobeHitNs,
 	}
 }
 
-// Per-event costs measured on this kind of machine by the probes package's
-// BenchmarkOverhead (loopCosts: thread CPU time over 100k calls): a uprobe hit (the trap dominates: 9.9 µs even untraced), a traced
-// socket syscall with its payload, and any other traced event. They turn a
-// run's event counts into its probe overhead; BenchmarkOverhead measures the
-// whole (+2.7 % on exec→/next of the C sample).
+// probeCosts are per-event probe costs and where they come from.
+type probeCosts struct {
+	probes.Costs
+	source string
+}
+
+func (c *probeCosts) String() string {
+	return fmt.Sprintf("uprobe hit %.1f µs, traced socket syscall %.2f µs, other traced event %.2f µs (%s)",
+		c.UprobeHitNs/1e3, c.SocketEventNs/1e3, c.TracepointNs/1e3, c.source)
+}
+
+// Per-event costs measured on the development VM (2 vCPU, kernel 6.18) by the
+// probes package's BenchmarkOverhead: the fallback when calibration cannot
+// run (a stripped initprof has no calibration symbol).
 const (
-	uprobeHitNs   = 10300.0
-	socketEventNs = 1120.0
-	tracepointNs  = 380.0
+	devUprobeHitNs   = 10300.0
+	devSocketEventNs = 1120.0
+	devTracepointNs  = 380.0
 )
+
+func defaultCosts(why string) *probeCosts {
+	return &probeCosts{probes.Costs{UprobeHitNs: devUprobeHitNs, SocketEventNs: devSocketEventNs, TracepointNs: devTracepointNs},
+		"the development VM's figures: " + why}
+}
+
+// calibrationLoops and calibrationReps size the calibration: 2000 uprobe hits
+// take ~20 ms at the development VM's 10 µs, ~0.2 s under qemu TCG.
+const (
+	calibrationLoops = 2000
+	calibrationReps  = 3
+)
+
+// calibrate measures the per-event costs with tr (once per invocation,
+// before the first run), falling back to the development VM's figures.
+func calibrate(tr *probes.Tracer, self string) *probeCosts {
+	c, err := tr.Calibrate([]string{self, probes.CalibrationArg, fmt.Sprint(calibrationLoops)}, calibrationReps)
+	if err != nil {
+		return defaultCosts(err.Error())
+	}
+	return &probeCosts{c, fmt.Sprintf("calibrated here: medians of %d×%d loops", calibrationReps, calibrationLoops)}
+}
 
 // hitCount is how many probe events of each cost class one run produced.
 type hitCount struct{ uprobes, sockets, tracepoints int }

@@ -63,6 +63,10 @@ func TestRunEndToEnd(t *testing.T) {
 				if !strings.Contains(stdout, "Init Duration") {
 					t.Errorf("report lacks Init Duration:\n%s", stdout)
 				}
+				// The overhead is priced with this machine's calibrated costs.
+				if rep.Overhead == nil || !strings.Contains(rep.Overhead.Method, "calibrated here") || rep.Overhead.PerEventNs <= 0 {
+					t.Errorf("probe overhead not from this machine's calibration: %+v", rep.Overhead)
+				}
 				want := []string{profile.CkSpawn, profile.CkExec, profile.CkExecDone, profile.CkEntry, profile.CkMain,
 					profile.CkRegisterSent, profile.CkRegisterOK, profile.CkListenerBound, profile.CkSubscribeSent, profile.CkSubscribeOK, profile.CkNext}
 				if sample == "cext" {
