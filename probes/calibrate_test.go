@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/initprof/initprof/internal/testutil"
 )
@@ -17,12 +18,13 @@ func TestCalibrate(t *testing.T) {
 	testutil.RequireRoot(t)
 	self := testutil.BuildInitprof(t)
 	tr := newTracer(t, Options{Calibration: self})
+	start := time.Now()
 	c, err := tr.Calibrate([]string{self, CalibrationArg, "2000"}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("uprobe hit %.2f µs, socket event %.2f µs, other event %.2f µs (%d loops)",
-		c.UprobeHitNs/1e3, c.SocketEventNs/1e3, c.TracepointNs/1e3, c.Loops)
+	t.Logf("uprobe hit %.2f µs, socket event %.2f µs, other event %.2f µs (%d loops, calibration took %v)",
+		c.UprobeHitNs/1e3, c.SocketEventNs/1e3, c.TracepointNs/1e3, c.Loops, time.Since(start).Round(time.Millisecond))
 	if c.Loops != 2000 {
 		t.Errorf("loops %d, want 2000", c.Loops)
 	}
