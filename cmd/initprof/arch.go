@@ -72,6 +72,10 @@ func compareInVM(o *runOpts, bs []buildArg) error {
 	return inVM(o, "compare", items)
 }
 
+// guestCrashAttempts bounds the microVM boots of one run or compare when the
+// guest kernel crashes (vm.GuestCrashError).
+const guestCrashAttempts = 3
+
 // guestRuntimes are the OCI runtimes the microVM can carry for --sandbox oci
 // (--oci-runtime; "" is runc), at their paths in the arm64 sysroot and in
 // the guest.
@@ -191,7 +195,7 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	progressf("booting the arm64 microVM (qemu TCG, %s); %d files in the initramfs", vm.EmulatedNote, len(files))
-	res, err := vm.Run(ctx, vm.Config{
+	cfg := vm.Config{
 		Kernel:   kernel,
 		MemoryMB: max(1024, o.memory+512),
 		Initprof: guestBin,
@@ -199,7 +203,23 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		Argv:     argv,
 		Stdout:   "/out/stdout.txt",
 		Timeout:  time.Duration(o.runs*len(items))*(o.initTimeout+30*time.Second) + 5*time.Minute,
-	}, out)
+	}
+	var res *vm.Result
+	for attempt := 1; ; attempt++ {
+		res, err = vm.Run(ctx, cfg, out)
+		var crash *vm.GuestCrashError
+		if !errors.As(err, &crash) || attempt == guestCrashAttempts || ctx.Err() != nil {
+			break
+		}
+		// The guest kernel's bug, not the extension's: the whole job reruns
+		// in a fresh VM, and nothing of the crashed one is kept.
+		progressf("the arm64 guest kernel crashed (%s): a bug of the guest kernel, not of the extension; booting a fresh microVM (attempt %d of %d)",
+			crash.Line, attempt+1, guestCrashAttempts)
+		os.RemoveAll(out)
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return badInput("--out %s: %v", out, err)
+		}
+	}
 	if ctx.Err() != nil {
 		return withCode(exitInterrupted, errors.New("interrupted; the microVM was stopped"))
 	}

@@ -55,7 +55,7 @@ func TestRunARM64(t *testing.T) {
 	bin := requireVM(t)
 	root := testutil.Root(t)
 	out := t.TempDir()
-	stdout, stderr, code := runInitprof(t, bin, "run", "--arch", "arm64", "-n", "2", "--out", out, "--flamegraph", "--sample-runs", "1",
+	stdout, stderr, code := runInitprof(t, bin, "run", "--arch", "arm64", "-n", "2", "--out", out, "--flamegraph", "--sample-runs", "2",
 		"--rootfs", filepath.Join(root, "build", "arm64-sysroot"),
 		filepath.Join(root, "build", "samples", "cext-arm64"), filepath.Join(root, "build", "samples", "goext-arm64"))
 	if code != exitOK {
@@ -64,13 +64,31 @@ func TestRunARM64(t *testing.T) {
 	if !strings.Contains(stdout, "emulated — timings are not representative of Graviton") {
 		t.Errorf("the report is not labelled emulated:\n%s", stdout)
 	}
+	if strings.Contains(stderr, "guest kernel crashed") {
+		t.Logf("the guest kernel crashed and the run was retried in a fresh microVM:\n%s", stderr)
+	}
 	for _, name := range []string{"cpu.pb.gz", "flame.svg", "stacks.folded", "trace.json"} {
 		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Size() == 0 {
 			t.Errorf("%s did not come back from the VM: %v", name, err)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(out, "stacks.folded")); err == nil && !strings.Contains(string(b), "_dl_relocate_object") {
-		t.Error("the arm64 samples show no _dl_relocate_object frame")
+	if b, err := os.ReadFile(filepath.Join(out, "stacks.folded")); err == nil {
+		n := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "_dl_relocate_object") {
+				var c int
+				fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &c)
+				n += c
+			}
+		}
+		t.Logf("%d arm64 samples under _dl_relocate_object", n)
+		if n == 0 {
+			head := string(b)
+			if len(head) > 4000 {
+				head = head[:4000]
+			}
+			t.Errorf("the arm64 samples show no _dl_relocate_object frame\nstderr:\n%s\nstacks.folded:\n%s", stderr, head)
+		}
 	}
 	rep := readResults(t, out)
 	if rep.InitDuration.N != 2 || rep.Critical.Leader == "" {

@@ -127,7 +127,7 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 		return m.Path
 	})
 	var in outputs.Input
-	var taken, dropped, offTaken, offDropped uint64
+	var taken, dropped, offTaken, offDropped, lostSide uint64
 	var first, last int64
 	var perRun []string
 	complete, total := 0, 0
@@ -172,6 +172,7 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 		}
 		offTaken += sr.cap.OffCPUTaken
 		offDropped += sr.cap.OffCPUDropped
+		lostSide += sr.cap.LostSide
 		ps, sl := traceOf(sr.run)
 		ps = append(ps, trace.Process{PID: int(sr.cap.Root), Name: "platform"})
 		in.Processes = append(in.Processes, ps...)
@@ -210,6 +211,9 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 	progressf("%s: fully unwound per process: %s", s.name, strings.Join(parts, ", "))
 	if dropped > 0 {
 		progressf("%s: WARNING: %d of %d samples dropped (ring buffer full); lower --sample-hz", s.name, dropped, taken)
+	}
+	if lostSide > 0 {
+		progressf("%s: WARNING: the perf ring lost %d mapping records; frames in the mappings they described show as addresses", s.name, lostSide)
 	}
 	if s.env.o.sample.offCPU {
 		for _, line := range offCPUSummary(in.OffCPU) {

@@ -161,3 +161,22 @@ func TestFrameNames(t *testing.T) {
 		}
 	}
 }
+
+func TestCrashLine(t *testing.T) {
+	for _, tc := range []struct {
+		line, want string
+		ok         bool
+	}{
+		{"[    4.890192] Internal error: Oops: 0000000096000007 [#1] SMP", "Internal error: Oops: 0000000096000007 [#1] SMP", true},
+		{"[    9.1] Kernel panic - not syncing: sysrq triggered crash", "Kernel panic - not syncing: sysrq triggered crash", true},
+		{"[    9.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009", "", false}, // /init died: not the kernel's fault
+		{"[    4.88] Unable to handle kernel NULL pointer dereference at virtual address 0000000000000028", "Unable to handle kernel NULL pointer dereference at virtual address 0000000000000028", true},
+		{"initprof: cext-arm64: 2 sampling runs at 2000 Hz", "", false},
+		{"[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x000f0510]", "", false},
+	} {
+		got, ok := crashLine(tc.line)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("crashLine(%q) = %q, %v; want %q, %v", tc.line, got, ok, tc.want, tc.ok)
+		}
+	}
+}

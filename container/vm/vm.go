@@ -123,6 +123,43 @@ func (e *ExitError) Error() string {
 		strings.Join(e.Argv, " "), e.Code, tailBlock(e.ConsoleTail))
 }
 
+// GuestCrashError is a crash of the guest's kernel (an oops or a panic)
+// seen on the console. The run is lost but the cause lies in the guest
+// kernel, not in what ran: Debian's 6.12 arm64 kernel under TCG oopses now
+// and then in perf_ctx_sched_task_cb while tasks carrying per-task perf
+// events fork. A fresh VM is the remedy (see Run's callers).
+type GuestCrashError struct {
+	Line        string // the console line that showed the crash
+	ConsoleTail string
+}
+
+func (e *GuestCrashError) Error() string {
+	return fmt.Sprintf("arm64 VM: the guest kernel crashed (%s); killed qemu\n%s", e.Line, tailBlock(e.ConsoleTail))
+}
+
+// crashMarks are console texts the kernel prints when it oopses or panics.
+var crashMarks = []string{"Internal error: Oops", "Kernel panic - not syncing", "Unable to handle kernel", "BUG: kernel NULL pointer"}
+
+// crashLine says whether a console line reports a guest kernel crash, and
+// returns the part worth quoting.
+func crashLine(line string) (string, bool) {
+	if strings.Contains(line, "Attempted to kill init") {
+		// /init itself exited: initprof's own failure (or a broken /init),
+		// reported as such, never retried.
+		return "", false
+	}
+	for _, m := range crashMarks {
+		if i := strings.Index(line, m); i >= 0 {
+			return strings.TrimSpace(line[i:]), true
+		}
+	}
+	return "", false
+}
+
+// crashGrace is how long the console is read after a crash is seen, so the
+// oops's call trace is in the error, before qemu is killed.
+const crashGrace = 2 * time.Second
+
 func tailBlock(tail string) string {
 	if tail == "" {
 		return "--- guest console: (empty) ---"
@@ -404,9 +441,10 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 	defer total.Stop()
 	bootTimer := time.NewTimer(c.BootTimeout)
 	defer bootTimer.Stop()
-	var runTimer <-chan time.Time
+	var runTimer, crashTimer <-chan time.Time
 	var booted time.Time
 	var failure error
+	crashed := ""
 	ctxDone := ctx.Done()
 	kill := func(why error) {
 		ctxDone, runTimer = nil, nil
@@ -429,6 +467,13 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 				if c.Console != nil {
 					fmt.Fprintln(c.Console, strings.TrimRight(l.line, "\r"))
 				}
+				if what, ok := crashLine(l.line); ok && crashed == "" {
+					// A crashed guest kernel often hangs (here: an oops with
+					// the run queue locked) until the total timeout: stop
+					// once the trace is out.
+					crashed = what
+					crashTimer = time.After(crashGrace)
+				}
 			case lineBooted:
 				booted = l.at
 				bootTimer.Stop()
@@ -448,6 +493,9 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 			kill(fmt.Errorf("arm64 VM: the VM ran longer than %s; killed qemu", c.Timeout))
 		case <-runTimer:
 			kill(fmt.Errorf("arm64 VM: the guest job ran longer than %s after boot; killed qemu", c.RunTimeout))
+		case <-crashTimer:
+			crashTimer = nil
+			kill(&GuestCrashError{Line: crashed})
 		}
 	}
 	werr := cmd.Wait()
@@ -456,6 +504,11 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 	res.ConsoleTail = tail.String()
 	if s := strings.TrimSpace(stderr.String()); s != "" {
 		res.ConsoleTail += "qemu: " + s + "\n"
+	}
+	if crashed != "" {
+		// Whatever else happened (a timeout, qemu exiting on the panic), the
+		// crash is the cause.
+		return nil, &GuestCrashError{Line: crashed, ConsoleTail: res.ConsoleTail}
 	}
 	if failure != nil {
 		return nil, fmt.Errorf("%w\n%s", failure, tailBlock(res.ConsoleTail))

@@ -52,7 +52,7 @@ func buildARM64(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		for name, pkg := range map[string]string{"initprof": "./cmd/initprof", "sleeper": "./container/vm/testdata/sleeper"} {
+		for name, pkg := range map[string]string{"initprof": "./cmd/initprof", "sleeper": "./container/vm/testdata/sleeper", "crasher": "./container/vm/testdata/crasher"} {
 			out := filepath.Join(buildDir, name+"-arm64")
 			cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
 			cmd.Dir = testutil.Root(t)
@@ -468,6 +468,29 @@ func TestRunErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "ran longer than 300ms; killed qemu") {
 			t.Fatalf("error %v, want the VM timeout", err)
 		}
+		noQEMULeft(t, cfg.Name)
+	})
+
+	t.Run("guest kernel crash", func(t *testing.T) {
+		// The job crashes the guest kernel: Run must say so with a
+		// *GuestCrashError (callers boot a fresh VM on it) within seconds,
+		// not hang to the 2-minute VM timeout.
+		cfg := base(t)
+		cfg.Files = []File{{GuestPath: "/opt/crasher", HostPath: built["crasher"]}}
+		cfg.Argv = []string{"trace", "--", "/opt/crasher"}
+		start := time.Now()
+		_, err := Run(context.Background(), cfg, t.TempDir())
+		var crash *GuestCrashError
+		if !errors.As(err, &crash) {
+			t.Fatalf("error %v, want a *GuestCrashError", err)
+		}
+		if took := time.Since(start); took > time.Minute {
+			t.Errorf("the crash was reported after %v", took)
+		}
+		if !strings.Contains(crash.ConsoleTail, "sysrq") {
+			t.Errorf("the error lacks the kernel's crash report:\n%v", err)
+		}
+		t.Logf("the error a user sees:\n%v", err)
 		noQEMULeft(t, cfg.Name)
 	})
 
