@@ -120,27 +120,25 @@ func threadCPU() int64 {
 }
 
 // Calibrate measures Costs with t, which must have been created with
-// Options.Calibration naming the binary argv[0] runs. argv runs the child
-// loops (e.g. {"/proc/self/exe", CalibrationArg, "2000"}); each loop runs n
-// times, and the child runs reps times followed and reps times not.
+// Options.Calibration = exe: it runs `exe CalibrationArg n` (whose main calls
+// RunCalibrationLoops) reps times followed and reps times not, interleaved.
 // It leaves t stopped: call Follow for the next run.
-func (t *Tracer) Calibrate(argv []string, reps int) (Costs, error) {
+func (t *Tracer) Calibrate(exe string, n, reps int) (Costs, error) {
 	if !t.calibrated {
 		return Costs{}, errors.New("probes: calibration: the tracer has no calibration probe (Options.Calibration)")
 	}
-	if reps < 1 {
-		reps = 1
+	if n < 1 {
+		return Costs{}, fmt.Errorf("probes: calibration: %d loops", n)
 	}
-	type loops struct{ probed, twin, sock, null float64 }
-	var on, off []loops
-	n := 0
+	reps = max(reps, 1)
+	argv := []string{exe, CalibrationArg, fmt.Sprint(n)}
+	var on, off []loopTimes
 	for i := 0; i < 2*reps; i++ {
 		follow := i%2 == 0
-		l, loopsN, err := t.calibrationChild(argv, follow)
+		l, err := t.calibrationChild(argv, follow)
 		if err != nil {
 			return Costs{}, err
 		}
-		n = loopsN
 		if follow {
 			on = append(on, l)
 		} else {
@@ -150,7 +148,7 @@ func (t *Tracer) Calibrate(argv []string, reps int) (Costs, error) {
 	if err := t.Stop(); err != nil {
 		return Costs{}, err
 	}
-	med := func(ls []loops, f func(loops) float64) float64 {
+	med := func(ls []loopTimes, f func(loopTimes) float64) float64 {
 		v := make([]float64, len(ls))
 		for i, l := range ls {
 			v[i] = f(l)
@@ -158,37 +156,33 @@ func (t *Tracer) Calibrate(argv []string, reps int) (Costs, error) {
 		sort.Float64s(v)
 		return v[len(v)/2]
 	}
-	probed := med(on, func(l loops) float64 { return l.probed - l.twin })
-	sockOn, sockOff := med(on, func(l loops) float64 { return l.sock }), med(off, func(l loops) float64 { return l.sock })
-	nullOn, nullOff := med(on, func(l loops) float64 { return l.null }), med(off, func(l loops) float64 { return l.null })
-	c := Costs{
+	probed := med(on, func(l loopTimes) float64 { return l.probed - l.twin })
+	sockOn, sockOff := med(on, func(l loopTimes) float64 { return l.sock }), med(off, func(l loopTimes) float64 { return l.sock })
+	nullOn, nullOff := med(on, func(l loopTimes) float64 { return l.null }), med(off, func(l loopTimes) float64 { return l.null })
+	return Costs{
 		UprobeHitNs: max(probed, 0) / float64(n),
 		// A socket iteration is two traced syscalls (write, read), each an event.
 		SocketEventNs: max(sockOn-sockOff, 0) / float64(2*n),
 		TracepointNs:  max(nullOn-nullOff, 0) / float64(n),
 		Loops:         n,
-	}
-	return c, nil
+	}, nil
 }
 
+// loopTimes are one child's loop times in thread CPU ns.
+type loopTimes struct{ probed, twin, sock, null float64 }
+
 // calibrationChild runs the loops once, followed or not, and parses its line.
-func (t *Tracer) calibrationChild(argv []string, follow bool) (l struct{ probed, twin, sock, null float64 }, n int, err error) {
-	if len(argv) < 3 {
-		return l, 0, fmt.Errorf("probes: calibration: argv %q", argv)
-	}
-	if _, err := fmt.Sscan(argv[len(argv)-1], &n); err != nil || n < 1 {
-		return l, 0, fmt.Errorf("probes: calibration: loop count %q", argv[len(argv)-1])
-	}
+func (t *Tracer) calibrationChild(argv []string, follow bool) (l loopTimes, err error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	w, err := cmd.StdinPipe()
 	if err != nil {
-		return l, 0, err
+		return l, err
 	}
 	var out, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Start(); err != nil {
-		return l, 0, fmt.Errorf("probes: calibration child: %w", err)
+		return l, fmt.Errorf("probes: calibration child: %w", err)
 	}
 	if follow {
 		err = t.Follow(cmd.Process.Pid)
@@ -198,23 +192,23 @@ func (t *Tracer) calibrationChild(argv []string, follow bool) (l struct{ probed,
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return l, 0, err
+		return l, err
 	}
 	fmt.Fprintln(w, "go")
 	w.Close()
 	if err := cmd.Wait(); err != nil {
-		return l, 0, fmt.Errorf("probes: calibration child: %v: %s", err, strings.TrimSpace(stderr.String()))
+		return l, fmt.Errorf("probes: calibration child: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	if follow {
 		// Drain its events: they are the calibration's, not a run's.
 		if _, _, err := t.Collect(); err != nil {
-			return l, 0, err
+			return l, err
 		}
 	}
 	var acc int
 	if _, err := fmt.Sscanf(strings.TrimSpace(out.String()), "CALIB probed=%f twin=%f sock=%f null=%f acc=%d",
 		&l.probed, &l.twin, &l.sock, &l.null, &acc); err != nil {
-		return l, 0, fmt.Errorf("probes: calibration child printed %q: %v", out.String(), err)
+		return l, fmt.Errorf("probes: calibration child printed %q: %v", out.String(), err)
 	}
-	return l, n, nil
+	return l, nil
 }

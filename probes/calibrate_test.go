@@ -19,7 +19,7 @@ func TestCalibrate(t *testing.T) {
 	self := testutil.BuildInitprof(t)
 	tr := newTracer(t, Options{Calibration: self})
 	start := time.Now()
-	c, err := tr.Calibrate([]string{self, CalibrationArg, "2000"}, 3)
+	c, err := tr.Calibrate(self, 2000, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestCalibrate(t *testing.T) {
 // C one) leaves the tracer working and Calibrate says why it cannot run.
 func TestCalibrateUnavailable(t *testing.T) {
 	tr := newTracer(t, Options{Executables: []string{"/bin/true"}, Calibration: "/bin/true"})
-	if _, err := tr.Calibrate([]string{"/bin/true", CalibrationArg, "10"}, 1); err == nil || !strings.Contains(err.Error(), "no calibration probe") {
+	if _, err := tr.Calibrate("/bin/true", 10, 1); err == nil || !strings.Contains(err.Error(), "no calibration probe") {
 		t.Errorf("Calibrate without the probe: %v", err)
 	}
 }

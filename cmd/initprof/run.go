@@ -649,7 +649,7 @@ const (
 // calibrate measures the per-event costs with tr (once per invocation,
 // before the first run), falling back to the development VM's figures.
 func calibrate(tr *probes.Tracer, self string) *probeCosts {
-	c, err := tr.Calibrate([]string{self, probes.CalibrationArg, fmt.Sprint(calibrationLoops)}, calibrationReps)
+	c, err := tr.Calibrate(self, calibrationLoops, calibrationReps)
 	if err != nil {
 		return defaultCosts(err.Error())
 	}
