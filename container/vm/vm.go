@@ -388,13 +388,15 @@ func writeCPIO(w io.Writer, cfg Config) error {
 
 // qemuArgs is the VM: TCG with pauth-impdef (plain -cpu max emulates pointer
 // authentication at ~3x the boot cost), no display, no reboot (power-off and
-// panics end qemu), the serial console on stdout.
+// panics end qemu), the serial console on stdout, and no NIC: the guest needs
+// no network, and virt's default virtio NIC makes qemu load efi-virtio.rom,
+// which lives in ipxe-qemu (a Recommends that a minimal install skips).
 func (c *Config) qemuArgs(initrd string) []string {
 	return []string{
 		"-name", c.Name,
 		"-M", "virt", "-cpu", "max,pauth-impdef=on",
 		"-smp", fmt.Sprint(c.CPUs), "-m", fmt.Sprint(c.MemoryMB),
-		"-nographic", "-monitor", "none", "-no-reboot",
+		"-nographic", "-monitor", "none", "-no-reboot", "-nic", "none",
 		"-kernel", c.Kernel, "-initrd", initrd,
 		"-append", "console=ttyAMA0 panic=-1 quiet",
 	}
