@@ -21,9 +21,14 @@ build-arm64:
 arm64-kernel:
 	bash scripts/arm64-kernel.sh
 
-# Debian's arm64 libc6 (+ libc6-dbg for ld.so symbols), libcurl and their closure in build/arm64-sysroot.
+# Debian's arm64 libc6 (+ libc6-dbg for ld.so symbols), libcurl, runc, crun and their
+# closure, in the per-user cache where `initprof run --arch arm64` looks for them
+# (the same place `initprof doctor --fix` fills); build/arm64-sysroot links to it
+# for the cross builds of the samples.
+ARM64_SYSROOT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/initprof/arm64/sysroot
 arm64-sysroot:
-	bash scripts/arm64-sysroot.sh
+	bash scripts/arm64-sysroot.sh $(ARM64_SYSROOT)
+	@mkdir -p build; [ -e build/arm64-sysroot ] || ln -s $(ARM64_SYSROOT) build/arm64-sysroot
 
 arm64-samples: arm64-sysroot
 	$(MAKE) -C testdata/samples arm64

@@ -14,6 +14,8 @@ import (
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/internal/doctor"
+	"github.com/initprof/initprof/internal/selfbin"
+	"github.com/initprof/initprof/scripts"
 )
 
 // archNames maps --arch values to elfinfo's (uname -m) names.
@@ -91,24 +93,20 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
-	self, err := os.Executable()
+	guestBin, err := selfbin.Static("arm64", selfbin.Options{Progress: func(s string) { progressf("%s", s) }})
 	if err != nil {
-		return err
-	}
-	guestBin := filepath.Join(filepath.Dir(self), "initprof-arm64")
-	if info, err := elfinfo.Open(guestBin); err != nil || info.Arch != "aarch64" || info.Interp != "" {
-		return badInput("%s: no static arm64 initprof next to this one: build it with 'make build-arm64'", guestBin)
+		return badInput("the arm64 microVM needs a static arm64 initprof: %v", err)
 	}
 	kernel, err := doctor.ARM64KernelPath()
 	if err == nil {
 		_, err = os.Stat(kernel)
 	}
 	if err != nil {
-		return badInput("no arm64 kernel for the microVM (%v): fetch it with 'make arm64-kernel'", err)
+		return badInput("no arm64 kernel for the microVM (%v): fetch it with 'initprof doctor --fix'", err)
 	}
-	sysroot := o.rootfs
-	if sysroot == "" {
-		sysroot = "build/arm64-sysroot"
+	sysroot, err := arm64Sysroot(o.rootfs)
+	if err != nil {
+		return err
 	}
 	var files []vm.File
 	var guestArgs []string
@@ -130,9 +128,15 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 			guest = "/var/task/" + it.label + "/" + name
 			arg = it.label + "="
 		}
-		fs, err := vm.ClosureFiles(a, guest, sysroot)
+		root := ""
+		if info.Interp != "" {
+			if root, err = sysroot.get(); err != nil {
+				return err
+			}
+		}
+		fs, err := vm.ClosureFiles(a, guest, root)
 		if err != nil {
-			return badInput("%s: %v (give an arm64 root filesystem with --rootfs, or run 'make arm64-sysroot')", a, err)
+			return badInput("%s: %v (give an arm64 root filesystem with --rootfs, or run 'initprof doctor --fix')", a, err)
 		}
 		files = append(files, fs...)
 		guestArgs = append(guestArgs, arg+guest)
@@ -154,9 +158,13 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		if !ok {
 			return badInput("--oci-runtime %q in the arm64 microVM: use runc (the default) or crun, Debian's arm64 builds from the sysroot", o.ociRuntime)
 		}
-		fs, err := vm.ClosureFiles(filepath.Join(sysroot, rt), "/"+rt, sysroot)
+		root, err := sysroot.get()
 		if err != nil {
-			return badInput("--sandbox oci in the arm64 microVM needs Debian's arm64 %s in %s (%v): run 'make arm64-sysroot'", filepath.Base(rt), sysroot, err)
+			return err
+		}
+		fs, err := vm.ClosureFiles(filepath.Join(root, rt), "/"+rt, root)
+		if err != nil {
+			return badInput("--sandbox oci in the arm64 microVM needs Debian's arm64 %s in %s (%v): run 'initprof doctor --fix'", filepath.Base(rt), root, err)
 		}
 		files = append(files, fs...)
 		sandbox = []string{"--sandbox", "oci", "--oci-runtime", "/" + rt}
@@ -240,6 +248,40 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		return fmt.Errorf("%s in the microVM exited %d:\n%s", cmd, code, indent(ee.ConsoleTail))
 	}
 	return nil
+}
+
+// arm64Sysroot is the arm64 root file system that dynamically linked
+// binaries take their loader and libraries from: --rootfs when given, else
+// the per-user cache, which is filled on first use (a static extension in the
+// process sandbox never reads it). The fill is lazy: the closure resolver
+// asks for it only for a binary with an interpreter.
+func arm64Sysroot(rootfs string) (*lazySysroot, error) {
+	if rootfs != "" {
+		return &lazySysroot{dir: rootfs, ready: true}, nil
+	}
+	dir, err := doctor.ARM64SysrootPath()
+	if err != nil {
+		return nil, badInput("no arm64 sysroot: %v (give --rootfs)", err)
+	}
+	return &lazySysroot{dir: dir, ready: doctor.ARM64SysrootReady(dir)}, nil
+}
+
+type lazySysroot struct {
+	dir   string
+	ready bool
+}
+
+// get returns the sysroot directory, fetching Debian's arm64 libraries into
+// the cache the first time one is needed.
+func (s *lazySysroot) get() (string, error) {
+	if !s.ready {
+		progressf("first use of a dynamically linked arm64 binary: fetching Debian's arm64 libraries into %s (once; about a minute)", s.dir)
+		if err := scripts.Run(os.Stderr, "arm64-sysroot.sh", s.dir); err != nil {
+			return "", fmt.Errorf("arm64 sysroot: %w (or give --rootfs DIR)", err)
+		}
+		s.ready = true
+	}
+	return s.dir, nil
 }
 
 func indent(s string) string {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/initprof/initprof/internal/doctor"
+	"github.com/initprof/initprof/internal/selfbin"
+	"github.com/initprof/initprof/scripts"
 	"github.com/spf13/pflag"
 )
 
@@ -15,7 +17,7 @@ func init() {
 	register(&command{
 		name:    "doctor",
 		summary: "check that this machine can profile, and say how to fix what is missing",
-		usage:   "[--json]",
+		usage:   "[--json] [--fix]",
 		long: `doctor checks every requirement of 'initprof run' on this machine and prints
 one line per item: OK, MISSING or WARN, what it found, and the exact command
 that fixes it. It does the real thing where it can: it loads a BPF program,
@@ -30,19 +32,33 @@ checkpoints), cgroup memory and cpu controllers, runc or crun (the OCI
 sandbox; '--sandbox process' works without), qemu-system-aarch64 and a cached
 arm64 kernel (the arm64 microVM).
 
+--fix fills the per-user cache (${XDG_CACHE_HOME:-~/.cache}/initprof) with
+what the arm64 microVM needs and a checkout is not there to provide: Debian's
+arm64 cloud kernel and arm64 libraries (downloaded with a private apt state;
+nothing is installed), and a static arm64 initprof built from this binary's
+source with its Go toolchain. Then it checks again. Other fixes are system
+packages or privileges: it prints them and leaves them to you.
+
 Exit status: 0 when 'initprof run' can work here, 3 when a privilege or BPF
 itself is the problem (fix that first: without it other checks see less), 1
 when another requirement is missing. Optional items never change it.
 
 Examples:
   initprof doctor
+  initprof doctor --fix
   sudo initprof doctor --json | jq '.[] | select(.status != "OK")'
   sudo setcap cap_bpf,cap_perfmon+ep bin/initprof && bin/initprof doctor`,
 		setup: func(fs *pflag.FlagSet) func(args []string) error {
 			asJSON := fs.Bool("json", false, "print [{name, status, detail, fix, required, privileges}] instead of a table")
+			fix := fs.Bool("fix", false, "fetch the arm64 kernel and libraries and build the arm64 initprof into the per-user cache, then check")
 			return func(args []string) error {
 				if len(args) > 0 {
 					return badInput("doctor takes no arguments, got %q", strings.Join(args, " "))
+				}
+				if *fix {
+					if err := fixARM64(doctor.Run()); err != nil {
+						return err
+					}
 				}
 				results := doctor.Run()
 				if *asJSON {
@@ -102,4 +118,35 @@ func doctorError(results []doctor.Result) error {
 	}
 	return withCode(code, fmt.Errorf("'initprof run' cannot work here: missing %s (see the fixes above)",
 		strings.Join(doctor.Failing(results), ", ")))
+}
+
+// fixARM64 fills the per-user cache with the arm64 microVM's pieces that
+// results reports missing, with the scripts a checkout's Makefile runs
+// (embedded in the binary) and selfbin's build.
+func fixARM64(results []doctor.Result) error {
+	for _, r := range results {
+		if r.Status == doctor.OK {
+			continue
+		}
+		var err error
+		switch r.Name {
+		case "arm64 kernel":
+			progressf("fetching Debian's arm64 cloud kernel")
+			err = scripts.Run(os.Stderr, "arm64-kernel.sh")
+		case "arm64 sysroot":
+			var dir string
+			if dir, err = doctor.ARM64SysrootPath(); err == nil {
+				progressf("fetching Debian's arm64 libraries into %s", dir)
+				err = scripts.Run(os.Stderr, "arm64-sysroot.sh", dir)
+			}
+		case "arm64 initprof":
+			_, err = selfbin.Static("arm64", selfbin.Options{Progress: func(s string) { progressf("%s", s) }})
+		default:
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("doctor --fix: %s: %w", r.Name, err)
+		}
+	}
+	return nil
 }

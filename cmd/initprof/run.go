@@ -21,6 +21,7 @@ import (
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/extension"
+	"github.com/initprof/initprof/internal/selfbin"
 	"github.com/initprof/initprof/probes"
 	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/assemble"
@@ -329,7 +330,7 @@ func prepare(o *runOpts, kind string) (*runEnv, error) {
 		return nil, withCode(exitPrivileges, err)
 	}
 	var err error
-	if env.self, err = selfForSandbox(); err != nil {
+	if env.self, err = selfForSandbox(o); err != nil {
 		return nil, err
 	}
 	if env.out == "" {
@@ -721,17 +722,16 @@ func writeFiles(dir string, files map[string]func(io.Writer) error) error {
 }
 
 // selfForSandbox is the initprof binary the sandbox runs as PID 1. It must be
-// static (CGO_ENABLED=0) to run in any root filesystem.
-func selfForSandbox() (string, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return "", err
+// static to run in any root filesystem; a dynamically linked initprof (`go
+// install` with cgo on) gets its static twin, built once from the same source
+// (internal/selfbin). The process sandbox runs on the host's files, so there
+// the running binary does when no twin can be had.
+func selfForSandbox(o *runOpts) (string, error) {
+	self, err := selfbin.Static(runtime.GOARCH, selfbin.Options{Progress: func(s string) { progressf("%s", s) }})
+	if err != nil && o.sandbox == "process" {
+		return os.Executable()
 	}
-	info, err := elfinfo.Open(self)
-	if err == nil && info.Interp != "" {
-		return "", fmt.Errorf("this initprof (%s) is dynamically linked; the sandbox needs a static one: build it with 'make build' (CGO_ENABLED=0)", self)
-	}
-	return self, nil
+	return self, err
 }
 
 // ensureTracefs mounts tracefs when the machine booted without it: the

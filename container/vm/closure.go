@@ -24,6 +24,9 @@ func ClosureFiles(binary, guestPath, sysroot string) ([]File, error) {
 		return nil, fmt.Errorf("guest path %q for %s: want an absolute path", guestPath, binary)
 	}
 	files := []File{{GuestPath: guestPath, HostPath: binary, Mode: 0o755}}
+	if info, err := elfinfo.Open(binary); err == nil && info.Interp == "" && len(info.Needed) == 0 {
+		return files, nil // static: no sysroot needed, none read
+	}
 	cl, err := elfinfo.ResolveClosure(binary, sysroot)
 	if err != nil {
 		return nil, fmt.Errorf("closure of %s in %s: %w", binary, sysroot, err)

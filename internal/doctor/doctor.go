@@ -69,6 +69,8 @@ func Checks() []Check {
 		{"runc/crun", OCIRuntime},
 		{"arm64 qemu", QEMU},
 		{"arm64 kernel", ARM64Kernel},
+		{"arm64 initprof", ARM64Guest},
+		{"arm64 sysroot", ARM64Sysroot},
 	}
 }
 

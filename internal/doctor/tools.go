@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/initprof/initprof/internal/selfbin"
 )
 
 // toolVersion runs "path --version" and returns its first line. A tool that
@@ -66,8 +68,36 @@ func QEMU() Result {
 
 // ARM64KernelPath is where the arm64 microVM's kernel is cached:
 // $XDG_CACHE_HOME/initprof/arm64/vmlinuz, else ~/.cache/initprof/arm64/vmlinuz.
-// `make arm64-kernel` puts it there.
+// `make arm64-kernel` and `initprof doctor --fix` put it there.
 func ARM64KernelPath() (string, error) {
+	dir, err := arm64Cache()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "vmlinuz"), nil
+}
+
+// ARM64SysrootPath is where Debian's arm64 libraries (libc, ld.so and its
+// debug file, runc, crun, libcurl) are cached for the microVM:
+// $XDG_CACHE_HOME/initprof/arm64/sysroot. Only a dynamically linked arm64
+// extension or --sandbox oci in the microVM needs it; `make arm64-sysroot`
+// and `initprof doctor --fix` fill it.
+func ARM64SysrootPath() (string, error) {
+	dir, err := arm64Cache()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "sysroot"), nil
+}
+
+// ARM64SysrootReady reports whether dir holds a complete sysroot: the stamp
+// scripts/arm64-sysroot.sh writes last.
+func ARM64SysrootReady(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, ".initprof-sysroot"))
+	return err == nil && st.Size() > 0
+}
+
+func arm64Cache() (string, error) {
 	dir := os.Getenv("XDG_CACHE_HOME")
 	if dir == "" {
 		home, err := os.UserHomeDir()
@@ -76,14 +106,50 @@ func ARM64KernelPath() (string, error) {
 		}
 		dir = filepath.Join(home, ".cache")
 	}
-	return filepath.Join(dir, "initprof", "arm64", "vmlinuz"), nil
+	return filepath.Join(dir, "initprof", "arm64"), nil
+}
+
+// ARM64Sysroot checks the cached arm64 sysroot.
+func ARM64Sysroot() Result {
+	r := Result{Name: "arm64 sysroot", Status: Warn, Fix: "initprof doctor --fix (or give --rootfs DIR with arm64 libraries)"}
+	p, err := ARM64SysrootPath()
+	if err != nil {
+		r.Detail = err.Error()
+		return r
+	}
+	if !ARM64SysrootReady(p) {
+		r.Detail = fmt.Sprintf("no arm64 libraries in %s: a static arm64 extension runs without them; a dynamically linked one, and --sandbox oci in the microVM, need them", p)
+		return r
+	}
+	r.Status, r.Fix = OK, ""
+	r.Detail = p
+	return r
+}
+
+// ARM64Guest checks for the static arm64 initprof that is the microVM's
+// /init: next to this binary, or in the cache.
+func ARM64Guest() Result {
+	r := Result{Name: "arm64 initprof"}
+	p, err := selfbin.Static("arm64", selfbin.Options{NoBuild: true})
+	if err == nil {
+		r.Status, r.Detail = OK, p
+		return r
+	}
+	r.Status, r.Detail = Warn, err.Error()
+	if _, serr := selfbin.Source(); serr != nil {
+		r.Detail += "; it cannot be built here: " + serr.Error()
+		r.Fix = "make build-arm64 (in a checkout of initprof)"
+	} else {
+		r.Fix = "initprof doctor --fix (builds it once; 'initprof run --arch arm64' also does on first use)"
+	}
+	return r
 }
 
 // ARM64Kernel checks the cached arm64 kernel for the microVM.
 func ARM64Kernel() Result {
 	p, err := ARM64KernelPath()
 	if err != nil {
-		return Result{Name: "arm64 kernel", Status: Warn, Detail: err.Error(), Fix: "set XDG_CACHE_HOME, then make arm64-kernel"}
+		return Result{Name: "arm64 kernel", Status: Warn, Detail: err.Error(), Fix: "set XDG_CACHE_HOME, then initprof doctor --fix"}
 	}
 	return arm64KernelAt(p)
 }
@@ -93,7 +159,7 @@ func ARM64Kernel() Result {
 var arm64ImageMagic = []byte("ARM\x64")
 
 func arm64KernelAt(path string) Result {
-	r := Result{Name: "arm64 kernel", Status: Warn, Fix: "make arm64-kernel"}
+	r := Result{Name: "arm64 kernel", Status: Warn, Fix: "initprof doctor --fix (or make arm64-kernel)"}
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
