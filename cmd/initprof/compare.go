@@ -123,6 +123,7 @@ func facts(path string) []profile.Fact {
 }
 
 func runCompare(o *runOpts, args []string) error {
+	cleanupStale(o.ociRuntime)
 	bs, err := parseBuilds(args)
 	if err != nil {
 		return err

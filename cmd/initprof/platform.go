@@ -80,6 +80,12 @@ type platformOpts struct {
 }
 
 func runPlatform(o platformOpts, args []string) error {
+	if o.waitFD < 0 {
+		// Not the platform of a sandbox that initprof run drives (that
+		// passes --wait-fd, or is PID 1): a user's own platform, which
+		// may follow a SIGKILLed run.
+		cleanupStale("")
+	}
 	if len(args) > 0 {
 		return badInput("unexpected argument %q: platform takes only flags (extensions come from --extensions DIR)", args[0])
 	}

@@ -216,6 +216,7 @@ func hostELFArch() string {
 }
 
 func runRun(o *runOpts, args []string) error {
+	cleanupStale(o.ociRuntime)
 	if vmRun, err := foreignArch(o.arch); err != nil {
 		return err
 	} else if vmRun {
