@@ -151,6 +151,9 @@ func runCompare(o *runOpts, args []string) error {
 			return err
 		}
 	}
+	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {
+		return err
+	}
 	env, err := prepare(o, "compare")
 	if err != nil {
 		return err
