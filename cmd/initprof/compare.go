@@ -209,11 +209,26 @@ func runCompare(o *runOpts, args []string) error {
 	}
 	bar.done()
 
+	var intr *profile.Interrupted
+	if ctx.Err() != nil {
+		most := 0
+		for _, s := range series {
+			if s != nil {
+				most = max(most, len(s.runs))
+			}
+		}
+		intr = &profile.Interrupted{Runs: most, Planned: o.runs}
+		progressf("%s; writing what was measured", intr)
+	}
 	files := map[string]func(io.Writer) error{}
 	for j, s := range series {
 		if s != nil && len(s.runs) > 0 {
 			results[j].Runs = s.runs
-			files["results-"+bs[j].name+".json"] = s.report().WriteJSON
+			rep := s.report()
+			if intr != nil {
+				rep.Interrupted = &profile.Interrupted{Runs: len(s.runs), Planned: o.runs}
+			}
+			files["results-"+bs[j].name+".json"] = rep.WriteJSON
 		}
 	}
 	cmp := profile.Compare(results)
@@ -222,7 +237,8 @@ func runCompare(o *runOpts, args []string) error {
 	if o.emulated {
 		cmp.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); shifts between builds are real arm64 code paths, their sizes are not Graviton's"}, cmp.Notes...)
 	}
-	if ctx.Err() != nil {
+	if intr != nil {
+		cmp.Interrupted = intr
 		cmp.Notes = append(cmp.Notes, "interrupted: the comparison covers the runs made before the interrupt")
 	}
 	if o.sample.flamegraph && ctx.Err() == nil {

@@ -295,10 +295,13 @@ func runRun(o *runOpts, args []string) error {
 		if len(s.runs) == 0 {
 			return withCode(exitInterrupted, errors.New("interrupted before the first run finished; nothing was left behind"))
 		}
-		progressf("interrupted after %d runs; writing what was measured", len(s.runs))
+		progressf("interrupted after %d of %d runs; writing what was measured", len(s.runs), o.runs)
 	}
 
 	rep := s.report()
+	if ctx.Err() != nil {
+		rep.Interrupted = &profile.Interrupted{Runs: len(s.runs), Planned: o.runs}
+	}
 	if err := writeFiles(env.out, map[string]func(io.Writer) error{"report.txt": rep.WriteText, "results.json": rep.WriteJSON}); err != nil {
 		return err
 	}
