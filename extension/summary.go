@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,6 +85,23 @@ type Summary struct {
 	Extensions      []ProcSummary
 	Notes           []string
 	Invokes         []InvokeSummary
+	// Rejected are the registrations the platform refused, by the name they
+	// asked for; they are not in Extensions.
+	Rejected []Rejected
+}
+
+// Rejected is one refused registration.
+type Rejected struct {
+	Name   string
+	Status int // the HTTP status of the refusal (0: no response)
+}
+
+// shortQuote quotes a name a client sent, cut to 64 bytes.
+func shortQuote(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + fmt.Sprintf("… (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
 }
 
 // InvokeSummary is one invoke's report line.
@@ -236,7 +254,17 @@ func Summarize(entries []Entry) (*Summary, error) {
 		s.Runtime.LastStderr = stdout[NameRuntime]
 	}
 	for _, n := range order {
-		s.Extensions = append(s.Extensions, *procs[n])
+		p := procs[n]
+		if p.Internal && p.RegisterStatus != http.StatusOK && !p.FirstNext.OK {
+			// A registration the platform refused (403, 405, 413, …) is not
+			// an extension: no process of that name ever ran.
+			s.Rejected = append(s.Rejected, Rejected{Name: n, Status: p.RegisterStatus})
+			continue
+		}
+		s.Extensions = append(s.Extensions, *p)
+	}
+	for _, r := range s.Rejected {
+		s.Notes = append(s.Notes, fmt.Sprintf("registration refused (%s) for the name %s: not an extension", statusText(r.Status), shortQuote(r.Name)))
 	}
 	sort.SliceStable(s.Extensions, func(i, j int) bool { return s.Extensions[i].Name < s.Extensions[j].Name })
 

@@ -161,6 +161,11 @@ func (o *runOpts) validate(args []string) error {
 	if o.name != "" && len(args) > 1 {
 		return badInput("--name renames one extension; %d were given", len(args))
 	}
+	if o.name != "" {
+		if e := extension.CheckExtensionName(o.name); e != nil {
+			return badInput("--name: %s (Lambda names an extension after its file in /opt/extensions)", e.Message)
+		}
+	}
 	if o.invokes < 0 {
 		return badInput("--invokes %d: must be 0 or more", o.invokes)
 	}

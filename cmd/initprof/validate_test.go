@@ -56,6 +56,8 @@ func TestBadInputFailsBeforeTheFirstColdStart(t *testing.T) {
 		{"bad sandbox", []string{"run", "--sandbox", "vm", ext}, "--sandbox"},
 		{"bad cache", []string{"run", "--cache", "lukewarm", ext}, "--cache"},
 		{"bad sample-hz", []string{"run", "--flamegraph", "--sample-hz", "0", ext}, "--sample-hz"},
+		{"name with a path", []string{"run", "--name", "../../etc/passwd", ext}, "--name"},
+		{"name too long", []string{"run", "--name", strings.Repeat("n", 300), ext}, "too long"},
 		{"missing extension", []string{"run", filepath.Join(tmp, "no-such-ext")}, "no-such-ext"},
 		{"out is a file", []string{"run", "--out", file, ext}, "not a directory"},
 		{"out not empty", []string{"run", "--out", used, ext}, "--force"},
