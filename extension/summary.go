@@ -148,9 +148,16 @@ func Summarize(entries []Entry) (*Summary, error) {
 	var initEnd *Entry
 	subPending := map[string]bool{}
 	stdout := map[string][]string{}
+	var logNotes []string
 	for i := range es {
 		e := &es[i]
 		switch e.Kind {
+		case KindLogSummary:
+			if d := num(e.Detail["dropped_lines"]); d > 0 {
+				st, _ := e.Detail["stream"].(string)
+				logNotes = append(logNotes, fmt.Sprintf("%s: wrote %d lines (%.1f MB) to %s during %s; the timeline keeps the first %d and the last %d (and every checkpoint line), %d were counted only",
+					e.Name, num(e.Detail["lines"]), float64(num(e.Detail["bytes"]))/1e6, st, e.Event, LogKeepFirst, LogKeepLast, d))
+			}
 		case KindLog:
 			if e.Name == "" || e.Name == NamePlatform {
 				continue
@@ -263,6 +270,7 @@ func Summarize(entries []Entry) (*Summary, error) {
 		}
 		s.Extensions = append(s.Extensions, *p)
 	}
+	s.Notes = append(s.Notes, logNotes...)
 	for _, r := range s.Rejected {
 		s.Notes = append(s.Notes, fmt.Sprintf("registration refused (%s) for the name %s: not an extension", statusText(r.Status), shortQuote(r.Name)))
 	}

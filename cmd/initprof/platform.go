@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,6 +68,7 @@ Examples:
 			fs.StringVar(&o.function, "function-name", "initprof-function", "function name (AWS_LAMBDA_FUNCTION_NAME)")
 			fs.StringArrayVar(&o.env, "env", nil, "customer environment variable K=V for the runtime and extensions; repeatable")
 			fs.IntVar(&o.waitFD, "wait-fd", -1, "block until this fd is readable or closed before initStart (lets probes attach first)")
+			fs.StringArrayVar(&o.keepLogs, "keep-log", nil, "keep every output line matching REGEX in the timeline (others: the first and last lines per stream and phase); repeatable")
 			fs.BoolVar(&o.output, "output", false, "echo every process's output lines to stderr, prefixed with its name")
 			return func(args []string) error { return runPlatform(o, args) }
 		},
@@ -77,7 +79,7 @@ type platformOpts struct {
 	extensions, runtime, addr, timeline, function string
 	runtimeInit, runtimeInvoke, initTimeout       time.Duration
 	invokes, memory, waitFD                       int
-	env                                           []string
+	env, keepLogs                                 []string
 	output                                        bool
 }
 
@@ -110,6 +112,14 @@ func runPlatform(o platformOpts, args []string) error {
 		if st, err := os.Stat(o.extensions); err != nil || !st.IsDir() {
 			return badInput("--extensions %s: not a directory", o.extensions)
 		}
+	}
+	var keep []*regexp.Regexp
+	for _, k := range o.keepLogs {
+		re, err := regexp.Compile(k)
+		if err != nil {
+			return badInput("--keep-log %q: %v", k, err)
+		}
+		keep = append(keep, re)
 	}
 	var rt extension.RuntimeSpec
 	if o.runtime == "sim" {
@@ -151,6 +161,7 @@ func runPlatform(o platformOpts, args []string) error {
 		Addr:          o.addr,
 		Invokes:       o.invokes,
 		InitTimeout:   o.initTimeout,
+		KeepLogs:      keep,
 	}
 	if sink != nil {
 		cfg.Timeline = extension.NewTimeline(sink)

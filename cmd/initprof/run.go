@@ -410,6 +410,11 @@ func (env *runEnv) newSeries(name string, exts []container.Extension) (*series, 
 			"--init-timeout", o.initTimeout.String(),
 		},
 	}
+	for _, c := range o.checkpoints {
+		// The platform keeps every checkpoint line, however chatty the
+		// extension (others are cut to the first and last lines).
+		cfg.PlatformArgs = append(cfg.PlatformArgs, "--keep-log", c)
+	}
 	if o.runtime == "sim" {
 		cfg.PlatformArgs = append(cfg.PlatformArgs, "--runtime", "sim",
 			"--runtime-init", o.runtimeInit.String(), "--runtime-invoke", o.runtimeInvoke.String())
