@@ -204,7 +204,18 @@ func extensionsFrom(args []string, name, rootfs string) ([]container.Extension, 
 	var exts []container.Extension
 	seen := map[string]bool{}
 	for _, a := range args {
-		info, err := elfinfo.Open(a)
+		elfPath := a
+		if _, _, script, err := container.ScriptInterpreter(a); err != nil && !script {
+			return nil, badInput("%v", err)
+		} else if script {
+			// Lambda runs #! extensions (a /bin/sh wrapper is common): the
+			// interpreter, and for #!/usr/bin/env PROG the PROG, come into
+			// the sandbox with their libraries; the checks below are theirs.
+			if _, elfPath, err = container.ResolveScript(a, rootfs); err != nil {
+				return nil, withCode(exitBadInput, err)
+			}
+		}
+		info, err := elfinfo.Open(elfPath)
 		if err != nil {
 			return nil, badInput("%v", err)
 		}
@@ -212,7 +223,7 @@ func extensionsFrom(args []string, name, rootfs string) ([]container.Extension, 
 			return nil, badInput("%s is a %s binary; this host runs %s. Build it for %s, or profile it in the arm64 microVM with --arch arm64 (on an x86 host)", a, info.Arch, want, want)
 		}
 		if info.Interp != "" {
-			cl, err := elfinfo.ResolveClosure(a, rootfs)
+			cl, err := elfinfo.ResolveClosure(elfPath, rootfs)
 			if err != nil {
 				return nil, badInput("%s: %v", a, err)
 			}
@@ -427,7 +438,7 @@ func (env *runEnv) newSeries(name string, exts []container.Extension) (*series, 
 		return nil, err
 	}
 	progressf("%s: sandbox %s", name, s.sb.Kind())
-	if s.tr, err = newTracer(s.sb, exts, o.uprobes, env.self); err != nil {
+	if s.tr, err = newTracer(s.sb, exts, o.uprobes, env.self, o.rootfs); err != nil {
 		s.sb.Close()
 		return nil, err
 	}
@@ -514,10 +525,19 @@ func newSandbox(o *runOpts, cfg container.Config) (container.Sandbox, error) {
 // newTracer attaches the probes once for the whole series: to the sandbox's
 // copies of the extensions and of their ELF interpreter (uprobes are keyed by
 // inode, so the host originals would never fire).
-func newTracer(sb container.Sandbox, exts []container.Extension, user []string, self string) (*probes.Tracer, error) {
+func newTracer(sb container.Sandbox, exts []container.Extension, user []string, self, rootfs string) (*probes.Tracer, error) {
 	opts := probes.Options{UserProbes: user, Calibration: self}
 	for _, e := range exts {
 		p := sb.HostPath(container.ExtensionsDir + "/" + e.Name)
+		if _, _, script, _ := container.ScriptInterpreter(e.Path); script {
+			// A #! extension's process runs its interpreter's code: probe
+			// the sandbox's copy of that program.
+			inside, _, err := container.ResolveScript(e.Path, rootfs)
+			if err != nil {
+				return nil, withCode(exitBadInput, err)
+			}
+			p = sb.HostPath(inside)
+		}
 		opts.Executables = append(opts.Executables, p)
 		if opts.LdSo == "" {
 			if info, err := elfinfo.Open(p); err == nil && info.Interp != "" {
