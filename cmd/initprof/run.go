@@ -606,12 +606,17 @@ func probeOverhead(runs []profile.Run, hits []hitCount, c *probeCosts) *profile.
 	n := float64(len(hits))
 	up, so, tp = up/n, so/n, tp/n
 	cost := up*c.UprobeHitNs + so*c.SocketEventNs + tp*c.TracepointNs
+	method := fmt.Sprintf("estimated per run: %.0f uprobe hits × %.1f µs + %.0f socket events × %.1f µs + %.0f other events × %.1f µs (%s)",
+		up, c.UprobeHitNs/1e3, so, c.SocketEventNs/1e3, tp, c.TracepointNs/1e3, c.source)
+	if c.UprobeReturnNs > 0 {
+		method += fmt.Sprintf("; uprobe times +%.1f µs, the calibrated return of the trap to the program", c.UprobeReturnNs/1e3)
+	}
 	return &profile.Overhead{
-		Method: fmt.Sprintf("estimated per run: %.0f uprobe hits × %.1f µs + %.0f socket events × %.1f µs + %.0f other events × %.1f µs (%s)",
-			up, c.UprobeHitNs/1e3, so, c.SocketEventNs/1e3, tp, c.TracepointNs/1e3, c.source),
-		InitDeltaNs: cost,
-		BaselineNs:  base/float64(len(runs)) - cost,
-		PerEventNs:  c.UprobeHitNs,
+		Method:         method,
+		UprobeReturnNs: c.UprobeReturnNs,
+		InitDeltaNs:    cost,
+		BaselineNs:     base/float64(len(runs)) - cost,
+		PerEventNs:     c.UprobeHitNs,
 	}
 }
 
