@@ -250,7 +250,7 @@ func build(gobin string, src Src, goarch, dst string) error {
 	}
 	tmp := fmt.Sprintf("%s.tmp%d", dst, os.Getpid())
 	defer os.Remove(tmp)
-	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOFLAGS=-mod=mod")
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	run := func(dir string, args ...string) error {
 		cmd := exec.Command(gobin, args...)
 		cmd.Dir, cmd.Env = dir, env
@@ -269,6 +269,7 @@ func build(gobin string, src Src, goarch, dst string) error {
 			return err
 		}
 		defer os.RemoveAll(mod)
+		env = append(env, "GOFLAGS=-mod=mod")
 		if err = run(mod, "mod", "init", "initprof-build"); err == nil {
 			if err = run(mod, "get", src.Module+"@"+src.Version); err == nil {
 				err = run(mod, "build", "-trimpath", "-o", tmp, src.Pkg)
