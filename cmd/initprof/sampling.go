@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/extension"
-	"github.com/initprof/initprof/probes"
 	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/pprofout"
 	"github.com/initprof/initprof/profile/sample"
@@ -63,63 +63,28 @@ func (o *sampleOpts) validate(runs int) error {
 	return nil
 }
 
-// sampledRun is one sampling run: its assembled Run (phases from its own
-// checkpoints) and what the sampler captured.
-type sampledRun struct {
-	run profile.Run
-	cap *probes.Capture
-}
-
-// sampleSeries makes the sampling runs of s: the same sandbox and probes as
-// the timing runs (so each sample gets the phase it fell in, from that run's
-// own checkpoints), plus the CPU sampler on the sandbox's first process.
-func (s *series) sampleSeries(ctx context.Context, so *sampleOpts) ([]sampledRun, error) {
-	smp, err := probes.NewSampler(probes.SamplerOptions{Hz: so.hz, OffCPU: so.offCPU})
-	if err != nil {
-		if errors.Is(err, probes.ErrPermission) {
-			return nil, withCode(exitPrivileges, err)
-		}
-		return nil, err
-	}
-	defer smp.Close()
-	var out []sampledRun
+// sampleSeries makes the sampling runs of s (coldstart.Series.Sample) with
+// a progress line per run.
+func sampleSeries(ctx context.Context, s *coldstart.Series, so *sampleOpts) ([]coldstart.SampledRun, error) {
 	bar := newProgress(so.runs)
 	defer bar.done()
-	for i := 0; i < so.runs && ctx.Err() == nil; i++ {
-		sr := &sampling{s: smp}
-		r, _, err := oneRun(ctx, s.env.o, s.sb, s.tr, i, s.env.re, s.static, sr)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			return out, fmt.Errorf("sampling %w", err)
-		}
-		r.Build = s.name
-		bar.step(r)
-		out = append(out, sampledRun{run: r, cap: sr.cap})
-	}
-	return out, nil
-}
-
-// sampling hooks the sampler into oneRun: Follow before start, Collect after
-// the sandbox's first process exited.
-type sampling struct {
-	s   *probes.Sampler
-	cap *probes.Capture
+	runs, err := s.Sample(ctx, coldstart.SampleOptions{Hz: so.hz, OffCPU: so.offCPU, Runs: so.runs}, bar.step)
+	return runs, engineErr(err)
 }
 
 // writeFlamegraphs unwinds and symbolizes the sampling runs (files read from
 // the sandbox's rootfs, where the processes saw them) and writes every
 // sampling output into the run's --out.
-func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
+func writeFlamegraphs(env *runEnv, s *coldstart.Series, runs []coldstart.SampledRun, dir string) error {
+	hz := env.o.sample.hz
 	if len(runs) == 0 {
 		return errors.New("no sampling run finished: no flamegraph")
 	}
 	res := outputs.NewResolver(func(m sample.Mapping) string {
-		if m.Path == container.InitprofPath && s.env.self != "" {
-			return s.env.self // bind-mounted, not in the rootfs
+		if m.Path == container.InitprofPath && env.eng.Self() != "" {
+			return env.eng.Self() // bind-mounted, not in the rootfs
 		}
-		if p := s.sb.HostPath(m.Path); p != "" {
+		if p := s.HostPath(m.Path); p != "" {
 			if _, err := os.Stat(p); err == nil {
 				return p
 			}
@@ -134,14 +99,14 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 	byProc := map[string][2]int{} // process → complete, total
 	for _, sr := range runs {
 		var stacks []sample.Stack
-		for _, g := range sr.cap.Groups() {
-			sts := res.Stacks(g.Samples, g.Maps, sr.run, hz)
+		for _, g := range sr.Capture.Groups() {
+			sts := res.Stacks(g.Samples, g.Maps, sr.Run, hz)
 			stacks = append(stacks, sts...)
 		}
 		sort.SliceStable(stacks, func(i, j int) bool { return stacks[i].MonoNs < stacks[j].MonoNs })
 		// The sandbox's first process is the platform (runc init until it execs).
 		for i := range stacks {
-			if stacks[i].PID == sr.cap.Root && strings.HasPrefix(stacks[i].Process, "pid ") {
+			if stacks[i].PID == sr.Capture.Root && strings.HasPrefix(stacks[i].Process, "pid ") {
 				stacks[i].Process = "platform"
 			}
 		}
@@ -157,12 +122,12 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 		}
 		complete += c
 		total += len(stacks)
-		taken += sr.cap.Taken
-		dropped += sr.cap.Dropped
+		taken += sr.Capture.Taken
+		dropped += sr.Capture.Dropped
 		perRun = append(perRun, fmt.Sprint(len(stacks)))
 		in.Stacks = append(in.Stacks, stacks...)
-		for _, g := range sr.cap.GroupsOf(sr.cap.OffCPU) {
-			for _, st := range res.Stacks(g.Samples, g.Maps, sr.run, hz) {
+		for _, g := range sr.Capture.GroupsOf(sr.Capture.OffCPU) {
+			for _, st := range res.Stacks(g.Samples, g.Maps, sr.Run, hz) {
 				// Init only: a process's time off the CPU in its phases
 				// (spawn to its first /next), not its wait in /next after.
 				if st.Phase != "" {
@@ -170,20 +135,20 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 				}
 			}
 		}
-		offTaken += sr.cap.OffCPUTaken
-		offDropped += sr.cap.OffCPUDropped
-		lostSide += sr.cap.LostSide
-		ps, sl := traceOf(sr.run)
-		ps = append(ps, trace.Process{PID: int(sr.cap.Root), Name: "platform"})
+		offTaken += sr.Capture.OffCPUTaken
+		offDropped += sr.Capture.OffCPUDropped
+		lostSide += sr.Capture.LostSide
+		ps, sl := traceOf(sr.Run)
+		ps = append(ps, trace.Process{PID: int(sr.Capture.Root), Name: "platform"})
 		in.Processes = append(in.Processes, ps...)
 		in.Slices = append(in.Slices, sl...)
-		if first == 0 || sr.run.InitStartNs < first {
-			first = sr.run.InitStartNs
+		if first == 0 || sr.Run.InitStartNs < first {
+			first = sr.Run.InitStartNs
 		}
-		last = max(last, sr.run.InitEndNs)
+		last = max(last, sr.Run.InitEndNs)
 	}
-	in.Title = fmt.Sprintf("%s, %d sampling runs at %d Hz", s.name, len(runs), hz)
-	in.OriginNs = runs[0].run.InitStartNs
+	in.Title = fmt.Sprintf("%s, %d sampling runs at %d Hz", s.Name(), len(runs), hz)
+	in.OriginNs = runs[0].Run.InitStartNs
 	in.Meta = pprofout.Meta{PeriodNs: 1e9 / int64(hz), StartNs: first, DurationNs: max(0, last-first),
 		Comments: []string{in.Title}}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -197,7 +162,7 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 	if total > 0 {
 		share = 100 * float64(complete) / float64(total)
 	}
-	progressf("%s: %d sampling runs at %d Hz: samples per run %s; %.1f %% fully unwound to a root frame", s.name, len(runs), hz, strings.Join(perRun, ", "), share)
+	progressf("%s: %d sampling runs at %d Hz: samples per run %s; %.1f %% fully unwound to a root frame", s.Name(), len(runs), hz, strings.Join(perRun, ", "), share)
 	var names []string
 	for p := range byProc {
 		names = append(names, p)
@@ -208,28 +173,28 @@ func (s *series) writeFlamegraphs(runs []sampledRun, hz int, dir string) error {
 		n := byProc[p]
 		parts = append(parts, fmt.Sprintf("%s %d/%d (%.0f %%)", p, n[0], n[1], 100*float64(n[0])/float64(n[1])))
 	}
-	progressf("%s: fully unwound per process: %s", s.name, strings.Join(parts, ", "))
+	progressf("%s: fully unwound per process: %s", s.Name(), strings.Join(parts, ", "))
 	if dropped > 0 {
-		progressf("%s: WARNING: %d of %d samples dropped (ring buffer full); lower --sample-hz", s.name, dropped, taken)
+		progressf("%s: WARNING: %d of %d samples dropped (ring buffer full); lower --sample-hz", s.Name(), dropped, taken)
 	}
 	if lostSide > 0 {
-		progressf("%s: WARNING: the perf ring lost %d mapping records; frames in the mappings they described show as addresses", s.name, lostSide)
+		progressf("%s: WARNING: the perf ring lost %d mapping records; frames in the mappings they described show as addresses", s.Name(), lostSide)
 	}
-	if s.env.o.sample.offCPU {
+	if env.o.sample.offCPU {
 		for _, line := range offCPUSummary(in.OffCPU) {
-			progressf("%s: off-CPU %s", s.name, line)
+			progressf("%s: off-CPU %s", s.Name(), line)
 		}
 		if offDropped > 0 {
-			progressf("%s: WARNING: %d of %d off-CPU records dropped (ring buffer full)", s.name, offDropped, offTaken)
+			progressf("%s: WARNING: %d of %d off-CPU records dropped (ring buffer full)", s.Name(), offDropped, offTaken)
 		}
 	}
 	progressf("wrote %s", strings.Join(paths, ", "))
 	var sampled []profile.Run
 	for _, sr := range runs {
-		sampled = append(sampled, sr.run)
+		sampled = append(sampled, sr.Run)
 	}
-	for _, line := range samplingOverhead(s.runs, sampled) {
-		progressf("%s: %s", s.name, line)
+	for _, line := range samplingOverhead(s.Runs(), sampled) {
+		progressf("%s: %s", s.Name(), line)
 	}
 	return nil
 }

@@ -145,6 +145,67 @@ func Static(goarch string, o Options) (string, error) {
 	return dst, nil
 }
 
+// CommandPkg is initprof's main package, the program the sandbox runs.
+const CommandPkg = "github.com/initprof/initprof/cmd/initprof"
+
+// IsInitprof says whether the running program is initprof's command (and not
+// another program that imports the engine, such as a user's test binary).
+func IsInitprof() bool {
+	bi, ok := debug.ReadBuildInfo()
+	return ok && bi.Path == CommandPkg
+}
+
+// Command returns a static linux/goarch initprof command for a program that
+// is not initprof itself: a Go test in a user's module that imports the
+// engine. It builds CommandPkg with the module in the current directory
+// (which requires initprof, so the same version is built), once per running
+// binary, into the cache.
+func Command(goarch string, o Options) (string, error) {
+	if _, ok := machines[goarch]; !ok {
+		return "", fmt.Errorf("no initprof build for GOARCH %q: amd64 and arm64 are supported", goarch)
+	}
+	self := o.Self
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return "", fmt.Errorf("locating the running program: %w", err)
+		}
+	}
+	cache := o.CacheDir
+	if cache == "" {
+		var err error
+		if cache, err = CacheDir(); err != nil {
+			return "", err
+		}
+	}
+	key, err := fileKey(self)
+	if err != nil {
+		return "", err
+	}
+	dst := filepath.Join(cache, "cmd-"+key, "initprof-linux-"+goarch)
+	if IsStatic(dst, goarch) {
+		return dst, nil
+	}
+	if o.NoBuild {
+		return "", fmt.Errorf("no static initprof built for %s: give the engine one (Config.Self), or build it with 'CGO_ENABLED=0 go build %s'", self, CommandPkg)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	gobin, err := goCommand(o.Go)
+	if err != nil {
+		return "", fmt.Errorf("building initprof for this program: %w", err)
+	}
+	if o.Progress != nil {
+		o.Progress(fmt.Sprintf("building the static initprof the sandbox runs (%s, in %s; cached in %s)", CommandPkg, wd, filepath.Dir(dst)))
+	}
+	if err := build(gobin, Src{Dir: wd, Pkg: CommandPkg}, goarch, dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
 // fileKey names the running binary's build: the first 16 hex digits of its
 // SHA-256.
 func fileKey(path string) (string, error) {
