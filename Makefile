@@ -80,7 +80,7 @@ demo: deps build samples rust-samples
 	@echo; echo "== initprof inspect (load-cost facts of the builds)"
 	./$(BIN) inspect build/samples/rustext-prod build/samples/rustext-lazy build/samples/rustext-static-pie
 	@echo; echo "== initprof compare: $(DEMO_RUNS) interleaved cold starts per build"
-	./$(BIN) compare -n $(DEMO_RUNS) --name datadog-agent --runtime-init 15ms --out $(DEMO_OUT) \
+	./$(BIN) compare -n $(DEMO_RUNS) --name datadog-agent --runtime-init 15ms --out $(DEMO_OUT) --force \
 		$(foreach v,$(RUST_VARIANTS),$(v)=build/samples/rustext-$(v))
 	@echo; echo "demo: the report is $(DEMO_OUT)/compare.txt (also compare.json, bench.txt, results-*.json)"
 

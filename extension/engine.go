@@ -679,6 +679,14 @@ func (p *Platform) killAll() {
 		if pr.alive() {
 			p.tl.Add(Entry{Kind: KindShutdown, Name: pr.name, PID: pr.pid, Event: "sigkill", Detail: map[string]any{"why": "platform exit"}})
 			pr.signal(syscall.SIGKILL)
+			continue
+		}
+		// The process is gone, but what it forked may still be in its
+		// process group (a helper that outlived it). Lambda discards the
+		// whole environment at the end; so does the platform.
+		if syscall.Kill(-pr.pid, 0) == nil {
+			p.tl.Add(Entry{Kind: KindShutdown, Name: pr.name, PID: pr.pid, Event: "kill_leftovers", Detail: map[string]any{"why": "processes it forked outlived it"}})
+			_ = syscall.Kill(-pr.pid, syscall.SIGKILL)
 		}
 	}
 }

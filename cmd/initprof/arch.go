@@ -141,12 +141,9 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		files = append(files, fs...)
 		guestArgs = append(guestArgs, arg+guest)
 	}
-	out := o.out
-	if out == "" {
-		out = filepath.Join("initprof-out", cmd+"-arm64-"+time.Now().Format("20060102-150405"))
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return badInput("--out %s: %v", out, err)
+	out, err := outDir(o.out, o.force, cmd+"-arm64")
+	if err != nil {
+		return err
 	}
 
 	// The guest runs the process sandbox unless --sandbox oci asks for the
@@ -170,7 +167,8 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		sandbox = []string{"--sandbox", "oci", "--oci-runtime", "/" + rt}
 	}
 	argv := append([]string{cmd}, sandbox...)
-	argv = append(argv, "--out", "/out", "--cache", "warm", "--emulated",
+	// --force: the guest's /out already holds the console's stdout.txt.
+	argv = append(argv, "--out", "/out", "--force", "--cache", "warm", "--emulated",
 		"-n", fmt.Sprint(o.runs), "--memory", fmt.Sprint(o.memory), "--invokes", fmt.Sprint(o.invokes),
 		"--init-timeout", o.initTimeout.String(), "--runtime-init", o.runtimeInit.String(),
 		"--runtime-invoke", o.runtimeInvoke.String())

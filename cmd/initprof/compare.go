@@ -124,6 +124,7 @@ func facts(path string) []profile.Fact {
 }
 
 func runCompare(o *runOpts, args []string) error {
+	cleanupStale(o.ociRuntime)
 	bs, err := parseBuilds(args)
 	if err != nil {
 		return err
@@ -150,6 +151,9 @@ func runCompare(o *runOpts, args []string) error {
 		if exts[i], err = extensionsFrom([]string{b.path}, name, o.rootfs); err != nil {
 			return err
 		}
+	}
+	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {
+		return err
 	}
 	env, err := prepare(o, "compare")
 	if err != nil {
@@ -207,11 +211,26 @@ func runCompare(o *runOpts, args []string) error {
 	}
 	bar.done()
 
+	var intr *profile.Interrupted
+	if ctx.Err() != nil {
+		most := 0
+		for _, s := range series {
+			if s != nil {
+				most = max(most, len(s.Runs()))
+			}
+		}
+		intr = &profile.Interrupted{Runs: most, Planned: o.runs}
+		progressf("%s; writing what was measured", intr)
+	}
 	files := map[string]func(io.Writer) error{}
 	for j, s := range series {
 		if s != nil && len(s.Runs()) > 0 {
 			results[j].Runs = s.Runs()
-			files["results-"+bs[j].name+".json"] = s.Report().WriteJSON
+			rep := s.Report()
+			if intr != nil {
+				rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
+			}
+			files["results-"+bs[j].name+".json"] = rep.WriteJSON
 		}
 	}
 	cmp := profile.Compare(results)
@@ -220,7 +239,8 @@ func runCompare(o *runOpts, args []string) error {
 	if o.emulated {
 		cmp.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); shifts between builds are real arm64 code paths, their sizes are not Graviton's"}, cmp.Notes...)
 	}
-	if ctx.Err() != nil {
+	if intr != nil {
+		cmp.Interrupted = intr
 		cmp.Notes = append(cmp.Notes, "interrupted: the comparison covers the runs made before the interrupt")
 	}
 	if o.sample.flamegraph && ctx.Err() == nil {

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -80,6 +82,12 @@ type platformOpts struct {
 }
 
 func runPlatform(o platformOpts, args []string) error {
+	if o.waitFD < 0 {
+		// Not the platform of a sandbox that initprof run drives (that
+		// passes --wait-fd, or is PID 1): a user's own platform, which
+		// may follow a SIGKILLed run.
+		cleanupStale("")
+	}
 	if len(args) > 0 {
 		return badInput("unexpected argument %q: platform takes only flags (extensions come from --extensions DIR)", args[0])
 	}
@@ -164,7 +172,21 @@ func runPlatform(o platformOpts, args []string) error {
 			return err
 		}
 	}
+	// Outside a container (standalone, or the process sandbox's platform)
+	// orphans of the extensions (a helper double-forked out of its process
+	// group and session) become our children, so that killLeftovers finds
+	// them when the environment is discarded. In a container, PID 1 is the
+	// subreaper anyway and the runtime kills what is left.
+	standalone := os.Getpid() != 1
+	if standalone {
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
 	res, err := p.Run(ctx)
+	if standalone {
+		if n := killLeftovers(); n > 0 {
+			fmt.Fprintf(os.Stderr, "initprof platform: killed %d process(es) the extensions or the runtime left running\n", n)
+		}
+	}
 	if res != nil && len(res.Timeline) > 0 {
 		if s, serr := extension.Summarize(res.Timeline); serr == nil {
 			s.WriteText(os.Stdout)
@@ -213,4 +235,69 @@ func waitFD(ctx context.Context, fd int) error {
 		}
 	}
 	return withCode(exitInterrupted, fmt.Errorf("interrupted while waiting on --wait-fd %d", fd))
+}
+
+// killLeftovers SIGKILLs every descendant of this process still alive once
+// the platform has ended (Lambda freezes and discards the whole
+// environment), reaps them, and returns how many it killed.
+func killLeftovers() int {
+	killed := map[int]bool{}
+	for round := 0; round < 50; round++ {
+		kids := descendants(os.Getpid())
+		if len(kids) == 0 {
+			break
+		}
+		for _, pid := range kids {
+			if unix.Kill(pid, unix.SIGKILL) == nil {
+				killed[pid] = true
+			}
+		}
+		reapAvailable()
+		time.Sleep(time.Millisecond)
+	}
+	reapAvailable()
+	return len(killed)
+}
+
+// reapAvailable reaps the children that have exited, without blocking.
+func reapAvailable() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
+}
+
+// descendants lists the live descendants of pid, from
+// /proc/PID/task/TID/children.
+func descendants(pid int) []int {
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p))
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				c, err := strconv.Atoi(f)
+				if err != nil || c <= 0 {
+					continue
+				}
+				if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c)); err == nil {
+					if i := strings.LastIndexByte(string(st), ')'); i >= 0 && len(st) > i+2 && st[i+2] == 'Z' {
+						continue // a zombie: reapAvailable takes it
+					}
+				}
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	return out
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/elfinfo"
+	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
 )
 
@@ -42,7 +43,10 @@ subscribe → next. "load" is exec → entry (loading, relocation, symbol bindin
 "init" is entry → next (the extension's own init steps).
 
 Files written to --out: report.txt (what is printed), results.json (every run,
-every checkpoint, every platform event).
+every checkpoint, every platform event). --out must be writable and empty, or
+given with --force: then the previous run's reports, results and flamegraphs
+there are removed first. Every flag and --out are checked before the first
+cold start.
 
 --flamegraph adds sampling runs after the timing runs (--sample-runs, default
 min(--runs, 5); sampling inflates init, so they are kept apart): a cpu-clock
@@ -88,6 +92,7 @@ type runOpts struct {
 	uprobes       []string
 	checkpoints   []string
 	out           string
+	force         bool
 	json          bool
 	name          string
 	sandbox       string
@@ -123,6 +128,7 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 	fs.StringArrayVar(&o.uprobes, "uprobe", nil, "extra checkpoint: SYMBOL (in the extension) or FILE:SYMBOL; repeatable")
 	fs.StringArrayVar(&o.checkpoints, "checkpoint", nil, "log-line checkpoint REGEX (first group names it), e.g. 'INIT \\| phase=(\\w+)'; repeatable")
 	fs.StringVar(&o.out, "out", "", "output directory (default initprof-out/run-TIMESTAMP)")
+	fs.BoolVar(&o.force, "force", false, "reuse a non-empty --out: the previous run's outputs there (reports, results, flamegraphs) are removed first")
 	fs.BoolVar(&o.json, "json", false, "print the JSON result to stdout instead of the text report")
 	fs.StringVar(&o.sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation); in the arm64 microVM the default is 'process', and 'oci' brings arm64 runc (or crun)")
 	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "runc, crun or a path (default: runc, then crun, on PATH)")
@@ -152,9 +158,33 @@ func (o *runOpts) validate(args []string) error {
 	if o.name != "" && len(args) > 1 {
 		return badInput("--name renames one extension; %d were given", len(args))
 	}
-	for _, kv := range o.env {
-		if !strings.Contains(kv, "=") {
-			return badInput("--env %q: want K=V", kv)
+	if o.invokes < 0 {
+		return badInput("--invokes %d: must be 0 or more", o.invokes)
+	}
+	if o.initTimeout <= 0 {
+		return badInput("--init-timeout %s: must be positive (Lambda's is 10s)", o.initTimeout)
+	}
+	if o.runtimeInit < 0 || o.runtimeInvoke < 0 {
+		return badInput("--runtime-init/--runtime-invoke: must not be negative")
+	}
+	if err := extension.ValidateEnv(o.env); err != nil {
+		return badInput("--env: %v", err)
+	}
+	for _, s := range o.checkpoints {
+		if _, err := regexp.Compile(s); err != nil {
+			return badInput("--checkpoint %q: %v", s, err)
+		}
+	}
+	for _, u := range o.uprobes {
+		if strings.TrimSpace(u) == "" || strings.HasSuffix(u, ":") {
+			return badInput("--uprobe %q: want SYMBOL or FILE:SYMBOL", u)
+		}
+	}
+	if o.runtime != "sim" {
+		if st, err := os.Stat(o.runtime); err != nil {
+			return badInput("--runtime %s: %v (give 'sim' or the path of a bootstrap executable)", o.runtime, unwrapPath(err))
+		} else if st.IsDir() || st.Mode()&0o111 == 0 {
+			return badInput("--runtime %s: not an executable file (give 'sim' or the path of a bootstrap executable)", o.runtime)
 		}
 	}
 	return nil
@@ -250,10 +280,11 @@ func prepare(o *runOpts, kind string) (*runEnv, error) {
 	}
 	env := &runEnv{o: o, eng: eng, out: o.out}
 	if env.out == "" {
-		env.out = filepath.Join("initprof-out", kind+"-"+time.Now().Format("20060102-150405"))
-	}
-	if err := os.MkdirAll(env.out, 0o755); err != nil {
-		return nil, badInput("--out %s: %v", env.out, err)
+		// Callers settle it with outDir before prepare; this is the fallback.
+		if env.out, err = outDir("", false, kind); err != nil {
+			eng.Close()
+			return nil, err
+		}
 	}
 	return env, nil
 }
@@ -270,6 +301,7 @@ func engineErr(err error) error {
 }
 
 func runRun(o *runOpts, args []string) error {
+	cleanupStale(o.ociRuntime)
 	if vmRun, err := foreignArch(o.arch); err != nil {
 		return err
 	} else if vmRun {
@@ -283,6 +315,9 @@ func runRun(o *runOpts, args []string) error {
 	}
 	exts, err := extensionsFrom(args, o.name, o.rootfs)
 	if err != nil {
+		return err
+	}
+	if o.out, err = outDir(o.out, o.force, "run"); err != nil {
 		return err
 	}
 	env, err := prepare(o, "run")
@@ -316,10 +351,13 @@ func runRun(o *runOpts, args []string) error {
 		if len(s.Runs()) == 0 {
 			return withCode(exitInterrupted, errors.New("interrupted before the first run finished; nothing was left behind"))
 		}
-		progressf("interrupted after %d runs; writing what was measured", len(s.Runs()))
+		progressf("interrupted after %d of %d runs; writing what was measured", len(s.Runs()), o.runs)
 	}
 
 	rep := s.Report()
+	if ctx.Err() != nil {
+		rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
+	}
 	if err := writeFiles(env.out, map[string]func(io.Writer) error{"report.txt": rep.WriteText, "results.json": rep.WriteJSON}); err != nil {
 		return err
 	}

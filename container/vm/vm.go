@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/internal/doctor"
 )
 
@@ -184,7 +185,7 @@ func Run(ctx context.Context, cfg Config, hostOutDir string) (*Result, error) {
 	if hostOutDir == "" {
 		return nil, errors.New("arm64 VM: no host out directory given")
 	}
-	initrd, err := os.CreateTemp("", "initprof-vm-*.cpio.gz")
+	initrd, err := os.CreateTemp("", container.VMImagePattern())
 	if err != nil {
 		return nil, fmt.Errorf("arm64 VM: initramfs: %w", err)
 	}
