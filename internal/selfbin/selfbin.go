@@ -50,7 +50,11 @@ type Options struct {
 var machines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
 
 // CacheDir is the per-user cache of built binaries.
-func CacheDir() (string, error) {
+func CacheDir() (string, error) { return UserCache("bin") }
+
+// UserCache is initprof's per-user cache directory for part:
+// ${XDG_CACHE_HOME:-~/.cache}/initprof/PART.
+func UserCache(part string) (string, error) {
 	dir := os.Getenv("XDG_CACHE_HOME")
 	if dir == "" {
 		home, err := os.UserHomeDir()
@@ -59,7 +63,24 @@ func CacheDir() (string, error) {
 		}
 		dir = filepath.Join(home, ".cache")
 	}
-	return filepath.Join(dir, "initprof", "bin"), nil
+	return filepath.Join(dir, "initprof", part), nil
+}
+
+// cachePath is where the build of goarch for the running binary self is
+// kept: CACHE/PREFIX<hash of self>/initprof-linux-GOARCH.
+func cachePath(o Options, self, prefix, goarch string) (string, error) {
+	cache := o.CacheDir
+	if cache == "" {
+		var err error
+		if cache, err = CacheDir(); err != nil {
+			return "", err
+		}
+	}
+	key, err := fileKey(self)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cache, prefix+key, "initprof-linux-"+goarch), nil
 }
 
 // IsStatic reports whether path is an ELF executable for goarch with no
@@ -102,18 +123,10 @@ func Static(goarch string, o Options) (string, error) {
 	if sib := filepath.Join(filepath.Dir(self), "initprof-"+goarch); IsStatic(sib, goarch) {
 		return sib, nil
 	}
-	cache := o.CacheDir
-	if cache == "" {
-		var err error
-		if cache, err = CacheDir(); err != nil {
-			return "", err
-		}
-	}
-	key, err := fileKey(self)
+	dst, err := cachePath(o, self, "", goarch)
 	if err != nil {
 		return "", err
 	}
-	dst := filepath.Join(cache, key, "initprof-linux-"+goarch)
 	if IsStatic(dst, goarch) {
 		return dst, nil
 	}
@@ -171,18 +184,10 @@ func Command(goarch string, o Options) (string, error) {
 			return "", fmt.Errorf("locating the running program: %w", err)
 		}
 	}
-	cache := o.CacheDir
-	if cache == "" {
-		var err error
-		if cache, err = CacheDir(); err != nil {
-			return "", err
-		}
-	}
-	key, err := fileKey(self)
+	dst, err := cachePath(o, self, "cmd-", goarch)
 	if err != nil {
 		return "", err
 	}
-	dst := filepath.Join(cache, "cmd-"+key, "initprof-linux-"+goarch)
 	if IsStatic(dst, goarch) {
 		return dst, nil
 	}
