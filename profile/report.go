@@ -115,6 +115,10 @@ type Overhead struct {
 	BaselineNs float64 `json:"baseline_ns"`
 	// PerEventNs is the cost of one probe hit, when measured.
 	PerEventNs float64 `json:"per_event_ns,omitempty"`
+	// UprobeReturnNs was added to every uprobe time: the trap's return to the
+	// program, calibrated on this machine (subtract it for the raw probe
+	// timestamps). 0 when not calibrated.
+	UprobeReturnNs float64 `json:"uprobe_return_ns,omitempty"`
 }
 
 // Aggregate computes the report over runs (all of one build). It never fails:
