@@ -19,6 +19,7 @@ import (
 
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
@@ -438,10 +439,16 @@ func writeFiles(dir string, files map[string]func(io.Writer) error) error {
 type progress struct {
 	n, i  int
 	tty   bool
+	every bool // a line per run: inside the microVM, whose console the host reads
 	start time.Time
 }
 
 func newProgress(n int) *progress {
+	if vm.InGuest() {
+		// The guest's stderr is its console, a tty, but the host reads it
+		// line by line and passes the lines on.
+		return &progress{n: n, every: true, start: time.Now()}
+	}
 	return &progress{n: n, tty: isTerminal(os.Stderr), start: time.Now()}
 }
 
@@ -452,7 +459,7 @@ func (p *progress) step(r profile.Run) {
 	switch {
 	case p.tty:
 		fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
-	case p.n <= 20 || p.i == p.n || p.i%max(1, p.n/10) == 0:
+	case p.every || p.n <= 20 || p.i == p.n || p.i%max(1, p.n/10) == 0:
 		// In a log, a line per run for short series and every tenth of
 		// a long one.
 		fmt.Fprintln(os.Stderr, line)
