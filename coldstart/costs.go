@@ -3,6 +3,7 @@ package coldstart
 import (
 	"fmt"
 
+	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/probes"
 	"github.com/initprof/initprof/profile"
 )
@@ -11,6 +12,10 @@ import (
 type Costs struct {
 	probes.Costs
 	Source string // "calibrated here: …" or why the fallback is used
+	// Concurrent are the other initprof processes running when the costs
+	// were calibrated: another run's probes and cold starts distort the
+	// figures (a uprobe hit priced at 0.3 µs instead of 12–25 µs).
+	Concurrent []int
 }
 
 func (c *Costs) String() string {
@@ -28,8 +33,8 @@ const (
 )
 
 func defaultCosts(why string) *Costs {
-	return &Costs{probes.Costs{UprobeHitNs: devUprobeHitNs, SocketEventNs: devSocketEventNs, TracepointNs: devTracepointNs},
-		"the development VM's figures: " + why}
+	return &Costs{Costs: probes.Costs{UprobeHitNs: devUprobeHitNs, SocketEventNs: devSocketEventNs, TracepointNs: devTracepointNs},
+		Source: "the development VM's figures: " + why}
 }
 
 // calibrationLoops and calibrationReps size the calibration: 2000 uprobe hits
@@ -46,7 +51,12 @@ func calibrate(tr *probes.Tracer, self string) *Costs {
 	if err != nil {
 		return defaultCosts(err.Error())
 	}
-	return &Costs{c, fmt.Sprintf("calibrated here: medians of %d×%d loops", calibrationReps, calibrationLoops)}
+	out := &Costs{Costs: c, Source: fmt.Sprintf("calibrated here: medians of %d×%d loops", calibrationReps, calibrationLoops)}
+	if others := container.OtherLiveOwners(); len(others) > 0 {
+		out.Concurrent = others
+		out.Source += fmt.Sprintf("; UNRELIABLE: another initprof (pid %v) was running", others)
+	}
+	return out
 }
 
 // hitCount is how many probe events of each cost class one run produced.

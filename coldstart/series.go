@@ -29,6 +29,9 @@ type Series struct {
 	static map[string]bool
 	runs   []profile.Run
 	hits   []hitCount
+	// others are the other initprof processes seen running during the
+	// runs (container.OtherLiveOwners), by pid, with the runs they overlapped.
+	others map[int][]int
 }
 
 // NewSeries builds the sandbox for exts (checked with Extensions) and
@@ -95,6 +98,7 @@ func (s *Series) SandboxKind() string { return s.sb.Kind() }
 
 // Run performs cold start i and keeps it.
 func (s *Series) Run(ctx context.Context, i int) (profile.Run, error) {
+	s.noteOthers(i)
 	r, h, err := s.oneRun(ctx, i, nil)
 	if err != nil {
 		return r, err
@@ -122,6 +126,9 @@ func (s *Series) Report() *profile.Report {
 	rep.Build = s.name
 	rep.Overhead = probeOverhead(s.runs, s.hits, s.e.costs)
 	rep.Notes = append(rep.Notes, sandboxNote(s.sb.Kind(), s.runs))
+	if n := s.othersNote(); n != "" {
+		rep.Notes = append(rep.Notes, n)
+	}
 	if s.e.cfg.Emulated {
 		rep.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); checkpoints, phases, symbols and relocations are real arm64"}, rep.Notes...)
 	}
@@ -333,4 +340,48 @@ func staticSet(exts []container.Extension, bootstrap string) map[string]bool {
 		m[extension.NameRuntime] = true
 	}
 	return m
+}
+
+// noteOthers records the other initprof processes running as run i starts.
+func (s *Series) noteOthers(i int) {
+	for _, p := range container.OtherLiveOwners() {
+		if s.others == nil {
+			s.others = map[int][]int{}
+		}
+		s.others[p] = append(s.others[p], i)
+	}
+}
+
+// othersNote says which runs overlapped another initprof, and what that
+// does to the figures; "" when none did.
+func (s *Series) othersNote() string {
+	var calib []int
+	if s.e.costs != nil {
+		calib = s.e.costs.Concurrent
+	}
+	if len(s.others) == 0 && len(calib) == 0 {
+		return ""
+	}
+	runs := map[int]bool{}
+	var pids []string
+	for p, rs := range s.others {
+		pids = append(pids, fmt.Sprint(p))
+		for _, r := range rs {
+			runs[r] = true
+		}
+	}
+	for _, p := range calib {
+		if _, ok := s.others[p]; !ok {
+			pids = append(pids, fmt.Sprint(p))
+		}
+	}
+	sort.Strings(pids)
+	msg := fmt.Sprintf("UNRELIABLE: another initprof (pid %s) was running on this machine", strings.Join(pids, ", "))
+	if len(runs) > 0 {
+		msg += fmt.Sprintf(" during %d of %d runs", len(runs), len(s.runs))
+	}
+	if len(calib) > 0 {
+		msg += " and during the probe-cost calibration"
+	}
+	return msg + ": they compete for the CPUs, so the Init Durations and the probe-overhead figure are not this build's alone; rerun with nothing else profiling"
 }

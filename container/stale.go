@@ -341,3 +341,44 @@ func cleanupStaleContainers(rt string) ([]string, error) {
 	}
 	return removed, errors.Join(errs...)
 }
+
+// OtherLiveOwners lists the pids of the other initprof processes running on
+// this machine now, from the sandbox directories and cgroups they own. Their
+// cold starts and calibrations compete with ours for the CPUs: a concurrent
+// run makes the Init Durations and the probe-cost calibration unreliable.
+func OtherLiveOwners() []int {
+	seen := map[int]bool{}
+	check := func(re *regexp.Regexp, name string) {
+		m := re.FindStringSubmatch(name)
+		if m == nil {
+			return
+		}
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || pid <= 0 || pid == os.Getpid() || seen[pid] {
+			return
+		}
+		if syscall.Kill(pid, 0) != syscall.ESRCH {
+			seen[pid] = true
+		}
+	}
+	for _, base := range staleTempDirs() {
+		ents, _ := os.ReadDir(base)
+		for _, e := range ents {
+			check(staleDirRE, e.Name())
+		}
+	}
+	if ms, err := cgroupMounts(); err == nil {
+		for _, m := range ms {
+			ents, _ := os.ReadDir(m.dir)
+			for _, e := range ents {
+				check(staleRE, e.Name())
+			}
+		}
+	}
+	out := make([]int, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Ints(out)
+	return out
+}
