@@ -357,6 +357,7 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 		<-srvDone
 		p.rp.stop()
 		p.state(NamePlatform, "Done", "done", nil)
+		p.tl.Seal()
 		res.Timeline = p.tl.Entries()
 	}()
 
