@@ -234,6 +234,8 @@ var syscallRoles = []struct {
 	{"recvfrom", unix.SYS_RECVFROM, uint64(KindRecv) | 3<<32},
 	{"sendmsg", unix.SYS_SENDMSG, uint64(KindSend) | 4<<32},
 	{"recvmsg", unix.SYS_RECVMSG, uint64(KindRecv) | 5<<32},
+	{"writev", unix.SYS_WRITEV, uint64(KindSend) | 6<<32},
+	{"readv", unix.SYS_READV, uint64(KindRecv) | 7<<32},
 	{"openat", unix.SYS_OPENAT, uint64(KindOpen)},
 	{"mmap", unix.SYS_MMAP, uint64(KindMmap)},
 }

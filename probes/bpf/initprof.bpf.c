@@ -564,6 +564,20 @@ static __always_inline void on_msg(u64 *args, u32 tid, u32 kind, u32 sub)
 
 #define SUB_SENDMSG 4
 #define SUB_RECVMSG 5
+#define SUB_WRITEV 6
+#define SUB_READV 7
+
+/* writev, readv: (fd, struct iovec*, iovcnt): payload from iov[0]. hyper 1.x
+ * (reqwest 0.12, bottlecap) writes each request as writev(headers, body). */
+static __always_inline void on_iov(u64 *args, u32 tid, u32 kind, u32 sub)
+{
+	if (!fd_is_socket(args[0]))
+		return;
+	struct iovec iov = {};
+	if (args[2] > 0)
+		bpf_probe_read_user(&iov, sizeof(iov), (void *)args[1]);
+	save(tid, kind, sub, args[0], (s64)iov.iov_base, iov.iov_len);
+}
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(initprof_sys_i, struct pt_regs *regs, long id)
@@ -597,6 +611,8 @@ int BPF_PROG(initprof_sys_i, struct pt_regs *regs, long id)
 	case EV_RECV:
 		if (sub == SUB_SENDMSG || sub == SUB_RECVMSG)
 			on_msg(args, tid, kind, sub);
+		else if (sub == SUB_WRITEV || sub == SUB_READV)
+			on_iov(args, tid, kind, sub);
 		else
 			on_io(args, tid, kind, sub);
 		break;
