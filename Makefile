@@ -83,12 +83,12 @@ demo: deps build samples rust-samples rust-bottlecap-samples
 	@echo; echo "== initprof inspect (load-cost facts of the builds)"
 	./$(BIN) inspect build/samples/rustext-prod build/samples/rustext-lazy build/samples/rustext-static-pie
 	@echo; echo "== initprof compare: $(DEMO_RUNS) interleaved cold starts per build"
-	./$(BIN) compare -n $(DEMO_RUNS) --name datadog-agent --runtime-init 15ms --out $(DEMO_OUT) \
+	./$(BIN) compare -n $(DEMO_RUNS) --name datadog-agent --runtime-init 15ms --out $(DEMO_OUT) --force \
 		$(foreach v,$(RUST_VARIANTS),$(v)=build/samples/rustext-$(v))
 	@echo; echo "== initprof inspect: the bottlecap-sized sample (crates.io dependency set)"
 	./$(BIN) inspect $(foreach v,$(BOTTLECAP_VARIANTS),build/samples/rustext-bottlecap-$(v))
 	@echo; echo "== initprof compare: the bottlecap-sized sample, $(DEMO_RUNS) interleaved cold starts per build"
-	./$(BIN) compare -n $(DEMO_RUNS) --name datadog-agent --runtime-init 15ms --out $(DEMO_OUT)/bottlecap \
+	./$(BIN) compare -n $(DEMO_RUNS) --name datadog-agent --runtime-init 15ms --out $(DEMO_OUT)/bottlecap --force \
 		--checkpoint 'INIT \| phase=(\w+)' \
 		$(foreach v,$(BOTTLECAP_VARIANTS),$(v)=build/samples/rustext-bottlecap-$(v))
 	@echo; echo "demo: the reports are $(DEMO_OUT)/compare.txt and, for the bottlecap-sized sample, $(DEMO_OUT)/bottlecap/compare.txt (also compare.json, bench.txt, results-*.json)"

@@ -106,7 +106,25 @@ func addLoadable(t, origin *tree, rootfs, p, inside, what string, depth int) err
 		if err != nil {
 			return badInput("%s %s: its interpreter %s is missing from %s: %v", what, p, interp, t.src, err)
 		}
-		return addLoadable(t, origin, rootfs, host, interp, what+" (interpreter "+interp+")", depth+1)
+		if err := addLoadable(t, origin, rootfs, host, interp, what+" (interpreter "+interp+")", depth+1); err != nil {
+			return err
+		}
+		// `#!/usr/bin/env PROG`: env finds PROG on PATH in the sandbox, so
+		// PROG and its closure come along too.
+		_, args, _, _ := ScriptInterpreter(p)
+		prog := envProgram(interp, args)
+		if prog == "" {
+			return nil
+		}
+		inside, err := lookScriptProgram(prog, t.src)
+		if err != nil {
+			return badInput("%s %s: #!%s %s: %v", what, p, interp, prog, err)
+		}
+		phost, err := t.materialize(inside)
+		if err != nil {
+			return badInput("%s %s: %s (for #!%s) is missing from %s: %v", what, p, inside, interp, t.src, err)
+		}
+		return addLoadable(t, origin, rootfs, phost, inside, what+" (program "+inside+")", depth+1)
 	case bytes.HasPrefix(head, []byte(elf.ELFMAG)):
 	default:
 		return badInput("%s %s: not an ELF executable or a #! script", what, p)

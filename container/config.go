@@ -350,7 +350,7 @@ func workDir(cfg *Config) (dir string, owned bool, err error) {
 		if st, err := os.Stat("/var/tmp"); err == nil && st.IsDir() {
 			base = "/var/tmp"
 		}
-		dir, err = os.MkdirTemp(base, "initprof-sandbox-")
+		dir, err = os.MkdirTemp(base, SandboxDirPattern())
 		if err != nil {
 			return "", false, fmt.Errorf("making a work dir: %v", err)
 		}

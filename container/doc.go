@@ -28,8 +28,9 @@
 //	code, err := in.Wait(ctx)
 //	// read in.OutDir()/timeline.jsonl, in.Overhead(), in.Limits()
 //
-// On SIGINT/SIGTERM call CleanupAll; at start, CleanupStale removes what a
-// SIGKILLed earlier run left.
+// On SIGINT/SIGTERM call CleanupAll; at start, CleanupStaleAll removes what a
+// SIGKILLed earlier run left (containers, cgroups, work dirs, VM images: all
+// named after their owner pid, see stale.go).
 //
 // EvictPageCache drops the bundle's files from the page cache before a cold
 // run and proves it with mincore, because a warm page cache hides exactly the

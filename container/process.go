@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -159,7 +161,11 @@ func (s *processSandbox) Create(ctx context.Context, runID string) (Instance, er
 	cmd.Stdout, cmd.Stderr = outW, outW
 	cmd.ExtraFiles = []*os.File{waitR}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid:   true,            // Delete kills the whole process group
+		// Its own session (and process group): Delete kills every process
+		// of the session, so what an extension forked (in the extension's
+		// own process group, or double-forked away from it) goes too, as
+		// on Lambda, which discards the whole environment.
+		Setsid:    true,
 		Pdeathsig: syscall.SIGKILL, // and the kernel does if we die first
 	}
 	if s.netns {
@@ -376,19 +382,28 @@ func (in *procInstance) Wait(ctx context.Context) (int, error) {
 	}
 }
 
-// Delete kills the platform's whole process group and reaps it. Idempotent.
+// Delete kills the platform's whole session (the platform, the extensions,
+// the runtime and anything they forked) and reaps it. Idempotent.
 func (in *procInstance) Delete() error {
 	in.delOnce.Do(func() {
 		t0 := time.Now()
 		if in.cmd != nil && in.cmd.Process != nil {
 			pid := in.cmd.Process.Pid
 			syscall.Kill(-pid, syscall.SIGKILL) // the group: platform and extensions
+			killSession(pid)                    // and whatever they forked
 			select {
 			case <-in.done:
 			case <-time.After(5 * time.Second):
 				in.delErr = fmt.Errorf("process sandbox pid %d did not exit after SIGKILL", pid)
 			}
 			reapGroup(pid)
+			if left := killSession(pid); left > 0 {
+				// Forked while we were killing: once more, then report.
+				time.Sleep(10 * time.Millisecond)
+				if left = killSession(pid); left > 0 && in.delErr == nil {
+					in.delErr = fmt.Errorf("process sandbox session %d: %d processes still alive after SIGKILL", pid, left)
+				}
+			}
 			if in.wait != nil {
 				in.wait.Close()
 			}
@@ -401,4 +416,49 @@ func (in *procInstance) Delete() error {
 		unregister(in)
 	})
 	return in.delErr
+}
+
+// killSession SIGKILLs every process whose session is sid (the process
+// sandbox's platform is a session leader) and returns how many it signalled.
+func killSession(sid int) int {
+	n := 0
+	for _, pid := range sessionMembers(sid) {
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// sessionMembers lists the live (not zombie) processes of session sid, from
+// /proc/PID/stat.
+func sessionMembers(sid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp session ...; comm may hold spaces and ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 4 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		if s, err := strconv.Atoi(f[3]); err == nil && s == sid {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

@@ -182,8 +182,8 @@ func tooLargeErr(limit int) *APIError {
 
 func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 	name := r.Header.Get(hdrExtName)
-	if name == "" {
-		writeAPIError(w, apiErr(http.StatusForbidden, ErrInvalidExtensionName, "Empty extension name"))
+	if e := CheckExtensionName(name); e != nil {
+		writeAPIError(w, e)
 		return
 	}
 	body, _, tooLarge, err := readBody(r, maxRequestBytes)

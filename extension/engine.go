@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -76,6 +77,9 @@ type Config struct {
 	PID1 *bool
 	// Dir is the working directory of the processes (default: inherited).
 	Dir string
+	// KeepLogs are output lines the timeline keeps whatever their number
+	// (--checkpoint regexes); see LogKeepFirst for the others.
+	KeepLogs []*regexp.Regexp
 }
 
 func (c *Config) defaults() {
@@ -150,6 +154,7 @@ type Platform struct {
 	core  *Core
 	hub   *telemetry.Hub
 	tl    *Timeline
+	logs  *logLimiter
 	ln    net.Listener
 	rp    *reaper
 	pumps sync.WaitGroup
@@ -195,6 +200,7 @@ func New(cfg Config) (*Platform, error) {
 	}
 	p := &Platform{cfg: cfg, tl: cfg.Timeline, ln: ln, procs: map[string]*proc{}, extPath: map[string]string{}}
 	p.mono0, p.wall0 = MonoNow(), time.Now()
+	p.logs = newLogLimiter(p.tl, cfg.KeepLogs)
 	p.hub = telemetry.NewHub(telemetry.Options{Observe: p.observe})
 	p.core = NewCore(cfg.Function, p.hub)
 	p.core.OnState = func(name, st string) { p.tl.Add(Entry{Kind: KindState, Name: name, State: st}) }
@@ -280,8 +286,10 @@ func (p *Platform) spawnProc(name, path string, args, env []string, isRuntime bo
 			pidMu.Lock()
 			pid := pidSeen
 			pidMu.Unlock()
-			p.tl.Add(Entry{MonoNs: mono, Kind: KindLog, Name: name, PID: pid, Line: line, Detail: map[string]any{"stream": stream}})
-			p.publish(logType, line, mono)
+			p.logs.line(name, pid, stream, line, mono)
+			if p.hub.Wants(logType) {
+				p.publish(logType, line, mono)
+			}
 			if p.cfg.Output != nil {
 				fmt.Fprintf(p.cfg.Output, "[%s] %s\n", name, line)
 			}
@@ -341,6 +349,7 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 		p.waitAll(2 * time.Second)
 		waitTimeout(&p.exits, time.Second)
 		waitTimeout(&p.pumps, time.Second)
+		p.logs.flush()
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = p.hub.Close(cctx)
 		cancel()
@@ -348,6 +357,7 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 		<-srvDone
 		p.rp.stop()
 		p.state(NamePlatform, "Done", "done", nil)
+		p.tl.Seal()
 		res.Timeline = p.tl.Entries()
 	}()
 
@@ -436,6 +446,7 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 		"duration_ms": initMs, "status": v.Status, "error_type": v.ErrorType,
 		"ended_by": v.Culprit, "last_next_mono_ns": v.LastNs, "init_start_mono_ns": t0,
 	}})
+	p.logs.setPhase(LogPhaseInvoke)
 
 	reason := "spindown"
 	if v.Status != telemetry.StatusSuccess {
@@ -613,6 +624,7 @@ func (p *Platform) shutdown(ctx context.Context, reason string) error {
 	start := MonoNow()
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
 	p.tl.Add(Entry{MonoNs: start, Kind: KindShutdown, Name: NamePlatform, Event: "start", Detail: map[string]any{"reason": reason, "timeout_ms": cfg.ShutdownTimeout.Milliseconds()}})
+	p.logs.setPhase(LogPhaseShutdown)
 	p.state(NamePlatform, "Shutdown", "shutdown", map[string]any{"reason": reason})
 
 	// Flush buffered telemetry (the last platform.report, for one) while the
@@ -679,6 +691,14 @@ func (p *Platform) killAll() {
 		if pr.alive() {
 			p.tl.Add(Entry{Kind: KindShutdown, Name: pr.name, PID: pr.pid, Event: "sigkill", Detail: map[string]any{"why": "platform exit"}})
 			pr.signal(syscall.SIGKILL)
+			continue
+		}
+		// The process is gone, but what it forked may still be in its
+		// process group (a helper that outlived it). Lambda discards the
+		// whole environment at the end; so does the platform.
+		if syscall.Kill(-pr.pid, 0) == nil {
+			p.tl.Add(Entry{Kind: KindShutdown, Name: pr.name, PID: pr.pid, Event: "kill_leftovers", Detail: map[string]any{"why": "processes it forked outlived it"}})
+			_ = syscall.Kill(-pr.pid, syscall.SIGKILL)
 		}
 	}
 }

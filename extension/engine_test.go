@@ -413,8 +413,10 @@ func TestNoNextTimesOutAndShutdownKills(t *testing.T) {
 	if res.InitStatus != "timeout" || s.InitStatus != "timeout" {
 		t.Fatalf("init status %q, want timeout", res.InitStatus)
 	}
-	if res.InitDuration < limit || res.InitDuration > limit+time.Second {
-		t.Errorf("timeout Init Duration %v, want the %v limit (plus scheduling)", res.InitDuration, limit)
+	// Lambda reports the limit as the Init Duration of a timed-out init: it
+	// can never end before the limit (how far after is the machine's).
+	if res.InitDuration < limit {
+		t.Errorf("timeout Init Duration %v, before the %v limit", res.InitDuration, limit)
 	}
 	if !strings.Contains(res.EndedBy, "goext") {
 		t.Errorf("timeout blamed %q, want goext", res.EndedBy)

@@ -252,8 +252,8 @@ type RegisterResponse struct {
 // Register handles POST /extension/register.
 func (c *Core) Register(name string, body []byte, acceptFeature string) (string, RegisterResponse, *APIError) {
 	var resp RegisterResponse
-	if name == "" {
-		return "", resp, apiErr(http.StatusForbidden, ErrInvalidExtensionName, "Empty extension name")
+	if e := CheckExtensionName(name); e != nil {
+		return "", resp, e
 	}
 	var req struct {
 		Events            []string `json:"events"`
@@ -712,4 +712,27 @@ func (c *Core) deliverShutdown(ev ExtEvent) (sent, kill []string) {
 	sort.Strings(sent)
 	sort.Strings(kill)
 	return sent, kill
+}
+
+// MaxExtensionName is the longest extension name accepted: an external
+// extension is named after its file in /opt/extensions, and a file name has
+// at most NAME_MAX (255) bytes.
+const MaxExtensionName = 255
+
+// CheckExtensionName refuses, with Extension.InvalidExtensionName (403), a
+// name that could not be the file name of an extension in /opt/extensions:
+// empty (Lambda's documented case), longer than MaxExtensionName bytes, "."
+// or "..", or holding a path separator.
+func CheckExtensionName(name string) *APIError {
+	switch {
+	case name == "":
+		return apiErr(http.StatusForbidden, ErrInvalidExtensionName, "Empty extension name")
+	case len(name) > MaxExtensionName:
+		return apiErr(http.StatusForbidden, ErrInvalidExtensionName, "Extension name too long: %d bytes (at most %d)", len(name), MaxExtensionName)
+	case name == "." || name == "..":
+		return apiErr(http.StatusForbidden, ErrInvalidExtensionName, "Invalid extension name %q", name)
+	case strings.Contains(name, "/"):
+		return apiErr(http.StatusForbidden, ErrInvalidExtensionName, "Invalid extension name %q: it may not contain a path separator", name)
+	}
+	return nil
 }

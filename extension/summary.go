@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -44,6 +46,27 @@ type ProcSummary struct {
 	ConcurrentSubscribe bool
 	Exit                Mark
 	ExitDetail          string
+	// LastStderr holds the last lines the process wrote to stderr (its
+	// stdout when it wrote nothing to stderr): the diagnosis of a failed
+	// init, e.g. ld.so's "cannot open shared object file".
+	LastStderr []string
+	// ShutdownKilled: SIGKILLed at the shutdown deadline.
+	ShutdownKilled bool
+	// LeftoversKilled: processes it forked outlived it and were killed at
+	// the end.
+	LeftoversKilled bool
+}
+
+// diagLines is how many of a process's last output lines a failed init's
+// diagnosis quotes.
+const diagLines = 5
+
+func keepLast(lines []string, line string) []string {
+	lines = append(lines, line)
+	if len(lines) > diagLines {
+		lines = lines[len(lines)-diagLines:]
+	}
+	return lines
 }
 
 // Summary is init seen from the platform: per process, when each API step
@@ -62,6 +85,23 @@ type Summary struct {
 	Extensions      []ProcSummary
 	Notes           []string
 	Invokes         []InvokeSummary
+	// Rejected are the registrations the platform refused, by the name they
+	// asked for; they are not in Extensions.
+	Rejected []Rejected
+}
+
+// Rejected is one refused registration.
+type Rejected struct {
+	Name   string
+	Status int // the HTTP status of the refusal (0: no response)
+}
+
+// shortQuote quotes a name a client sent, cut to 64 bytes.
+func shortQuote(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + fmt.Sprintf("… (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
 }
 
 // InvokeSummary is one invoke's report line.
@@ -107,9 +147,45 @@ func Summarize(entries []Entry) (*Summary, error) {
 	s.Runtime.Name = NameRuntime
 	var initEnd *Entry
 	subPending := map[string]bool{}
+	stdout := map[string][]string{}
+	var logNotes []string
 	for i := range es {
 		e := &es[i]
 		switch e.Kind {
+		case KindLogSummary:
+			if d := num(e.Detail["dropped_lines"]); d > 0 {
+				st, _ := e.Detail["stream"].(string)
+				logNotes = append(logNotes, fmt.Sprintf("%s: wrote %d lines (%.1f MB) to %s during %s; the timeline keeps the first %d and the last %d (and every checkpoint line), %d were counted only",
+					e.Name, num(e.Detail["lines"]), float64(num(e.Detail["bytes"]))/1e6, st, e.Event, LogKeepFirst, LogKeepLast, d))
+			}
+		case KindLog:
+			if e.Name == "" || e.Name == NamePlatform {
+				continue
+			}
+			p := &s.Runtime
+			if e.Name != NameRuntime {
+				p = get(e.Name)
+			}
+			if st, _ := e.Detail["stream"].(string); st == "stderr" {
+				p.LastStderr = keepLast(p.LastStderr, e.Line)
+			} else {
+				stdout[e.Name] = keepLast(stdout[e.Name], e.Line)
+			}
+		case KindShutdown:
+			if e.Name == "" || e.Name == NamePlatform {
+				continue
+			}
+			p := &s.Runtime
+			if e.Name != NameRuntime {
+				p = get(e.Name)
+			}
+			why, _ := e.Detail["why"].(string)
+			switch {
+			case e.Event == "sigkill" && why == "shutdown deadline":
+				p.ShutdownKilled = true
+			case e.Event == "kill_leftovers":
+				p.LeftoversKilled = true
+			}
 		case KindSpawn:
 			p := &s.Runtime
 			if e.Name != NameRuntime {
@@ -177,7 +253,26 @@ func Summarize(entries []Entry) (*Summary, error) {
 		}
 	}
 	for _, n := range order {
-		s.Extensions = append(s.Extensions, *procs[n])
+		if p := procs[n]; len(p.LastStderr) == 0 {
+			p.LastStderr = stdout[n]
+		}
+	}
+	if len(s.Runtime.LastStderr) == 0 {
+		s.Runtime.LastStderr = stdout[NameRuntime]
+	}
+	for _, n := range order {
+		p := procs[n]
+		if p.Internal && p.RegisterStatus != http.StatusOK && !p.FirstNext.OK {
+			// A registration the platform refused (403, 405, 413, …) is not
+			// an extension: no process of that name ever ran.
+			s.Rejected = append(s.Rejected, Rejected{Name: n, Status: p.RegisterStatus})
+			continue
+		}
+		s.Extensions = append(s.Extensions, *p)
+	}
+	s.Notes = append(s.Notes, logNotes...)
+	for _, r := range s.Rejected {
+		s.Notes = append(s.Notes, fmt.Sprintf("registration refused (%s) for the name %s: not an extension", statusText(r.Status), shortQuote(r.Name)))
 	}
 	sort.SliceStable(s.Extensions, func(i, j int) bool { return s.Extensions[i].Name < s.Extensions[j].Name })
 
@@ -235,11 +330,33 @@ func Summarize(entries []Entry) (*Summary, error) {
 		}
 	}
 	for _, p := range s.Extensions {
+		failed := false
 		if p.Exit.OK && p.Exit.At <= endAt {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s: exited during init at %s (%s)", p.Name, p.Exit, p.ExitDetail))
+			failed = true
 		}
 		if !p.FirstNext.OK && s.InitStatus != "success" {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s: never called /next", p.Name))
+			failed = true
+		}
+		if failed && len(p.LastStderr) > 0 {
+			s.Notes = append(s.Notes, lastLinesNote(p.Name, p.LastStderr))
+		}
+	}
+	if r := s.Runtime; r.Spawn.OK && s.InitStatus != "success" && (!r.FirstNext.OK || (r.Exit.OK && r.Exit.At <= endAt)) {
+		if r.Exit.OK && r.Exit.At <= endAt {
+			s.Notes = append(s.Notes, fmt.Sprintf("runtime: exited during init at %s (%s)", r.Exit, r.ExitDetail))
+		}
+		if len(r.LastStderr) > 0 {
+			s.Notes = append(s.Notes, lastLinesNote(NameRuntime, r.LastStderr))
+		}
+	}
+	for _, p := range append([]ProcSummary{s.Runtime}, s.Extensions...) {
+		if p.ShutdownKilled {
+			s.Notes = append(s.Notes, fmt.Sprintf("%s: SIGKILLed at the shutdown deadline: it did not exit after SHUTDOWN in time (Lambda kills it the same way)", p.Name))
+		}
+		if p.LeftoversKilled {
+			s.Notes = append(s.Notes, fmt.Sprintf("%s: processes it forked outlived it; the platform killed them at the end, as Lambda discards the environment", p.Name))
 		}
 	}
 	return s, nil
@@ -329,4 +446,16 @@ func (s *Summary) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  %d. %s  %s  duration %.2f ms, extensionOverhead %.2f ms\n", i+1, iv.RequestID, iv.Status, iv.DurationMs, iv.ExtensionOverhead)
 		}
 	}
+}
+
+// lastLinesNote quotes a process's last output lines.
+func lastLinesNote(name string, lines []string) string {
+	q := make([]string, len(lines))
+	for i, l := range lines {
+		if len(l) > 300 {
+			l = l[:300] + "…"
+		}
+		q[i] = strconv.Quote(l)
+	}
+	return fmt.Sprintf("%s: last output: %s", name, strings.Join(q, " | "))
 }

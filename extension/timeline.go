@@ -75,6 +75,20 @@ type Timeline struct {
 	// keep is an in-memory copy, so the platform can summarise its own run
 	// without reading back what it wrote.
 	keep []Entry
+	// sealed: the platform is done; later entries (a late HTTP handler's
+	// response after the server closed) are dropped from both copies, so
+	// what was written is exactly what Result.Timeline holds.
+	sealed bool
+}
+
+// Seal ends the timeline: every later Add is dropped.
+func (t *Timeline) Seal() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.sealed = true
+	t.mu.Unlock()
 }
 
 // NewTimeline returns a Timeline writing to w (nil: memory only).
@@ -97,6 +111,9 @@ func (t *Timeline) Add(e Entry) {
 	b = append(b, '\n')
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.sealed {
+		return
+	}
 	t.keep = append(t.keep, e)
 	if t.w != nil && t.err == nil {
 		_, t.err = t.w.Write(b)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -24,7 +25,13 @@ import (
 //     its unprobed twin: the difference is one uprobe hit;
 //   - 1-byte writes and reads on a UNIX socketpair: syscall tracepoints plus a
 //     socket event with its payload when the child is followed;
-//   - 1-byte writes to /dev/null: syscall tracepoints, no event.
+//   - 1-byte writes to /dev/null: syscall tracepoints, no event;
+//   - calls to calibProbedClock, also probed, which reads CLOCK_MONOTONIC as
+//     its first act: the reading minus the probe's timestamp is how long the
+//     trap takes to return to the program after the probe's clock read. That
+//     latency is why an entry checkpoint (main) came out 7–130 µs before the
+//     program's own first clock reading, depending on the machine; the tracer
+//     adds it to every uprobe time once calibrated (Costs.UprobeReturnNs).
 //
 // The child runs followed and not followed, interleaved, several times; the
 // medians' differences are the per-event costs.
@@ -38,6 +45,25 @@ const calibrationCheckpoint = UserCheckpointPrefix + "calibration"
 //go:noinline
 func calibProbed(x int) int { return x + 1 }
 
+// calibClockSym is calibProbedClock's symbol in the Go binary.
+const calibClockSym = "github.com/initprof/initprof/probes.calibProbedClock"
+
+// calibrationClockCheckpoint is the checkpoint name of calibProbedClock's hits.
+const calibrationClockCheckpoint = UserCheckpointPrefix + "calibration-clock"
+
+// calibClockCalls is how many calibProbedClock readings a child makes.
+const calibClockCalls = 200
+
+// calibProbedClock reads CLOCK_MONOTONIC (the clock of the probes' timestamps)
+// with a raw syscall, so no first-call vDSO cost is in the reading.
+//
+//go:noinline
+func calibProbedClock() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
 //go:noinline
 func calibTwin(x int) int { return x + 1 }
 
@@ -46,7 +72,11 @@ type Costs struct {
 	UprobeHitNs   float64 // one uprobe (or uretprobe) hit: the trap and the program
 	SocketEventNs float64 // one traced socket syscall with its payload event
 	TracepointNs  float64 // one traced syscall that makes no event
-	Loops         int     // iterations per loop
+	// UprobeReturnNs is the median time from a uprobe's timestamp to the
+	// probed function's first clock reading (wall ns): the trap's return.
+	// 0 when it could not be measured.
+	UprobeReturnNs float64
+	Loops          int // iterations per loop
 }
 
 // CalibrationArg is the argument that makes a program call RunCalibrationLoops
@@ -107,7 +137,11 @@ func RunCalibrationLoops(n int, stdin io.Reader, stdout io.Writer) error {
 	if ioErr != nil {
 		return ioErr
 	}
-	_, err = fmt.Fprintf(stdout, "CALIB probed=%d twin=%d sock=%d null=%d acc=%d\n", probed, twin, sock, nul, acc)
+	clocks := make([]string, calibClockCalls)
+	for i := range clocks {
+		clocks[i] = fmt.Sprint(calibProbedClock())
+	}
+	_, err = fmt.Fprintf(stdout, "CALIB probed=%d twin=%d sock=%d null=%d acc=%d\nCLOCK %s\n", probed, twin, sock, nul, acc, strings.Join(clocks, " "))
 	return err
 }
 
@@ -133,6 +167,7 @@ func (t *Tracer) Calibrate(exe string, n, reps int) (Costs, error) {
 	reps = max(reps, 1)
 	argv := []string{exe, CalibrationArg, fmt.Sprint(n)}
 	var on, off []loopTimes
+	var returns []float64
 	for i := 0; i < 2*reps; i++ {
 		follow := i%2 == 0
 		l, err := t.calibrationChild(argv, follow)
@@ -141,6 +176,7 @@ func (t *Tracer) Calibrate(exe string, n, reps int) (Costs, error) {
 		}
 		if follow {
 			on = append(on, l)
+			returns = append(returns, l.returns...)
 		} else {
 			off = append(off, l)
 		}
@@ -159,8 +195,15 @@ func (t *Tracer) Calibrate(exe string, n, reps int) (Costs, error) {
 	probed := med(on, func(l loopTimes) float64 { return l.probed - l.twin })
 	sockOn, sockOff := med(on, func(l loopTimes) float64 { return l.sock }), med(off, func(l loopTimes) float64 { return l.sock })
 	nullOn, nullOff := med(on, func(l loopTimes) float64 { return l.null }), med(off, func(l loopTimes) float64 { return l.null })
+	var ret float64
+	if len(returns) > 0 {
+		sort.Float64s(returns)
+		ret = max(returns[len(returns)/2], 0)
+	}
+	t.uprobeReturnNs = int64(ret)
 	return Costs{
-		UprobeHitNs: max(probed, 0) / float64(n),
+		UprobeReturnNs: ret,
+		UprobeHitNs:    max(probed, 0) / float64(n),
 		// A socket iteration is two traced syscalls (write, read), each an event.
 		SocketEventNs: max(sockOn-sockOff, 0) / float64(2*n),
 		TracepointNs:  max(nullOn-nullOff, 0) / float64(n),
@@ -169,7 +212,10 @@ func (t *Tracer) Calibrate(exe string, n, reps int) (Costs, error) {
 }
 
 // loopTimes are one child's loop times in thread CPU ns.
-type loopTimes struct{ probed, twin, sock, null float64 }
+type loopTimes struct {
+	probed, twin, sock, null float64
+	returns                  []float64 // per calibProbedClock call: reading − probe time, ns
+}
 
 // calibrationChild runs the loops once, followed or not, and parses its line.
 func (t *Tracer) calibrationChild(argv []string, follow bool) (l loopTimes, err error) {
@@ -199,16 +245,35 @@ func (t *Tracer) calibrationChild(argv []string, follow bool) (l loopTimes, err 
 	if err := cmd.Wait(); err != nil {
 		return l, fmt.Errorf("probes: calibration child: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
+	var hits []uint64 // calibProbedClock's probe times, in call order
 	if follow {
 		// Drain its events: they are the calibration's, not a run's.
-		if _, _, err := t.Collect(); err != nil {
+		evs, _, err := t.collect(false)
+		if err != nil {
 			return l, err
 		}
+		for _, e := range evs {
+			if e.Kind == KindUprobe && e.Checkpoint == calibrationClockCheckpoint {
+				hits = append(hits, e.Time)
+			}
+		}
 	}
+	first, rest, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
 	var acc int
-	if _, err := fmt.Sscanf(strings.TrimSpace(out.String()), "CALIB probed=%f twin=%f sock=%f null=%f acc=%d",
+	if _, err := fmt.Sscanf(first, "CALIB probed=%f twin=%f sock=%f null=%f acc=%d",
 		&l.probed, &l.twin, &l.sock, &l.null, &acc); err != nil {
 		return l, fmt.Errorf("probes: calibration child printed %q: %v", out.String(), err)
+	}
+	clocks := strings.Fields(strings.TrimPrefix(rest, "CLOCK "))
+	// Pair the readings with the hits only when none was lost.
+	if follow && len(hits) == len(clocks) {
+		for i, c := range clocks {
+			v, err := strconv.ParseInt(c, 10, 64)
+			if err != nil {
+				return l, fmt.Errorf("probes: calibration child printed clock %q: %v", c, err)
+			}
+			l.returns = append(l.returns, float64(v-int64(hits[i])))
+		}
 	}
 	return l, nil
 }

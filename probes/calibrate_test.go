@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -28,14 +29,19 @@ func TestCalibrate(t *testing.T) {
 	if c.Loops != 2000 {
 		t.Errorf("loops %d, want 2000", c.Loops)
 	}
-	if c.UprobeHitNs < 100 || c.UprobeHitNs > 1e6 {
-		t.Errorf("uprobe hit %.0f ns: outside 0.1 µs … 1 ms", c.UprobeHitNs)
+	// The costs are this machine's figures (BenchmarkCalibrate records them):
+	// a small per-event cost can measure as 0 ns on a fast machine. What must
+	// hold is that each is a number, and a uprobe hit (a trap) is not free.
+	for name, v := range map[string]float64{"uprobe hit": c.UprobeHitNs, "socket event": c.SocketEventNs, "other event": c.TracepointNs} {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			t.Errorf("%s cost %v ns: want a finite, non-negative figure", name, v)
+		}
 	}
-	if c.SocketEventNs <= 0 || c.SocketEventNs >= c.UprobeHitNs {
-		t.Errorf("socket event %.0f ns, want > 0 and below a uprobe hit (%.0f ns)", c.SocketEventNs, c.UprobeHitNs)
+	if c.UprobeReturnNs <= 0 {
+		t.Errorf("trap return not measured (%.0f ns): the clock readings and the probe hits did not pair", c.UprobeReturnNs)
 	}
-	if c.TracepointNs >= c.SocketEventNs {
-		t.Errorf("a traced syscall without an event (%.0f ns) costs no less than one with (%.0f ns)", c.TracepointNs, c.SocketEventNs)
+	if c.UprobeHitNs <= 0 {
+		t.Errorf("uprobe hit priced at %.0f ns: a trap is never free", c.UprobeHitNs)
 	}
 	// The calibration's own events are not left for the next run.
 	if err := tr.Follow(os.Getpid()); err != nil {
@@ -46,10 +52,27 @@ func TestCalibrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range evs {
-		if e.Checkpoint == calibrationCheckpoint {
+		if e.Checkpoint == calibrationCheckpoint || e.Checkpoint == calibrationClockCheckpoint {
 			t.Fatalf("a calibration event leaked into the next run: %+v", e)
 		}
 	}
+}
+
+// BenchmarkCalibrate records the per-event costs the calibration finds on
+// this machine (the figures the overhead pricing uses).
+func BenchmarkCalibrate(b *testing.B) {
+	testutil.RequireRoot(b)
+	self := testutil.BuildInitprof(b)
+	tr := newTracer(b, Options{Calibration: self})
+	c, err := tr.Calibrate(self, 2000, 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("uprobe hit %.2f µs, socket event %.2f µs, other event %.2f µs, uprobe return %.2f µs", c.UprobeHitNs/1e3, c.SocketEventNs/1e3, c.TracepointNs/1e3, c.UprobeReturnNs/1e3)
+	b.ReportMetric(c.UprobeHitNs/1e3, "µs/uprobe-hit")
+	b.ReportMetric(c.SocketEventNs/1e3, "µs/socket-event")
+	b.ReportMetric(c.TracepointNs/1e3, "µs/other-event")
+	b.ReportMetric(c.UprobeReturnNs/1e3, "µs/uprobe-return")
 }
 
 // TestCalibrateUnavailable: a binary without the calibration symbol (here a

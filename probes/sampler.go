@@ -19,7 +19,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
-	"github.com/initprof/initprof/profile/sample"
+	"github.com/initprof/initprof/capture"
 )
 
 // SampleStackBytes is how much user stack each sample copies from SP: enough
@@ -76,10 +76,10 @@ type Sampler struct {
 	lnks    []link.Link
 	mems    [][]byte
 	side    []sideRecord
-	raws    []sample.RawSample
-	outs    []sample.RawSample // off-CPU switch-outs, waiting for their switch-in
+	raws    []capture.RawSample
+	outs    []capture.RawSample // off-CPU switch-outs, waiting for their switch-in
 	ins     map[switchKey]int64
-	initial []sample.Mapping
+	initial []capture.Mapping
 	root    uint32
 	lost    uint64
 	stop    chan struct{}
@@ -108,11 +108,11 @@ type switchKey struct {
 type Capture struct {
 	// Root is the followed process (a sandbox's first process: the platform).
 	Root    uint32
-	Samples []sample.RawSample
+	Samples []capture.RawSample
 	// OffCPU are the off-CPU samples (SamplerOptions.OffCPU), in time order:
 	// each a switch-out paired with its switch-in. A thread still off the
 	// CPU when sampling stopped has none.
-	OffCPU []sample.RawSample
+	OffCPU []capture.RawSample
 	// Images are the memory maps of every process, one per exec (or fork),
 	// in time order per PID; ImagesAt pairs samples with them.
 	Images []Image
@@ -129,13 +129,13 @@ type Capture struct {
 type Image struct {
 	PID    uint32
 	FromNs int64
-	Maps   []sample.Mapping
+	Maps   []capture.Mapping
 }
 
 // Group is samples that share one memory map per PID.
 type Group struct {
-	Samples []sample.RawSample
-	Maps    map[uint32][]sample.Mapping
+	Samples []capture.RawSample
+	Maps    map[uint32][]capture.Mapping
 }
 
 // Groups splits the samples so each is unwound against the image its process
@@ -145,7 +145,7 @@ type Group struct {
 func (c *Capture) Groups() []Group { return c.GroupsOf(c.Samples) }
 
 // GroupsOf is Groups for other samples of the same capture (c.OffCPU).
-func (c *Capture) GroupsOf(samples []sample.RawSample) []Group {
+func (c *Capture) GroupsOf(samples []capture.RawSample) []Group {
 	byPID := map[uint32][]Image{}
 	for _, im := range c.Images {
 		byPID[im.PID] = append(byPID[im.PID], im)
@@ -160,7 +160,7 @@ func (c *Capture) GroupsOf(samples []sample.RawSample) []Group {
 			}
 		}
 		for len(groups) <= k {
-			groups = append(groups, Group{Maps: map[uint32][]sample.Mapping{}})
+			groups = append(groups, Group{Maps: map[uint32][]capture.Mapping{}})
 		}
 		g := &groups[k]
 		g.Samples = append(g.Samples, s)
@@ -317,7 +317,7 @@ func (s *Sampler) Follow(pid int) (err error) {
 		return errors.New("probes: no online CPU accepted a cpu-clock perf event")
 	}
 	s.root = uint32(pid)
-	s.initial, _ = sample.ReadProcMaps(pid)
+	s.initial, _ = capture.ReadProcMaps(pid)
 	s.side, s.raws, s.outs, s.ins, s.lost = nil, nil, nil, map[switchKey]int64{}, 0
 	s.resetStats()
 	if s.offCPU {
@@ -481,8 +481,8 @@ func (s *Sampler) Collect() (*Capture, error) {
 // pairOffCPU gives each switch-out the time until its switch-in, in time
 // order; a switch-out without one (the thread was still off the CPU, or
 // exited, when sampling stopped) is left out: its length is unknown.
-func pairOffCPU(outs []sample.RawSample, ins map[switchKey]int64) []sample.RawSample {
-	var done []sample.RawSample
+func pairOffCPU(outs []capture.RawSample, ins map[switchKey]int64) []capture.RawSample {
+	var done []capture.RawSample
 	for _, r := range outs {
 		if in, ok := ins[switchKey{r.TID, r.MonoNs}]; ok && in > r.MonoNs {
 			r.OffCPUNs = in - r.MonoNs
@@ -510,25 +510,25 @@ func (s *Sampler) Close() error {
 
 // parseSampleRecord decodes one ring record and its kind (rec*). A switch-in
 // record carries its switch-out time in OffCPUNs.
-func parseSampleRecord(b []byte) (sample.RawSample, int, bool) {
+func parseSampleRecord(b []byte) (capture.RawSample, int, bool) {
 	le := binary.LittleEndian
 	if len(b) < sampUretOff {
-		return sample.RawSample{}, 0, false
+		return capture.RawSample{}, 0, false
 	}
 	kind := int(le.Uint32(b[sampKindOff:]))
-	r := sample.RawSample{
+	r := capture.RawSample{
 		MonoNs: int64(le.Uint64(b)),
 		PID:    le.Uint32(b[8:]),
 		TID:    le.Uint32(b[12:]),
-		Arch:   sample.Arch(runtime.GOARCH),
-		Regs:   sample.Regs{IP: le.Uint64(b[16:]), SP: le.Uint64(b[24:]), BP: le.Uint64(b[32:]), LR: le.Uint64(b[40:])},
+		Arch:   capture.Arch(runtime.GOARCH),
+		Regs:   capture.Regs{IP: le.Uint64(b[16:]), SP: le.Uint64(b[24:]), BP: le.Uint64(b[32:]), LR: le.Uint64(b[40:])},
 	}
 	if kind == recSwitchIn {
 		r.OffCPUNs = int64(le.Uint64(b[sampAuxOff:]))
 		return r, kind, true
 	}
 	if len(b) < sampHdrLen {
-		return sample.RawSample{}, 0, false
+		return capture.RawSample{}, 0, false
 	}
 	n := int(le.Uint32(b[48:]))
 	if n > len(b)-sampHdrLen {
@@ -547,8 +547,8 @@ func parseSampleRecord(b []byte) (sample.RawSample, int, bool) {
 // where x86-64 keeps a return address at function entry; on arm64 the hijack
 // is of LR, which the function spills wherever its prologue chooses, so it is
 // not restored (unwinding stops at the trampoline there).
-func restoreReturns(r *sample.RawSample, b []byte, n int) {
-	if r.Arch != sample.AMD64 {
+func restoreReturns(r *capture.RawSample, b []byte, n int) {
+	if r.Arch != capture.AMD64 {
 		return
 	}
 	le := binary.LittleEndian
@@ -584,7 +584,7 @@ type sideRecord struct {
 	ppid     uint32 // fork
 	exec     bool   // comm from exec
 	comm     string
-	m        sample.Mapping
+	m        capture.Mapping
 }
 
 const (
@@ -657,7 +657,7 @@ func parseSide(typ uint32, misc uint16, b []byte) (sideRecord, bool) {
 		}
 		r.pid, r.tid = le.Uint32(b), le.Uint32(b[4:])
 		addr, ln, pgoff := le.Uint64(b[8:]), le.Uint64(b[16:]), le.Uint64(b[24:])
-		r.m = sample.Mapping{Start: addr, End: addr + ln, Offset: pgoff}
+		r.m = capture.Mapping{Start: addr, End: addr + ln, Offset: pgoff}
 		if misc&miscBuildID != 0 {
 			n := int(b[32])
 			if n > 20 {
@@ -693,7 +693,7 @@ func parseSide(typ uint32, misc uint16, b []byte) (sideRecord, bool) {
 // buildImages replays the side-band records in time order into each process's
 // succession of images: the root's mappings as read at Follow, a fork's copy
 // of its parent's, a fresh one at each exec, then its MMAP2 records.
-func buildImages(root uint32, initial []sample.Mapping, side []sideRecord, comms map[uint32]string) []Image {
+func buildImages(root uint32, initial []capture.Mapping, side []sideRecord, comms map[uint32]string) []Image {
 	sort.SliceStable(side, func(i, j int) bool { return side[i].ts < side[j].ts })
 	var images []Image
 	cur := map[uint32]int{} // pid → index in images of its current image
@@ -705,7 +705,7 @@ func buildImages(root uint32, initial []sample.Mapping, side []sideRecord, comms
 			if r.pid == r.ppid {
 				continue // a thread
 			}
-			var maps []sample.Mapping
+			var maps []capture.Mapping
 			if i, ok := cur[r.ppid]; ok {
 				maps = append(maps, images[i].Maps...)
 			}

@@ -30,6 +30,29 @@ type symbols struct {
 	// goMainSite is the file offset the main.main checkpoint probes: past
 	// the stack-bound check on amd64 (see goPrologueSkip); 0: none.
 	goMainSite uint64
+	// calibClockSite is where the calibration's clock probe goes: past the
+	// same prologue, so it traps on the instruction class main.main's probe
+	// does (on amd64 an emulated push, not a single-stepped compare, whose
+	// trap returns ~15 µs later on a Firecracker guest).
+	calibClockSite uint64
+}
+
+// goSite is the file offset to probe a Go function at: past its stack-bound
+// check on amd64 (goPrologueSkip), its entry elsewhere.
+func goSite(path string, m elf.Machine, off uint64) uint64 {
+	if m != elf.EM_X86_64 {
+		return off
+	}
+	code := make([]byte, 16)
+	fh, err := os.Open(path)
+	if err != nil {
+		return off
+	}
+	defer fh.Close()
+	if n, _ := fh.ReadAt(code, int64(off)); n == len(code) {
+		return off + goPrologueSkip(code)
+	}
+	return off
 }
 
 // loadSymbols reads path's entry point and every defined function from its
@@ -101,16 +124,10 @@ func loadSymbols(path, debugDir string) (s *symbols, err error) {
 		}
 	}
 	if off, ok := s.offsets["main.main"]; ok {
-		s.goMainSite = off
-		if f.Machine == elf.EM_X86_64 {
-			code := make([]byte, 16)
-			if fh, err := os.Open(path); err == nil {
-				if n, _ := fh.ReadAt(code, int64(off)); n == len(code) {
-					s.goMainSite = off + goPrologueSkip(code)
-				}
-				fh.Close()
-			}
-		}
+		s.goMainSite = goSite(path, f.Machine, off)
+	}
+	if off, ok := s.offsets[calibClockSym]; ok {
+		s.calibClockSite = goSite(path, f.Machine, off)
 	}
 	// A stripped executable (a release build, as extensions ship) still
 	// names main to __libc_start_main in its _start.

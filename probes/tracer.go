@@ -84,6 +84,9 @@ type Stats struct {
 	Dropped uint64 // events the BPF side could not queue (ring buffer full)
 	Uprobes int    // uprobe and uretprobe sites attached
 	Multi   bool   // uprobes use uprobe_multi links (else one perf event each)
+	// UprobeReturnNs was added to each uprobe time: the calibrated trap
+	// return (0 before Calibrate). Subtract it for the raw probe timestamps.
+	UprobeReturnNs int64
 }
 
 // ErrPermission is returned (wrapped, with the capability named) when the
@@ -111,8 +114,12 @@ type Tracer struct {
 	multi   bool
 	// calibrated: a site for the calibration function was planned.
 	calibrated bool
-	faultTP    bool  // page faults from the exceptions:page_fault_user tracepoint
-	perfFDs    []int // software page-fault perf events (the fallback), closed by Close
+	// uprobeReturnNs is the calibrated trap return (Costs.UprobeReturnNs),
+	// added to every uprobe time Collect returns: a uprobe's timestamp is
+	// taken in the trap, the program resumes that much later.
+	uprobeReturnNs int64
+	faultTP        bool  // page faults from the exceptions:page_fault_user tracepoint
+	perfFDs        []int // software page-fault perf events (the fallback), closed by Close
 
 	mu        sync.Mutex
 	events    []rawEvent
@@ -454,6 +461,9 @@ func planUprobes(opts Options) ([]probeSite, []Missing, error) {
 			if off, ok := s.offsets[calibProbedSym]; ok {
 				sites = append(sites, probeSite{file: s.path, offset: off, checkpoint: calibrationCheckpoint})
 			}
+			if s.calibClockSite != 0 {
+				sites = append(sites, probeSite{file: s.path, offset: s.calibClockSite, checkpoint: calibrationClockCheckpoint})
+			}
 		}
 	}
 	return sites, missing, nil
@@ -696,6 +706,12 @@ func (t *Tracer) flush() error {
 // point of interest); following continues until the next Follow.
 // Stats.Dropped > 0 means the timeline has holes: say so.
 func (t *Tracer) Collect() ([]Event, Stats, error) {
+	return t.collect(true)
+}
+
+// collect is Collect; corrected says whether uprobe times get the calibrated
+// trap return (Calibrate's own collection must see the raw times).
+func (t *Tracer) collect(corrected bool) ([]Event, Stats, error) {
 	if t.coll == nil {
 		return nil, Stats{}, errors.New("probes: tracer is closed")
 	}
@@ -706,6 +722,17 @@ func (t *Tracer) Collect() ([]Event, Stats, error) {
 	raw := append([]rawEvent(nil), t.events...)
 	base := t.dropBase
 	t.mu.Unlock()
+	var ret int64
+	if corrected {
+		ret = t.uprobeReturnNs
+	}
+	if ret > 0 {
+		for i := range raw {
+			if k := raw[i].ev.Kind; k == KindUprobe || k == KindUretprobe {
+				raw[i].ev.Time += uint64(ret)
+			}
+		}
+	}
 	sort.SliceStable(raw, func(i, j int) bool { return raw[i].ev.Time < raw[j].ev.Time })
 	out := make([]Event, len(raw))
 	type fdKey struct {
@@ -739,7 +766,7 @@ func (t *Tracer) Collect() ([]Event, Stats, error) {
 		}
 		out[i] = e
 	}
-	return out, Stats{Events: len(out), Dropped: t.drops() - base, Uprobes: len(t.sites), Multi: t.multi}, nil
+	return out, Stats{Events: len(out), Dropped: t.drops() - base, Uprobes: len(t.sites), Multi: t.multi, UprobeReturnNs: ret}, nil
 }
 
 // Unavailable lists the checkpoints that could not be attached, with the reason.

@@ -51,6 +51,9 @@ type Comparison struct {
 	Notes    []string      `json:"notes,omitempty"`
 	// Seed is the seed of the shuffled per-round run order (0: not recorded).
 	Seed uint64 `json:"seed,omitempty"`
+	// Interrupted is set when SIGINT or SIGTERM stopped the comparison
+	// early: Runs counts the rounds started, Planned is --runs.
+	Interrupted *Interrupted `json:"interrupted,omitempty"`
 	// builds are kept whole for bench.txt (every run).
 	builds []BuildRuns
 }
@@ -400,6 +403,9 @@ func metricLabel(r CompareRow) string {
 func (c *Comparison) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "initprof compare: %d builds\n", len(c.Builds))
+	if c.Interrupted != nil {
+		fmt.Fprintf(bw, "!!! INTERRUPTED after %d of %d rounds: the comparison covers those runs only !!!\n", c.Interrupted.Runs, c.Interrupted.Planned)
+	}
 	fmt.Fprintf(bw, "shift vs the first build: Hodges–Lehmann estimate [%.0f %% CI]; p: Mann–Whitney U, two-sided; ~ means p ≥ %.2f\n\n", 100*c.Confidence, c.Alpha)
 	bt := &table{left: 3, indent: "  "}
 	bt.add("build", "runs", "critical path")

@@ -31,6 +31,19 @@ type Report struct {
 	Dropped uint64   `json:"dropped_events"`
 	Verdict string   `json:"verdict"`
 	Notes   []string `json:"notes,omitempty"`
+	// Interrupted is set when SIGINT or SIGTERM stopped the series before
+	// all its runs: the figures cover Runs of Planned.
+	Interrupted *Interrupted `json:"interrupted,omitempty"`
+}
+
+// Interrupted says how far an interrupted series got.
+type Interrupted struct {
+	Runs    int `json:"runs"`    // runs made (and reported)
+	Planned int `json:"planned"` // runs asked for (--runs, per build)
+}
+
+func (i *Interrupted) String() string {
+	return fmt.Sprintf("interrupted after %d of %d runs", i.Runs, i.Planned)
 }
 
 // ProcessReport is one process (an extension or the runtime) over all runs.
@@ -102,6 +115,10 @@ type Overhead struct {
 	BaselineNs float64 `json:"baseline_ns"`
 	// PerEventNs is the cost of one probe hit, when measured.
 	PerEventNs float64 `json:"per_event_ns,omitempty"`
+	// UprobeReturnNs was added to every uprobe time: the trap's return to the
+	// program, calibrated on this machine (subtract it for the raw probe
+	// timestamps). 0 when not calibrated.
+	UprobeReturnNs float64 `json:"uprobe_return_ns,omitempty"`
 }
 
 // Aggregate computes the report over runs (all of one build). It never fails:
@@ -170,11 +187,7 @@ func Aggregate(runs []Run) *Report {
 	for _, k := range names {
 		rep.Processes = append(rep.Processes, aggregateProcess(k, keys[k], runs, endOf, rep.Critical))
 	}
-	for _, r := range runs {
-		for _, n := range r.Notes {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("run %d: %s", r.Index, n))
-		}
-	}
+	rep.Notes = append(rep.Notes, runNotes(runs)...)
 	if failed := len(runs) - rep.InitStatus["success"]; len(rep.InitStatus) > 0 && failed > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("init did not succeed in %d of %d runs (%s); their numbers are included above", failed, len(runs), countsCell(rep.InitStatus)))
 	}
@@ -503,4 +516,51 @@ func fmtDur(ns float64) string {
 	default:
 		return fmt.Sprintf("%.3f s", ns/1e9)
 	}
+}
+
+// runNotes is every run's notes, each text once, in order of first
+// appearance: "run 3: …" for a note of one run, "runs 0–19 (20 of 20): …"
+// when several runs had the same one (an extension that cannot load fails
+// the same way every run).
+func runNotes(runs []Run) []string {
+	var order []string
+	idx := map[string][]int{}
+	for _, r := range runs {
+		for _, n := range r.Notes {
+			if _, ok := idx[n]; !ok {
+				order = append(order, n)
+			}
+			if l := idx[n]; len(l) == 0 || l[len(l)-1] != r.Index {
+				idx[n] = append(l, r.Index)
+			}
+		}
+	}
+	out := make([]string, 0, len(order))
+	for _, n := range order {
+		l := idx[n]
+		if len(l) == 1 {
+			out = append(out, fmt.Sprintf("run %d: %s", l[0], n))
+			continue
+		}
+		out = append(out, fmt.Sprintf("runs %s (%d of %d): %s", indexRanges(l), len(l), len(runs), n))
+	}
+	return out
+}
+
+// indexRanges renders ascending run indexes as "0–4, 7, 9–10".
+func indexRanges(l []int) string {
+	var parts []string
+	for i := 0; i < len(l); {
+		j := i
+		for j+1 < len(l) && l[j+1] == l[j]+1 {
+			j++
+		}
+		if j == i {
+			parts = append(parts, fmt.Sprint(l[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d–%d", l[i], l[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
 }

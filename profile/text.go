@@ -23,6 +23,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(bw, "%s: %d runs\n", title, len(r.Runs))
 	fmt.Fprintf(bw, "figures are median [p10 … p90] over runs; CLOCK_MONOTONIC\n\n")
+	if r.Interrupted != nil {
+		fmt.Fprintf(bw, "!!! INTERRUPTED after %d of %d runs: the figures below cover those runs only !!!\n\n", r.Interrupted.Runs, r.Interrupted.Planned)
+	}
 	if r.Dropped > 0 {
 		fmt.Fprintf(bw, "!!! WARNING: %d PROBE EVENTS WERE DROPPED — checkpoints and phases below may be incomplete !!!\n\n", r.Dropped)
 	}

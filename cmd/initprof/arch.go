@@ -141,12 +141,9 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		files = append(files, fs...)
 		guestArgs = append(guestArgs, arg+guest)
 	}
-	out := o.out
-	if out == "" {
-		out = filepath.Join("initprof-out", cmd+"-arm64-"+time.Now().Format("20060102-150405"))
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return badInput("--out %s: %v", out, err)
+	out, err := outDir(o.out, o.force, cmd+"-arm64")
+	if err != nil {
+		return err
 	}
 
 	// The guest runs the process sandbox unless --sandbox oci asks for the
@@ -170,7 +167,8 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		sandbox = []string{"--sandbox", "oci", "--oci-runtime", "/" + rt}
 	}
 	argv := append([]string{cmd}, sandbox...)
-	argv = append(argv, "--out", "/out", "--cache", "warm", "--emulated",
+	// --force: the guest's /out already holds the console's stdout.txt.
+	argv = append(argv, "--out", "/out", "--force", "--cache", "warm", "--emulated",
 		"-n", fmt.Sprint(o.runs), "--memory", fmt.Sprint(o.memory), "--invokes", fmt.Sprint(o.invokes),
 		"--init-timeout", o.initTimeout.String(), "--runtime-init", o.runtimeInit.String(),
 		"--runtime-invoke", o.runtimeInvoke.String())
@@ -210,6 +208,7 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		Files:    files,
 		Argv:     argv,
 		Stdout:   "/out/stdout.txt",
+		Console:  guestProgress{},
 		Timeout:  time.Duration(o.runs*len(items))*(o.initTimeout+30*time.Second) + 5*time.Minute,
 	}
 	var res *vm.Result
@@ -229,7 +228,15 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		}
 	}
 	if ctx.Err() != nil {
-		return withCode(exitInterrupted, errors.New("interrupted; the microVM was stopped"))
+		if res == nil {
+			return withCode(exitInterrupted, errors.New("interrupted; the microVM was stopped"))
+		}
+		// The guest passed the interrupt to the job, which wrote what it
+		// had measured, as on x86.
+		if b, rerr := os.ReadFile(filepath.Join(out, "stdout.txt")); rerr == nil {
+			os.Stdout.Write(b)
+		}
+		return withCode(exitInterrupted, fmt.Errorf("interrupted; the microVM stopped after writing the partial results to %s", out))
 	}
 	var ee *vm.ExitError
 	if err != nil && !errors.As(err, &ee) {
@@ -286,4 +293,17 @@ func (s *lazySysroot) get() (string, error) {
 
 func indent(s string) string {
 	return "  | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  | ")
+}
+
+// guestProgress passes the guest job's per-run progress lines ("run 5/20:
+// Init Duration ...") from the console to stderr, so a long emulated series
+// shows where it is; the rest of the console stays in the failure tail.
+type guestProgress struct{}
+
+func (guestProgress) Write(b []byte) (int, error) {
+	l := strings.TrimSpace(string(b))
+	if strings.HasPrefix(l, "run ") && strings.Contains(l, ": Init Duration ") {
+		fmt.Fprintf(os.Stderr, "arm64 guest: %s\n", l)
+	}
+	return len(b), nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/elfinfo"
@@ -123,6 +124,7 @@ func facts(path string) []profile.Fact {
 }
 
 func runCompare(o *runOpts, args []string) error {
+	cleanupStale(o.ociRuntime)
 	bs, err := parseBuilds(args)
 	if err != nil {
 		return err
@@ -150,20 +152,24 @@ func runCompare(o *runOpts, args []string) error {
 			return err
 		}
 	}
+	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {
+		return err
+	}
 	env, err := prepare(o, "compare")
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	defer container.CleanupAll()
+	defer env.eng.Close()
 
 	results := make([]profile.BuildRuns, len(bs))
-	series := make([]*series, len(bs))
+	series := make([]*coldstart.Series, len(bs))
 	for i, b := range bs {
 		results[i] = profile.BuildRuns{Build: b.name, Facts: facts(b.path)}
-		s, err := env.newSeries(b.name, exts[i])
+		s, err := env.eng.NewSeries(b.name, exts[i])
 		if err != nil {
+			err = engineErr(err)
 			var ee *exitError
 			if errors.As(err, &ee) && ee.code == exitPrivileges {
 				return err
@@ -172,7 +178,7 @@ func runCompare(o *runOpts, args []string) error {
 			progressf("%s: cannot be measured: %v", b.name, err)
 			continue
 		}
-		defer s.close()
+		defer s.Close()
 		series[i] = s
 	}
 
@@ -184,7 +190,7 @@ func runCompare(o *runOpts, args []string) error {
 			if s == nil || results[j].Err != "" || ctx.Err() != nil {
 				continue
 			}
-			r, err := s.run(ctx, i)
+			r, err := s.Run(ctx, i)
 			if err != nil {
 				if ctx.Err() != nil {
 					break
@@ -205,11 +211,26 @@ func runCompare(o *runOpts, args []string) error {
 	}
 	bar.done()
 
+	var intr *profile.Interrupted
+	if ctx.Err() != nil {
+		most := 0
+		for _, s := range series {
+			if s != nil {
+				most = max(most, len(s.Runs()))
+			}
+		}
+		intr = &profile.Interrupted{Runs: most, Planned: o.runs}
+		progressf("%s; writing what was measured", intr)
+	}
 	files := map[string]func(io.Writer) error{}
 	for j, s := range series {
-		if s != nil && len(s.runs) > 0 {
-			results[j].Runs = s.runs
-			files["results-"+bs[j].name+".json"] = s.report().WriteJSON
+		if s != nil && len(s.Runs()) > 0 {
+			results[j].Runs = s.Runs()
+			rep := s.Report()
+			if intr != nil {
+				rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
+			}
+			files["results-"+bs[j].name+".json"] = rep.WriteJSON
 		}
 	}
 	cmp := profile.Compare(results)
@@ -218,11 +239,12 @@ func runCompare(o *runOpts, args []string) error {
 	if o.emulated {
 		cmp.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); shifts between builds are real arm64 code paths, their sizes are not Graviton's"}, cmp.Notes...)
 	}
-	if ctx.Err() != nil {
+	if intr != nil {
+		cmp.Interrupted = intr
 		cmp.Notes = append(cmp.Notes, "interrupted: the comparison covers the runs made before the interrupt")
 	}
 	if o.sample.flamegraph && ctx.Err() == nil {
-		if err := compareFlamegraphs(ctx, o, series, results); err != nil {
+		if err := compareFlamegraphs(ctx, env, series, results); err != nil {
 			progressf("flamegraphs: %v", err)
 		}
 	}
@@ -279,7 +301,7 @@ func (r *roundOrder) next() []int {
 // flamegraphs under flame-NAME/, and a differential flamegraph of every build
 // against the first (diff-BASE-vs-NAME.svg): red frames took a larger share of
 // the samples than in the baseline, blue a smaller one.
-func compareFlamegraphs(ctx context.Context, o *runOpts, ss []*series, results []profile.BuildRuns) error {
+func compareFlamegraphs(ctx context.Context, env *runEnv, ss []*coldstart.Series, results []profile.BuildRuns) error {
 	var base *flame.Folded
 	baseName := ""
 	var errs []error
@@ -287,13 +309,13 @@ func compareFlamegraphs(ctx context.Context, o *runOpts, ss []*series, results [
 		if s == nil || results[j].Err != "" || ctx.Err() != nil {
 			continue
 		}
-		dir := filepath.Join(s.env.out, "flame-"+s.name)
-		sruns, err := s.sampleSeries(ctx, &o.sample)
+		dir := filepath.Join(env.out, "flame-"+s.Name())
+		sruns, err := sampleSeries(ctx, s, &env.o.sample)
 		if err == nil || len(sruns) > 0 {
-			err = errors.Join(err, s.writeFlamegraphs(sruns, o.sample.hz, dir))
+			err = errors.Join(err, writeFlamegraphs(env, s, sruns, dir))
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
 			continue
 		}
 		f, err := os.Open(filepath.Join(dir, "stacks.folded"))
@@ -308,17 +330,17 @@ func compareFlamegraphs(ctx context.Context, o *runOpts, ss []*series, results [
 			continue
 		}
 		if base == nil {
-			base, baseName = &folded, s.name
+			base, baseName = &folded, s.Name()
 			continue
 		}
-		out := filepath.Join(s.env.out, "diff-"+baseName+"-vs-"+s.name+".svg")
+		out := filepath.Join(env.out, "diff-"+baseName+"-vs-"+s.Name()+".svg")
 		w, err := os.Create(out)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		err = flame.WriteDiffSVG(w, *base, folded, flame.Options{
-			Title:    fmt.Sprintf("%s vs %s: share of CPU samples", s.name, baseName),
+			Title:    fmt.Sprintf("%s vs %s: share of CPU samples", s.Name(), baseName),
 			Subtitle: "red: a larger share than in " + baseName + "; blue: a smaller one",
 		})
 		if cerr := w.Close(); err == nil {

@@ -60,7 +60,7 @@ Examples:
 						return err
 					}
 				}
-				results := doctor.Run()
+				results := append(doctor.Run(), staleResult())
 				if *asJSON {
 					enc := json.NewEncoder(os.Stdout)
 					enc.SetIndent("", "  ")

@@ -117,9 +117,9 @@ func TestInspectTable(t *testing.T) {
 	}
 	check("DT_RELR", "no", "yes")
 	check("linkage", "dynamic-pie", "dynamic-pie")
-	check("of which RELR", "0", formatDiff(int64(b.Relocs.RelrRelative), 0))
-	check("relocs RELATIVE", itoa(a.Relocs.Relative), formatDiff(int64(b.Relocs.Relative), int64(a.Relocs.Relative)))
-	check("file size", itoa(int(a.FileSize)), formatDiff(b.FileSize, a.FileSize))
+	check("of which RELR", "0", elfinfo.FormatDiff(int64(b.Relocs.RelrRelative), 0))
+	check("relocs RELATIVE", itoa(a.Relocs.Relative), elfinfo.FormatDiff(int64(b.Relocs.Relative), int64(a.Relocs.Relative)))
+	check("file size", itoa(int(a.FileSize)), elfinfo.FormatDiff(b.FileSize, a.FileSize))
 	check("glibc required", "2.34", "2.36")
 	if !strings.Contains(out, "warning: DT_RELR needs glibc >= 2.36") {
 		t.Errorf("no DT_RELR warning in\n%s", out)
@@ -129,7 +129,7 @@ func TestInspectTable(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return formatDiff(int64(n), int64(n)) }
+func itoa(n int) string { return elfinfo.FormatDiff(int64(n), int64(n)) }
 
 func TestFormatDiff(t *testing.T) {
 	for _, tc := range []struct {
@@ -140,8 +140,8 @@ func TestFormatDiff(t *testing.T) {
 		{10, 3, "10 (+7)"},
 		{5, 5, "5"},
 	} {
-		if got := formatDiff(tc.v, tc.base); got != tc.want {
-			t.Errorf("formatDiff(%d, %d) = %q, want %q", tc.v, tc.base, got, tc.want)
+		if got := elfinfo.FormatDiff(tc.v, tc.base); got != tc.want {
+			t.Errorf("elfinfo.FormatDiff(%d, %d) = %q, want %q", tc.v, tc.base, got, tc.want)
 		}
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -65,6 +68,7 @@ Examples:
 			fs.StringVar(&o.function, "function-name", "initprof-function", "function name (AWS_LAMBDA_FUNCTION_NAME)")
 			fs.StringArrayVar(&o.env, "env", nil, "customer environment variable K=V for the runtime and extensions; repeatable")
 			fs.IntVar(&o.waitFD, "wait-fd", -1, "block until this fd is readable or closed before initStart (lets probes attach first)")
+			fs.StringArrayVar(&o.keepLogs, "keep-log", nil, "keep every output line matching REGEX in the timeline (others: the first and last lines per stream and phase); repeatable")
 			fs.BoolVar(&o.output, "output", false, "echo every process's output lines to stderr, prefixed with its name")
 			return func(args []string) error { return runPlatform(o, args) }
 		},
@@ -75,11 +79,17 @@ type platformOpts struct {
 	extensions, runtime, addr, timeline, function string
 	runtimeInit, runtimeInvoke, initTimeout       time.Duration
 	invokes, memory, waitFD                       int
-	env                                           []string
+	env, keepLogs                                 []string
 	output                                        bool
 }
 
 func runPlatform(o platformOpts, args []string) error {
+	if o.waitFD < 0 {
+		// Not the platform of a sandbox that initprof run drives (that
+		// passes --wait-fd, or is PID 1): a user's own platform, which
+		// may follow a SIGKILLed run.
+		cleanupStale("")
+	}
 	if len(args) > 0 {
 		return badInput("unexpected argument %q: platform takes only flags (extensions come from --extensions DIR)", args[0])
 	}
@@ -102,6 +112,14 @@ func runPlatform(o platformOpts, args []string) error {
 		if st, err := os.Stat(o.extensions); err != nil || !st.IsDir() {
 			return badInput("--extensions %s: not a directory", o.extensions)
 		}
+	}
+	var keep []*regexp.Regexp
+	for _, k := range o.keepLogs {
+		re, err := regexp.Compile(k)
+		if err != nil {
+			return badInput("--keep-log %q: %v", k, err)
+		}
+		keep = append(keep, re)
 	}
 	var rt extension.RuntimeSpec
 	if o.runtime == "sim" {
@@ -143,6 +161,7 @@ func runPlatform(o platformOpts, args []string) error {
 		Addr:          o.addr,
 		Invokes:       o.invokes,
 		InitTimeout:   o.initTimeout,
+		KeepLogs:      keep,
 	}
 	if sink != nil {
 		cfg.Timeline = extension.NewTimeline(sink)
@@ -164,7 +183,21 @@ func runPlatform(o platformOpts, args []string) error {
 			return err
 		}
 	}
+	// Outside a container (standalone, or the process sandbox's platform)
+	// orphans of the extensions (a helper double-forked out of its process
+	// group and session) become our children, so that killLeftovers finds
+	// them when the environment is discarded. In a container, PID 1 is the
+	// subreaper anyway and the runtime kills what is left.
+	standalone := os.Getpid() != 1
+	if standalone {
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
 	res, err := p.Run(ctx)
+	if standalone {
+		if n := killLeftovers(); n > 0 {
+			fmt.Fprintf(os.Stderr, "initprof platform: killed %d process(es) the extensions or the runtime left running\n", n)
+		}
+	}
 	if res != nil && len(res.Timeline) > 0 {
 		if s, serr := extension.Summarize(res.Timeline); serr == nil {
 			s.WriteText(os.Stdout)
@@ -213,4 +246,69 @@ func waitFD(ctx context.Context, fd int) error {
 		}
 	}
 	return withCode(exitInterrupted, fmt.Errorf("interrupted while waiting on --wait-fd %d", fd))
+}
+
+// killLeftovers SIGKILLs every descendant of this process still alive once
+// the platform has ended (Lambda freezes and discards the whole
+// environment), reaps them, and returns how many it killed.
+func killLeftovers() int {
+	killed := map[int]bool{}
+	for round := 0; round < 50; round++ {
+		kids := descendants(os.Getpid())
+		if len(kids) == 0 {
+			break
+		}
+		for _, pid := range kids {
+			if unix.Kill(pid, unix.SIGKILL) == nil {
+				killed[pid] = true
+			}
+		}
+		reapAvailable()
+		time.Sleep(time.Millisecond)
+	}
+	reapAvailable()
+	return len(killed)
+}
+
+// reapAvailable reaps the children that have exited, without blocking.
+func reapAvailable() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
+}
+
+// descendants lists the live descendants of pid, from
+// /proc/PID/task/TID/children.
+func descendants(pid int) []int {
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p))
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				c, err := strconv.Atoi(f)
+				if err != nil || c <= 0 {
+					continue
+				}
+				if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c)); err == nil {
+					if i := strings.LastIndexByte(string(st), ')'); i >= 0 && len(st) > i+2 && st[i+2] == 'Z' {
+						continue // a zombie: reapAvailable takes it
+					}
+				}
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/probes"
 	"github.com/spf13/pflag"
 )
@@ -57,47 +59,20 @@ func runTrace(args []string, ldso string, ups []string, all bool) error {
 	} else if ldso == "none" {
 		ldso = ""
 	}
-	t, err := probes.New(probes.Options{Executables: []string{bin}, LdSo: ldso, UserProbes: ups})
+	// SIGINT stops the command; the engine still detaches the probes.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := coldstart.Trace(ctx, coldstart.TraceOptions{Argv: append([]string{bin}, args[1:]...), Name: args[0], LdSo: ldso, Uprobes: ups,
+		Stdin: os.Stdin, Stdout: os.Stderr, Stderr: os.Stderr})
 	if err != nil {
-		if errors.Is(err, probes.ErrPermission) {
-			return withCode(exitPrivileges, err)
-		}
-		return err
+		return engineErr(err)
 	}
-	defer t.Close()
-	for _, m := range t.Unavailable() {
+	for _, m := range res.Unavailable {
 		fmt.Fprintf(os.Stderr, "unavailable: %s\n", m)
 	}
-	// SIGINT stops the command; Close still runs through the deferred call.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-
-	if err := t.FollowChildren(os.Getpid()); err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, args[1:]...)
-	cmd.Args[0] = args[0]
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return badInput("starting %s: %v", bin, err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	interrupted := false
-	select {
-	case <-waited:
-	case <-sigs:
-		interrupted = true
-		cmd.Process.Signal(os.Interrupt)
-		<-waited
-	}
-	events, st, err := t.Collect()
-	if err != nil {
-		return err
-	}
-	printTimeline(events, all)
-	printPhases(events)
+	events, st, interrupted := res.Events, res.Stats, res.Interrupted
+	probes.WriteTimeline(os.Stdout, events, all)
+	probes.WritePhases(os.Stdout, events)
 	fmt.Printf("# %d events, %d uprobe sites (uprobe_multi=%v)\n", st.Events, st.Uprobes, st.Multi)
 	if st.Dropped > 0 {
 		fmt.Printf("# WARNING: %d EVENTS WERE DROPPED (ring buffer full): the timeline has holes\n", st.Dropped)
@@ -124,107 +99,4 @@ func interpOf(bin string) string {
 		}
 	}
 	return ""
-}
-
-func printTimeline(events []probes.Event, all bool) {
-	var t0, lastFaults uint64
-	offcpu := map[bool]uint64{}
-	for _, e := range events {
-		if t0 == 0 && e.Kind == probes.KindExec {
-			t0 = e.Time
-		}
-	}
-	if t0 == 0 && len(events) > 0 {
-		t0 = events[0].Time
-	}
-	for _, e := range events {
-		if e.Kind == probes.KindOffCPU {
-			offcpu[e.Runnable] += e.Time - e.Start
-		}
-		if !all && (e.Kind == probes.KindOffCPU || e.Kind == probes.KindMmap || e.Kind == probes.KindOpen) {
-			continue
-		}
-		rel := float64(int64(e.Time-t0)) / 1e3
-		df := e.Faults - lastFaults
-		if e.Faults < lastFaults {
-			df = 0
-		}
-		lastFaults = e.Faults
-		fmt.Printf("%10.1f µs  +%4d flt  %s\n", rel, df, e.String())
-	}
-	fmt.Printf("# off-CPU: runnable %.1f µs, blocked %.1f µs\n", float64(offcpu[true])/1e3, float64(offcpu[false])/1e3)
-}
-
-// printPhases splits the exec'd process's start into the loader's phases and
-// says, for each, how much of it was on CPU, runnable (waiting for a CPU) and
-// blocked, and how many page faults it took. Absent checkpoints skip a phase.
-func printPhases(events []probes.Event) {
-	var pid uint32
-	marks := map[string]probes.Event{}
-	mark := func(name string, e probes.Event) {
-		if _, ok := marks[name]; !ok {
-			marks[name] = e
-		}
-	}
-	for _, e := range events {
-		if pid == 0 && e.Kind == probes.KindExec {
-			pid = e.PID
-		}
-		if pid == 0 || e.PID != pid {
-			continue
-		}
-		switch {
-		case e.Kind == probes.KindExec:
-			mark("exec", e)
-		case e.Kind == probes.KindExecDone:
-			mark("exec_done", e)
-		case e.Kind == probes.KindUprobe || e.Kind == probes.KindUretprobe:
-			mark(e.Checkpoint, e)
-		case e.Kind == probes.KindSend && strings.HasPrefix(string(e.Data), "GET /2020-01-01/extension/event/next"):
-			mark("next", e)
-		}
-	}
-	if pid == 0 {
-		return
-	}
-	type phase struct{ name, from, to string }
-	phases := []phase{
-		{"exec (kernel)", "exec", "exec_done"},
-		{"to ld.so entry", "exec_done", probes.CheckpointLdsoStart},
-		{"ld.so setup", probes.CheckpointLdsoStart, probes.CheckpointDepsStart},
-		{"load dependencies", probes.CheckpointDepsStart, probes.CheckpointDepsLoaded},
-		{"relocation", probes.CheckpointDepsLoaded, probes.CheckpointDlStartUser},
-		{"library constructors", probes.CheckpointDlInit, probes.CheckpointEntry},
-		{"entry → main", probes.CheckpointEntry, probes.CheckpointMain},
-		{"entry → main.main", probes.CheckpointEntry, probes.CheckpointGoMain},
-		{"main → first /next", probes.CheckpointMain, "next"},
-		{"main.main → first /next", probes.CheckpointGoMain, "next"},
-	}
-	fmt.Printf("# phases of pid %d (µs; the CPU split is the main thread's): total = on-CPU + runnable + blocked, faults\n", pid)
-	for _, ph := range phases {
-		a, ok1 := marks[ph.from]
-		b, ok2 := marks[ph.to]
-		if !ok1 || !ok2 || b.Time < a.Time {
-			continue
-		}
-		var runnable, blocked uint64
-		for _, e := range events {
-			if e.Kind != probes.KindOffCPU || e.TID != pid { // the main thread only: threads overlap
-				continue
-			}
-			lo, hi := max(e.Start, a.Time), min(e.Time, b.Time)
-			if hi <= lo {
-				continue
-			}
-			if e.Runnable {
-				runnable += hi - lo
-			} else {
-				blocked += hi - lo
-			}
-		}
-		total := b.Time - a.Time
-		on := total - min(total, runnable+blocked)
-		fmt.Printf("#   %-24s %9.1f = %9.1f + %8.1f + %8.1f  %5d flt\n", ph.name,
-			float64(total)/1e3, float64(on)/1e3, float64(runnable)/1e3, float64(blocked)/1e3, b.Faults-a.Faults)
-	}
 }

@@ -31,7 +31,12 @@ const (
 	markFile   = "INITPROF-FILE"
 	markEnd    = "INITPROF-END"
 	markResult = "INITPROF-RESULT"
-	b64Line    = 76 // base64 characters per line (57 bytes), as MIME
+	// markInterrupt goes the other way: the host writes it to the guest's
+	// console input on SIGINT/SIGTERM, and the guest passes SIGINT to the
+	// job, which writes what it measured; the files then come back as
+	// usual.
+	markInterrupt = "INITPROF-INTERRUPT"
+	b64Line       = 76 // base64 characters per line (57 bytes), as MIME
 )
 
 // writeFrame writes one file as a frame. name is a relative slash path. The

@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -110,7 +112,7 @@ func guestRun(console io.Writer) guestResult {
 			return guestResult{exit: guestExitSetup}
 		}
 	}
-	env := append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "TMPDIR=/tmp"}, j.Env...)
+	env := append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "TMPDIR=/tmp", guestEnv + "=1"}, j.Env...)
 	start := monoNow()
 	stdout := os.Stdout
 	if j.Stdout != "" {
@@ -122,7 +124,9 @@ func guestRun(console io.Writer) guestResult {
 		defer f.Close()
 		stdout = f
 	}
-	code, err := runChild(append([]string{"/init"}, j.Argv...), env, stdout)
+	var jobPID atomic.Int64
+	watchInterrupt(logf, &jobPID)
+	code, err := runChild(append([]string{"/init"}, j.Argv...), env, stdout, &jobPID)
 	runNS := monoNow() - start
 	if err != nil {
 		logf("run job: %v", err)
@@ -195,7 +199,7 @@ func loopbackUp() error {
 // runChild starts argv with the console as stdio and reaps every child (PID 1
 // inherits orphans) until argv's own process exits. It returns its exit code,
 // 128+signal when it was killed.
-func runChild(argv, env []string, stdout *os.File) (int, error) {
+func runChild(argv, env []string, stdout *os.File, pid *atomic.Int64) (int, error) {
 	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{
 		Dir:   "/",
 		Env:   env,
@@ -204,6 +208,8 @@ func runChild(argv, env []string, stdout *os.File) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	pid.Store(int64(p.Pid))
+	defer pid.Store(0)
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, 0, nil)
@@ -273,3 +279,33 @@ func sendDir(w io.Writer, dir string) error {
 	}
 	return nil
 }
+
+// watchInterrupt reads the console's input for the host's markInterrupt and
+// sends SIGINT to the job (*pid) when it comes, so an interrupted run keeps
+// its partial results, as on x86. Echo is turned off first: an echoed mark
+// must not land in the middle of a result frame.
+func watchInterrupt(logf func(string, ...any), pid *atomic.Int64) {
+	if t, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+		t.Lflag &^= unix.ECHO | unix.ECHONL
+		_ = unix.IoctlSetTermios(0, unix.TCSETS, t)
+	}
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			if !strings.Contains(sc.Text(), markInterrupt) {
+				continue
+			}
+			if p := pid.Load(); p > 0 {
+				logf("interrupted by the host: SIGINT to the job (pid %d)", p)
+				_ = unix.Kill(int(p), unix.SIGINT)
+			}
+		}
+	}()
+}
+
+// guestEnv is set in the job's environment inside the microVM.
+const guestEnv = "INITPROF_IN_VM"
+
+// InGuest reports whether this process is the job (or its child) inside the
+// microVM.
+func InGuest() bool { return os.Getenv(guestEnv) != "" }

@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/internal/doctor"
 )
 
@@ -184,7 +185,7 @@ func Run(ctx context.Context, cfg Config, hostOutDir string) (*Result, error) {
 	if hostOutDir == "" {
 		return nil, errors.New("arm64 VM: no host out directory given")
 	}
-	initrd, err := os.CreateTemp("", "initprof-vm-*.cpio.gz")
+	initrd, err := os.CreateTemp("", container.VMImagePattern())
 	if err != nil {
 		return nil, fmt.Errorf("arm64 VM: initramfs: %w", err)
 	}
@@ -402,6 +403,10 @@ func (c *Config) qemuArgs(initrd string) []string {
 	}
 }
 
+// interruptGrace bounds how long an interrupted guest may take to write and
+// send back its partial results (emulated, so generous).
+const interruptGrace = 2 * time.Minute
+
 type stamped struct {
 	line string
 	at   time.Time
@@ -416,6 +421,11 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 	if err != nil {
 		return nil, err
 	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -443,7 +453,7 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 	defer total.Stop()
 	bootTimer := time.NewTimer(c.BootTimeout)
 	defer bootTimer.Stop()
-	var runTimer, crashTimer <-chan time.Time
+	var runTimer, crashTimer, graceTimer <-chan time.Time
 	var booted time.Time
 	var failure error
 	crashed := ""
@@ -488,7 +498,21 @@ func (c *Config) boot(ctx context.Context, initrd string, res *Result) (*decoder
 				res.Run = l.at.Sub(booted)
 			}
 		case <-ctxDone:
-			kill(fmt.Errorf("arm64 VM: %w; killed qemu", ctx.Err()))
+			ctxDone = nil
+			if !d.booted {
+				kill(fmt.Errorf("arm64 VM: %w; killed qemu", ctx.Err()))
+				break
+			}
+			// Ask the guest to interrupt the job, which then writes its
+			// partial results; they come back as usual unless the grace
+			// runs out.
+			if _, err := io.WriteString(in, "\n"+markInterrupt+"\n"); err != nil {
+				kill(fmt.Errorf("arm64 VM: %w; killed qemu", ctx.Err()))
+				break
+			}
+			graceTimer = time.After(interruptGrace)
+		case <-graceTimer:
+			kill(fmt.Errorf("arm64 VM: %w, and the guest did not stop within %s; killed qemu", ctx.Err(), interruptGrace))
 		case <-bootTimer.C:
 			kill(fmt.Errorf("arm64 VM: the guest did not boot within %s; killed qemu", c.BootTimeout))
 		case <-total.C:

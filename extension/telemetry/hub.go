@@ -74,6 +74,28 @@ func (h *Hub) Publish(ev Event) {
 	h.publishEncoded(encoded{category: Category(ev.Type), data: data})
 }
 
+// Wants reports whether an event of eventType would go anywhere: into the
+// init replay buffer (init open, buffer not full) or to a subscriber of its
+// category. Publishing log lines nobody can receive is skipped on this, so a
+// chatty process costs no marshalling.
+func (h *Hub) Wants(eventType string) bool {
+	c := Category(eventType)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	if h.initOpen && !h.replayFull {
+		return true
+	}
+	for _, s := range h.subs {
+		if s.wants(c) {
+			return true
+		}
+	}
+	return false
+}
+
 func (h *Hub) publishEncoded(e encoded) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

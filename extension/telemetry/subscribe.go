@@ -59,6 +59,9 @@ type Subscription struct {
 	Host          string // HTTP: the URI's host; TCP: "sandbox"
 	Port          int
 	Path          string // HTTP only: path and query to POST to
+	// Ignored lists the fields Lambda ignores that the body carried, as
+	// dotted paths ("destination.method"), sorted: worth a note, never an error.
+	Ignored []string
 }
 
 // ValidationError is a subscribe body Lambda would answer with 400 ValidationError.
@@ -87,14 +90,18 @@ func errorResponse(msg, typ string) []byte {
 
 // ParseSubscription validates the body of PUT /2022-07-01/telemetry (TelemetryAPI) or
 // PUT /2020-08-15/logs (LogsAPI). Field names are matched exactly (Go's encoding/json
-// would accept "uri" for "URI"; Lambda does not), unknown fields are refused, and
-// every refusal is a *ValidationError whose message names the field and the rule.
+// would accept "uri" for "URI"), and a field it does not know is ignored, as Lambda
+// ignores it: real clients send the Logs API's destination "method" and
+// "encoding" to the Telemetry API too, and Lambda subscribes them. The ignored
+// fields are listed in Subscription.Ignored. Only the rejections Lambda documents
+// remain (extension/COMPAT.md), each a *ValidationError whose message names the
+// field and the rule.
 func ParseSubscription(api API, body []byte) (Subscription, error) {
 	s := Subscription{API: api, MaxItems: DefaultMaxItems, MaxBytes: DefaultMaxBytes, TimeoutMs: DefaultTimeoutMs}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return s, invalid("request body is empty: expected a JSON object with schemaVersion, types, buffering and destination")
 	}
-	top, err := strictObject(body, "request body", "schemaVersion", "types", "buffering", "destination")
+	top, err := object(&s, body, "", "request body", "schemaVersion", "types", "buffering", "destination")
 	if err != nil {
 		return s, err
 	}
@@ -142,7 +149,7 @@ func ParseSubscription(api API, body []byte) (Subscription, error) {
 	}
 
 	if raw, ok := top["buffering"]; ok && !isNull(raw) {
-		buf, err := strictObject(raw, "buffering", "maxItems", "maxBytes", "timeoutMs")
+		buf, err := object(&s, raw, "buffering.", "buffering", "maxItems", "maxBytes", "timeoutMs")
 		if err != nil {
 			return s, err
 		}
@@ -172,7 +179,7 @@ func ParseSubscription(api API, body []byte) (Subscription, error) {
 	if !ok || isNull(raw) {
 		return s, invalid(`destination is required: {"protocol":"HTTP","URI":"http://sandbox.localdomain:PORT/path"} or {"protocol":"TCP","port":PORT}`)
 	}
-	dst, err := strictObject(raw, "destination", "protocol", "URI", "port")
+	dst, err := object(&s, raw, "destination.", "destination", "protocol", "URI", "port")
 	if err != nil {
 		return s, err
 	}
@@ -185,8 +192,9 @@ func ParseSubscription(api API, body []byte) (Subscription, error) {
 	}
 	switch s.Protocol {
 	case destinationProtocolHTTP:
+		// A port beside the URI is not used (the URI's port is): ignored.
 		if _, ok := dst["port"]; ok {
-			return s, invalid("destination.port is only for TCP: an HTTP destination puts its port in URI")
+			s.Ignored = append(s.Ignored, "destination.port")
 		}
 		rawURI, ok := dst["URI"]
 		if !ok {
@@ -200,7 +208,7 @@ func ParseSubscription(api API, body []byte) (Subscription, error) {
 		}
 	case destinationProtocolTCP:
 		if _, ok := dst["URI"]; ok {
-			return s, invalid("destination.URI is only for HTTP: a TCP destination gives just port")
+			s.Ignored = append(s.Ignored, "destination.URI")
 		}
 		rawPort, ok := dst["port"]
 		if !ok {
@@ -216,6 +224,7 @@ func ParseSubscription(api API, body []byte) (Subscription, error) {
 	default:
 		return s, invalid("destination.protocol %q is not supported: use HTTP or TCP", s.Protocol)
 	}
+	sort.Strings(s.Ignored)
 	return s, nil
 }
 
@@ -260,9 +269,10 @@ func checkPort(p int) error {
 	return nil
 }
 
-// strictObject decodes one JSON object and refuses keys outside allowed (exact case),
-// trailing data, and non-objects.
-func strictObject(data []byte, what string, allowed ...string) (map[string]json.RawMessage, error) {
+// object decodes one JSON object, refusing trailing data and non-objects.
+// Keys outside known (exact case) are ignored, as Lambda ignores them, and
+// recorded in s.Ignored with prefix.
+func object(s *Subscription, data []byte, prefix, what string, known ...string) (map[string]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var m map[string]json.RawMessage
 	if err := dec.Decode(&m); err != nil {
@@ -278,15 +288,10 @@ func strictObject(data []byte, what string, allowed ...string) (map[string]json.
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, invalid("%s has data after its JSON object", what)
 	}
-	var unknown []string
 	for k := range m {
-		if !contains(allowed, k) {
-			unknown = append(unknown, strconv.Quote(k))
+		if !contains(known, k) {
+			s.Ignored = append(s.Ignored, prefix+k)
 		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, invalid("%s has unknown field %s: allowed fields are %s", what, strings.Join(unknown, ", "), strings.Join(allowed, ", "))
 	}
 	return m, nil
 }

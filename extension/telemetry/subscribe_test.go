@@ -50,10 +50,8 @@ func TestSubscribeValidation(t *testing.T) {
 		{"not an object", TelemetryAPI, `["platform"]`, 400, ErrValidation, "must be a JSON object"},
 		{"null body", TelemetryAPI, `null`, 400, ErrValidation, "not null"},
 		{"trailing data", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],` + dst + `} {}`, 400, ErrValidation, "data after"},
-		{"unknown top field", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"bogus":1,` + dst + `}`, 400, ErrValidation, `unknown field "bogus"`},
-		{"field case matters", TelemetryAPI, `{"SchemaVersion":"2022-12-13","types":["platform"],` + dst + `}`, 400, ErrValidation, `unknown field "SchemaVersion"`},
-		{"unknown buffering field", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxitems":1000},` + dst + `}`, 400, ErrValidation, `buffering has unknown field "maxitems"`},
-		{"unknown destination field", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","uri":"http://sandbox:1"}}`, 400, ErrValidation, `destination has unknown field "uri"`},
+		{"field case matters", TelemetryAPI, `{"SchemaVersion":"2022-12-13","types":["platform"],` + dst + `}`, 400, ErrValidation, `schemaVersion is required`},
+		{"destination field case matters", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","uri":"http://sandbox:1"}}`, 400, ErrValidation, `destination.URI is required`},
 		{"missing schemaVersion", TelemetryAPI, `{"types":["platform"],` + dst + `}`, 400, ErrValidation, "schemaVersion is required"},
 		{"logs schema on telemetry", TelemetryAPI, `{"schemaVersion":"2020-08-15","types":["platform"],` + dst + `}`, 400, ErrValidation, `schemaVersion "2020-08-15" is not supported by the Telemetry API`},
 		{"telemetry schema on logs", LogsAPI, `{"schemaVersion":"2022-12-13","types":["platform"],` + dst + `}`, 400, ErrValidation, `not supported by the Logs API`},
@@ -76,7 +74,6 @@ func TestSubscribeValidation(t *testing.T) {
 		{"bad protocol", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"UDP","port":1}}`, 400, ErrValidation, `destination.protocol "UDP"`},
 		{"lowercase protocol", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"http","URI":"http://sandbox:1"}}`, 400, ErrValidation, `destination.protocol "http"`},
 		{"HTTP without URI", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP"}}`, 400, ErrValidation, "destination.URI is required"},
-		{"HTTP with port", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox:1","port":1}}`, 400, ErrValidation, "destination.port is only for TCP"},
 		{"https URI", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","URI":"https://sandbox:8443/"}}`, 400, ErrValidation, "must use http://"},
 		{"foreign host", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://example.com:8080/"}}`, 400, ErrValidation, `host "example.com" is not the sandbox`},
 		{"URI garbage", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox:port"}}`, 400, ErrValidation, "destination.URI"},
@@ -85,7 +82,6 @@ func TestSubscribeValidation(t *testing.T) {
 		{"logs port 9001", LogsAPI, `{"types":["platform"],"destination":{"protocol":"TCP","port":9001}}`, 400, ErrValidation, "port 9001 is reserved"},
 		{"TCP port 0", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"TCP","port":0}}`, 400, ErrValidation, "port 0 is out of range"},
 		{"TCP port 70000", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"TCP","port":70000}}`, 400, ErrValidation, "port 70000 is out of range"},
-		{"TCP with URI", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"TCP","port":1,"URI":"http://sandbox:1"}}`, 400, ErrValidation, "destination.URI is only for HTTP"},
 		{"TCP without port", TelemetryAPI, `{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"TCP"}}`, 400, ErrValidation, "destination.port is required"},
 	}
 	for _, tc := range tests {
@@ -103,6 +99,48 @@ func TestSubscribeValidation(t *testing.T) {
 				return
 			}
 			checkErrorBody(t, body, tc.errType, tc.msgHas)
+		})
+	}
+}
+
+// TestSubscribeLenient: what Lambda accepts, initprof accepts. Unknown fields
+// are ignored and listed, never refused. The first rows are the request
+// shapes published clients send (extension/COMPAT.md).
+func TestSubscribeLenient(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		api     API
+		body    string
+		ignored []string
+	}{
+		{"Logs-API destination fields on the Telemetry API (method, encoding)", TelemetryAPI,
+			`{"schemaVersion":"2022-07-01","types":["platform","function"],"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":100},"destination":{"protocol":"HTTP","URI":"http://sandbox:4323","method":"POST","encoding":"JSON"}}`,
+			[]string{"destination.encoding", "destination.method"}},
+		{"Logs API with method and encoding", LogsAPI,
+			`{"schemaVersion":"2021-03-18","types":["platform","function"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080/logs","method":"PUT","encoding":"JSON"}}`,
+			[]string{"destination.encoding", "destination.method"}},
+		{"Telemetry API, TCP", TelemetryAPI,
+			`{"schemaVersion":"2022-12-13","types":["platform","function","extension"],"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":25},"destination":{"protocol":"TCP","port":5141}}`, nil},
+		{"unknown top, buffering and destination fields", TelemetryAPI,
+			`{"schemaVersion":"2022-12-13","types":["platform"],"bogus":1,"buffering":{"maxitems":1000},"destination":{"protocol":"HTTP","URI":"http://sandbox:1","port":1,"headers":{}}}`,
+			[]string{"bogus", "buffering.maxitems", "destination.headers", "destination.port"}},
+		{"TCP with a URI", TelemetryAPI,
+			`{"schemaVersion":"2022-12-13","types":["platform"],"destination":{"protocol":"TCP","port":1,"URI":"http://sandbox:1"}}`,
+			[]string{"destination.URI"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSubscription(tc.api, []byte(tc.body))
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if strings.Join(s.Ignored, ",") != strings.Join(tc.ignored, ",") {
+				t.Errorf("ignored %v, want %v", s.Ignored, tc.ignored)
+			}
+			h := NewHub(Options{RetryBackoff: []time.Duration{}})
+			defer closeHub(t, h)
+			if status, body := h.Subscribe(tc.api, "ext", []byte(tc.body)); status != http.StatusOK {
+				t.Errorf("Subscribe: %d %s", status, body)
+			}
 		})
 	}
 }

@@ -97,17 +97,7 @@ func ARM64SysrootReady(dir string) bool {
 	return err == nil && st.Size() > 0
 }
 
-func arm64Cache() (string, error) {
-	dir := os.Getenv("XDG_CACHE_HOME")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no $XDG_CACHE_HOME and no home directory: %w", err)
-		}
-		dir = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(dir, "initprof", "arm64"), nil
-}
+func arm64Cache() (string, error) { return selfbin.UserCache("arm64") }
 
 // ARM64Sysroot checks the cached arm64 sysroot.
 func ARM64Sysroot() Result {

@@ -50,7 +50,11 @@ type Options struct {
 var machines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
 
 // CacheDir is the per-user cache of built binaries.
-func CacheDir() (string, error) {
+func CacheDir() (string, error) { return UserCache("bin") }
+
+// UserCache is initprof's per-user cache directory for part:
+// ${XDG_CACHE_HOME:-~/.cache}/initprof/PART.
+func UserCache(part string) (string, error) {
 	dir := os.Getenv("XDG_CACHE_HOME")
 	if dir == "" {
 		home, err := os.UserHomeDir()
@@ -59,7 +63,24 @@ func CacheDir() (string, error) {
 		}
 		dir = filepath.Join(home, ".cache")
 	}
-	return filepath.Join(dir, "initprof", "bin"), nil
+	return filepath.Join(dir, "initprof", part), nil
+}
+
+// cachePath is where the build of goarch for the running binary self is
+// kept: CACHE/PREFIX<hash of self>/initprof-linux-GOARCH.
+func cachePath(o Options, self, prefix, goarch string) (string, error) {
+	cache := o.CacheDir
+	if cache == "" {
+		var err error
+		if cache, err = CacheDir(); err != nil {
+			return "", err
+		}
+	}
+	key, err := fileKey(self)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cache, prefix+key, "initprof-linux-"+goarch), nil
 }
 
 // IsStatic reports whether path is an ELF executable for goarch with no
@@ -102,18 +123,10 @@ func Static(goarch string, o Options) (string, error) {
 	if sib := filepath.Join(filepath.Dir(self), "initprof-"+goarch); IsStatic(sib, goarch) {
 		return sib, nil
 	}
-	cache := o.CacheDir
-	if cache == "" {
-		var err error
-		if cache, err = CacheDir(); err != nil {
-			return "", err
-		}
-	}
-	key, err := fileKey(self)
+	dst, err := cachePath(o, self, "", goarch)
 	if err != nil {
 		return "", err
 	}
-	dst := filepath.Join(cache, key, "initprof-linux-"+goarch)
 	if IsStatic(dst, goarch) {
 		return dst, nil
 	}
@@ -141,6 +154,59 @@ func Static(goarch string, o Options) (string, error) {
 	}
 	if o.Progress != nil {
 		o.Progress(fmt.Sprintf("built %s in %.1f s", dst, time.Since(t0).Seconds()))
+	}
+	return dst, nil
+}
+
+// CommandPkg is initprof's main package, the program the sandbox runs.
+const CommandPkg = "github.com/initprof/initprof/cmd/initprof"
+
+// IsInitprof says whether the running program is initprof's command (and not
+// another program that imports the engine, such as a user's test binary).
+func IsInitprof() bool {
+	bi, ok := debug.ReadBuildInfo()
+	return ok && bi.Path == CommandPkg
+}
+
+// Command returns a static linux/goarch initprof command for a program that
+// is not initprof itself: a Go test in a user's module that imports the
+// engine. It builds CommandPkg with the module in the current directory
+// (which requires initprof, so the same version is built), once per running
+// binary, into the cache.
+func Command(goarch string, o Options) (string, error) {
+	if _, ok := machines[goarch]; !ok {
+		return "", fmt.Errorf("no initprof build for GOARCH %q: amd64 and arm64 are supported", goarch)
+	}
+	self := o.Self
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return "", fmt.Errorf("locating the running program: %w", err)
+		}
+	}
+	dst, err := cachePath(o, self, "cmd-", goarch)
+	if err != nil {
+		return "", err
+	}
+	if IsStatic(dst, goarch) {
+		return dst, nil
+	}
+	if o.NoBuild {
+		return "", fmt.Errorf("no static initprof built for %s: give the engine one (Config.Self), or build it with 'CGO_ENABLED=0 go build %s'", self, CommandPkg)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	gobin, err := goCommand(o.Go)
+	if err != nil {
+		return "", fmt.Errorf("building initprof for this program: %w", err)
+	}
+	if o.Progress != nil {
+		o.Progress(fmt.Sprintf("building the static initprof the sandbox runs (%s, in %s; cached in %s)", CommandPkg, wd, filepath.Dir(dst)))
+	}
+	if err := build(gobin, Src{Dir: wd, Pkg: CommandPkg}, goarch, dst); err != nil {
+		return "", err
 	}
 	return dst, nil
 }
@@ -250,7 +316,7 @@ func build(gobin string, src Src, goarch, dst string) error {
 	}
 	tmp := fmt.Sprintf("%s.tmp%d", dst, os.Getpid())
 	defer os.Remove(tmp)
-	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOFLAGS=-mod=mod")
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	run := func(dir string, args ...string) error {
 		cmd := exec.Command(gobin, args...)
 		cmd.Dir, cmd.Env = dir, env
@@ -269,6 +335,7 @@ func build(gobin string, src Src, goarch, dst string) error {
 			return err
 		}
 		defer os.RemoveAll(mod)
+		env = append(env, "GOFLAGS=-mod=mod")
 		if err = run(mod, "mod", "init", "initprof-build"); err == nil {
 			if err = run(mod, "get", src.Module+"@"+src.Version); err == nil {
 				err = run(mod, "build", "-trimpath", "-o", tmp, src.Pkg)

@@ -25,6 +25,10 @@
  *   INITPROF_SAMPLE_NOREGISTER=1  sleep forever without registering
  *   INITPROF_SAMPLE_INIT_DELAY_MS=N  sleep N ms after subscribing, before the first
  *                              /next (a slow extension init; not under H18)
+ *   INITPROF_SAMPLE_CLOCK_SYSCALL=1  also print main_sys: CLOCK_MONOTONIC read with
+ *                              a raw clock_gettime syscall before main's vDSO read,
+ *                              so the first vDSO call's own cost (its page faults)
+ *                              can be told apart from the probe's error
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -40,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +52,15 @@ static inline uint64_t mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The kernel reads the clock: no vDSO page is touched, so a process's first
+ * read costs what every later one does. */
+static uint64_t mono_ns_syscall(void)
+{
+	struct timespec ts;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
@@ -290,6 +304,7 @@ static void event_type(const char *body, char *out, size_t outlen)
 
 int main(int argc, char **argv)
 {
+	uint64_t t_sys = getenv("INITPROF_SAMPLE_CLOCK_SYSCALL") ? mono_ns_syscall() : 0;
 	uint64_t t_main = mono_ns();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	(void)argc;
@@ -297,6 +312,8 @@ int main(int argc, char **argv)
 		const char *b = strrchr(argv[0], '/');
 		ext_name = b ? b + 1 : argv[0];
 	}
+	if (t_sys)
+		checkpoint("main_sys", t_sys);
 	checkpoint("main", t_main);
 
 	const char *crash = getenv("INITPROF_SAMPLE_CRASH");

@@ -1,0 +1,211 @@
+// Package coldstart is initprof's engine: one Lambda cold start, measured.
+// It joins the sandbox (package container), the Lambda platform that runs
+// inside it (package extension), the probes and the CPU sampler (package
+// probes) and turns what they saw into a profile.Run (package profile).
+//
+// Open prepares what every cold start of an invocation shares (privileges,
+// tracefs, the static initprof the sandbox runs as PID 1, the probe-cost
+// calibration); NewSeries prepares one build under test (its sandbox bundle,
+// built once, and its probes, attached once); Series.Run performs cold start i.
+// Close leaves nothing behind: no container, cgroup, probe or bundle.
+//
+// The engine never prints: it reports progress through Config.Progress. A
+// user's own Go test can run a cold start with it (see the package example);
+// cmd/initprof only parses flags, shows progress and writes files.
+package coldstart
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/internal/selfbin"
+)
+
+// Config is what a cold start is made of. The zero value of each field is
+// Lambda's default where Lambda has one.
+type Config struct {
+	// MemoryMB is the function's memory: the cgroup's memory limit and its
+	// CPU quota (MemoryMB/1769 of one CPU), as Lambda sets them. 0: 1024.
+	MemoryMB int
+	// Runtime is "sim" (initprof's simulated runtime; "" means it too) or the
+	// path of a bootstrap executable.
+	Runtime string
+	// RuntimeInit and RuntimeInvoke time the simulated runtime. 0: 15 ms, 1 ms.
+	RuntimeInit, RuntimeInvoke time.Duration
+	// Invokes after init in each cold start. 0: 1.
+	Invokes int
+	// InitTimeout is Lambda's init limit. 0: 10 s.
+	InitTimeout time.Duration
+	// Env holds the customer's environment variables, K=V.
+	Env []string
+	// Uprobes are extra checkpoints: SYMBOL (in the extension) or FILE:SYMBOL.
+	Uprobes []string
+	// Checkpoints are log-line checkpoints: the first group names each.
+	Checkpoints []*regexp.Regexp
+	// Sandbox is "oci" (runc or crun; "" means it too) or "process".
+	Sandbox string
+	// OCIRuntime is runc, crun or a path; "" takes runc, then crun, on PATH.
+	OCIRuntime string
+	// Rootfs, when set, supplies the interpreter and libraries (e.g. an
+	// exported Lambda base image).
+	Rootfs string
+	// Warm keeps the page cache between cold starts; by default each one
+	// starts with the sandbox's files evicted, as a new Lambda host would.
+	Warm bool
+	// Self is the static initprof the sandbox runs as PID 1. "": the running
+	// binary when it is initprof and static, else its static twin; in any
+	// other program (a test that imports this package) initprof's command,
+	// built once with the current directory's module (internal/selfbin).
+	Self string
+	// Emulated labels reports as made in the emulated arm64 microVM.
+	Emulated bool
+	// Progress receives one line per notable step (sandbox made, costs
+	// calibrated, a checkpoint unavailable). nil is silent.
+	Progress func(string)
+}
+
+func (c *Config) defaults() {
+	if c.MemoryMB == 0 {
+		c.MemoryMB = 1024
+	}
+	if c.Runtime == "" {
+		c.Runtime = "sim"
+	}
+	if c.RuntimeInit == 0 {
+		c.RuntimeInit = 15 * time.Millisecond
+	}
+	if c.RuntimeInvoke == 0 {
+		c.RuntimeInvoke = time.Millisecond
+	}
+	if c.Invokes == 0 {
+		c.Invokes = 1
+	}
+	if c.InitTimeout == 0 {
+		c.InitTimeout = 10 * time.Second
+	}
+	if c.Sandbox == "" {
+		c.Sandbox = "oci"
+	}
+}
+
+// ErrorKind classifies an engine error, so a CLI can map it to an exit code.
+type ErrorKind int
+
+const (
+	// Failure is anything else: a run that broke, a sandbox that would not start.
+	Failure ErrorKind = iota
+	// BadInput is the caller's to fix: a missing file, a bad option, no OCI runtime.
+	BadInput
+	// Privileges means root (BPF, perf events, cgroups) is missing.
+	Privileges
+)
+
+// Error is an engine error with its kind.
+type Error struct {
+	Kind ErrorKind
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// KindOf is the kind of err: that of the first *Error in its chain, else Failure.
+func KindOf(err error) ErrorKind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return Failure
+}
+
+func kindErr(k ErrorKind, err error) error { return &Error{Kind: k, Err: err} }
+
+// Engine holds what every series of one invocation shares.
+type Engine struct {
+	cfg   Config
+	costs *Costs // measured by the first series' tracer
+}
+
+// Open checks privileges and the options, mounts tracefs when the machine
+// booted without it, and finds the static initprof for the sandbox.
+func Open(cfg Config) (*Engine, error) {
+	cfg.defaults()
+	if os.Geteuid() != 0 {
+		return nil, kindErr(Privileges, errors.New("profiling needs root (BPF, perf events, cgroups and the OCI runtime): run it with sudo, or see 'initprof doctor'"))
+	}
+	if cfg.Sandbox != "oci" && cfg.Sandbox != "process" {
+		return nil, kindErr(BadInput, fmt.Errorf("sandbox %q: use 'oci' or 'process'", cfg.Sandbox))
+	}
+	if cfg.MemoryMB < 128 || cfg.MemoryMB > 10240 {
+		return nil, kindErr(BadInput, fmt.Errorf("memory %d MB: Lambda allows 128 to 10240 MB", cfg.MemoryMB))
+	}
+	if cfg.Runtime != "sim" {
+		if _, err := os.Stat(cfg.Runtime); err != nil {
+			return nil, kindErr(BadInput, fmt.Errorf("runtime %s: %v (give 'sim' or the path of a bootstrap executable)", cfg.Runtime, err))
+		}
+	}
+	if err := ensureTracefs(); err != nil {
+		return nil, kindErr(Privileges, err)
+	}
+	if cfg.Self == "" && !selfbin.IsInitprof() {
+		// A program that imports the engine (a user's test): the sandbox
+		// still needs initprof's command as its PID 1.
+		self, err := selfbin.Command(runtime.GOARCH, selfbin.Options{Progress: cfg.Progress})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Self = self
+	}
+	if cfg.Self == "" {
+		self, err := selfbin.Static(runtime.GOARCH, selfbin.Options{Progress: cfg.Progress})
+		if err != nil && cfg.Sandbox == "process" {
+			// The process sandbox runs on the host's files: the running
+			// binary does when no static twin can be had.
+			self, err = os.Executable()
+		}
+		if err != nil {
+			return nil, err
+		}
+		cfg.Self = self
+	}
+	return &Engine{cfg: cfg}, nil
+}
+
+// Config is the engine's configuration, defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Self is the static initprof the sandbox runs as PID 1.
+func (e *Engine) Self() string { return e.cfg.Self }
+
+// Costs are the per-event probe costs, once the first series measured them.
+func (e *Engine) Costs() *Costs { return e.costs }
+
+// Close removes every container this process made (series close their own;
+// this catches what an interrupted series left).
+func (e *Engine) Close() { container.CleanupAll() }
+
+func (e *Engine) progressf(format string, args ...any) {
+	if e.cfg.Progress != nil {
+		e.cfg.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+// ensureTracefs mounts tracefs when the machine booted without it: the
+// syscall tracepoints need it.
+func ensureTracefs() error {
+	for _, p := range []string{"/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"} {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+	}
+	if err := syscall.Mount("nodev", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("tracefs is not mounted and mounting it failed (%v): mount -t tracefs nodev /sys/kernel/tracing", err)
+	}
+	return nil
+}
