@@ -47,6 +47,7 @@ func (e *Engine) NewSeries(name string, exts []container.Extension) (*Series, er
 		Rootfs:     c.Rootfs,
 		OCIRuntime: c.OCIRuntime,
 		Warm:       c.Warm,
+		InitCPU:    max(c.InitCPU, 0),
 		PlatformArgs: []string{
 			"--invokes", fmt.Sprint(c.Invokes),
 			"--init-timeout", c.InitTimeout.String(),
@@ -69,7 +70,7 @@ func (e *Engine) NewSeries(name string, exts []container.Extension) (*Series, er
 		return nil, err
 	}
 	e.progressf("%s: sandbox %s", name, s.sb.Kind())
-	if s.tr, err = newTracer(s.sb, exts, c.Uprobes, c.Self, c.Rootfs); err != nil {
+	if s.tr, err = newTracer(s.sb, exts, cfg.Bootstrap, c.Uprobes, c.Self, c.Rootfs); err != nil {
 		s.sb.Close()
 		return nil, err
 	}
@@ -125,6 +126,7 @@ func (s *Series) Report() *profile.Report {
 	rep := profile.Aggregate(s.runs)
 	rep.Build = s.name
 	rep.Overhead = probeOverhead(s.runs, s.hits, s.e.costs)
+	rep.Notes = append(rep.Notes, s.cpuModelNote())
 	rep.Notes = append(rep.Notes, sandboxNote(s.sb.Kind(), s.runs))
 	if n := s.othersNote(); n != "" {
 		rep.Notes = append(rep.Notes, n)
@@ -163,14 +165,25 @@ func newSandbox(kind string, cfg container.Config) (container.Sandbox, error) {
 // newTracer attaches the probes once for the whole series: to the sandbox's
 // copies of the extensions and of their ELF interpreter (uprobes are keyed by
 // inode, so the host originals would never fire).
-func newTracer(sb container.Sandbox, exts []container.Extension, user []string, self, rootfs string) (*probes.Tracer, error) {
+//
+// With no extension (a function's own init, as lambda-perf measures it) the
+// runtime's bootstrap is the binary under test and gets the probes.
+func newTracer(sb container.Sandbox, exts []container.Extension, bootstrap string, user []string, self, rootfs string) (*probes.Tracer, error) {
 	opts := probes.Options{UserProbes: user, Calibration: self}
+	type target struct{ inside, host string }
+	var targets []target
 	for _, e := range exts {
-		p := sb.HostPath(container.ExtensionsDir + "/" + e.Name)
-		if _, _, script, _ := container.ScriptInterpreter(e.Path); script {
+		targets = append(targets, target{container.ExtensionsDir + "/" + e.Name, e.Path})
+	}
+	if len(exts) == 0 && bootstrap != "" {
+		targets = append(targets, target{container.BootstrapPath, bootstrap})
+	}
+	for _, e := range targets {
+		p := sb.HostPath(e.inside)
+		if _, _, script, _ := container.ScriptInterpreter(e.host); script {
 			// A #! extension's process runs its interpreter's code: probe
 			// the sandbox's copy of that program.
-			inside, _, err := container.ResolveScript(e.Path, rootfs)
+			inside, _, err := container.ResolveScript(e.host, rootfs)
 			if err != nil {
 				return nil, kindErr(BadInput, err)
 			}
@@ -225,9 +238,6 @@ func (s *Series) oneRun(ctx context.Context, i int, smp *sampling) (r profile.Ru
 		return r, h, err
 	}
 	defer inst.Delete()
-	if l := inst.Limits(); l.Cgroup != "" {
-		cost.Limits = &profile.Limits{Cgroup: l.Cgroup, MemoryBytes: l.MemoryBytes, CPUQuotaUS: l.CPUQuotaUS, CPUPeriodUS: l.CPUPeriodUS}
-	}
 	if err := tr.Follow(inst.PID()); err != nil {
 		return r, h, fmt.Errorf("following pid %d: %w", inst.PID(), err)
 	}
@@ -254,6 +264,10 @@ func (s *Series) oneRun(ctx context.Context, i int, smp *sampling) (r profile.Ru
 	}
 	evs, st, cerr := tr.Collect()
 	derr := inst.Delete()
+	if l := inst.Limits(); l.Cgroup != "" {
+		cost.Limits = &profile.Limits{Cgroup: l.Cgroup, MemoryBytes: l.MemoryBytes, CPUQuotaUS: l.CPUQuotaUS, CPUPeriodUS: l.CPUPeriodUS,
+			InitCPUQuotaUS: l.InitCPUQuotaUS, SwitchMonoNs: l.SwitchMonoNs, SwitchErr: l.SwitchErr}
+	}
 	if werr != nil {
 		return r, h, fmt.Errorf("%w\n%s", werr, tail(inst.Output()))
 	}
@@ -318,6 +332,9 @@ func sandboxNote(kind string, runs []profile.Run) string {
 			l := r.Sandbox.Limits
 			note += fmt.Sprintf("; limits read back from cgroup %s: memory %d MiB, CPU %d/%d µs (%.3f CPU)",
 				l.Cgroup, l.MemoryBytes>>20, l.CPUQuotaUS, l.CPUPeriodUS, float64(l.CPUQuotaUS)/float64(l.CPUPeriodUS))
+			if l.InitCPUQuotaUS > 0 {
+				note += fmt.Sprintf(" from the end of init, %.3f CPU before it", float64(l.InitCPUQuotaUS)/float64(l.CPUPeriodUS))
+			}
 			break
 		}
 	}
@@ -384,4 +401,28 @@ func (s *Series) othersNote() string {
 		msg += " and during the probe-cost calibration"
 	}
 	return msg + ": they compete for the CPUs, so the Init Durations and the probe-overhead figure are not this build's alone; rerun with nothing else profiling"
+}
+
+// cpuModelNote states the CPU the runs had during init and invokes, and how
+// many runs the switch between the two failed in.
+func (s *Series) cpuModelNote() string {
+	c := s.e.cfg
+	inv := float64(c.MemoryMB) / 1769
+	if s.sb.Kind() == "process" || strings.HasPrefix(s.sb.Kind(), "process") {
+		return "model: CPU unlimited (the process sandbox has no cgroup): Lambda gives init 2 vCPUs and invokes " + fmt.Sprintf("%.3f", inv) + " vCPU at this memory size"
+	}
+	if c.InitCPU <= 0 {
+		return fmt.Sprintf("model: CPU %.3f vCPU (memory/1769) during init too, as --init-cpu 0 asks: NOT Lambda's init, whose Init Durations do not vary with memory", inv)
+	}
+	failed := 0
+	for _, r := range s.runs {
+		if l := r.Sandbox; l != nil && l.Limits != nil && l.Limits.InitCPUQuotaUS > 0 && l.Limits.SwitchMonoNs == 0 && r.InitStatus == "success" {
+			failed++
+		}
+	}
+	n := fmt.Sprintf("model: CPU %g vCPU during init (Lambda's Init Durations do not vary with memory: LAMBDA-FIDELITY.md §1), then memory/1769 = %.3f vCPU from the end of init; --init-cpu 0 keeps the invoke quota during init", c.InitCPU, inv)
+	if failed > 0 {
+		n += fmt.Sprintf("; WARNING: the switch to the invoke quota failed in %d runs (see the platform output)", failed)
+	}
+	return n
 }

@@ -172,6 +172,13 @@ type Limits struct {
 	MemoryBytes int64  // -1 when unlimited
 	CPUQuotaUS  int64  // -1 when unlimited
 	CPUPeriodUS int64
+	// InitCPUQuotaUS is the quota during init when it differs from the
+	// invoke quota (Config.InitCPU), 0 otherwise; SwitchMonoNs is when the
+	// invoke quota replaced it (CLOCK_MONOTONIC; 0: it never did, e.g. init
+	// failed), SwitchErr why it could not.
+	InitCPUQuotaUS int64
+	SwitchMonoNs   int64
+	SwitchErr      string
 }
 
 // CPUs is the quota as a fraction of one CPU (0 when unlimited).
@@ -286,8 +293,9 @@ func readIntFile(p string) (int64, error) {
 
 // checkLimits compares what the cgroup holds with what the config asked for:
 // a runtime that silently drops a limit would make every number wrong.
-func checkLimits(got Limits, memoryMB int) error {
-	quota, period := CPUQuota(memoryMB)
+func checkLimits(got Limits, cfg *Config) error {
+	memoryMB := cfg.memoryMB()
+	quota, period := cfg.initQuota()
 	wantMem := int64(memoryMB) << 20
 	if got.MemoryBytes != wantMem {
 		return fmt.Errorf("cgroup memory limit is %d bytes, want %d (%d MB)", got.MemoryBytes, wantMem, memoryMB)

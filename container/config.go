@@ -62,6 +62,10 @@ type Config struct {
 	// MemoryMB is the memory limit (default 1024). The CPU quota follows it:
 	// MemoryMB/1769 of one CPU, as on Lambda.
 	MemoryMB int
+	// InitCPU is the CPU (in vCPUs) the OCI sandbox's cgroup gets until the
+	// platform reports the end of init; then it gets the invoke quota,
+	// MemoryMB/1769. 0 keeps the invoke quota throughout (see initcpu.go).
+	InitCPU float64
 	// Env holds the customer's KEY=VALUE variables: passed to the platform as
 	// --env (it gives them to the runtime and extensions) and set for PID 1.
 	Env []string
@@ -146,8 +150,8 @@ func (c *Config) check() error {
 	if m < 128 || m > 10240 {
 		return fmt.Errorf("memory %d MB is outside Lambda's range 128-10240", m)
 	}
-	if len(c.Extensions) == 0 && len(c.Init) == 0 {
-		return fmt.Errorf("no extension given: name at least one executable to run in /opt/extensions")
+	if len(c.Extensions) == 0 && len(c.Init) == 0 && c.Bootstrap == "" {
+		return fmt.Errorf("no extension given: name at least one executable to run in /opt/extensions, or a bootstrap to profile a function's own init")
 	}
 	seen := map[string]bool{}
 	for _, e := range c.Extensions {

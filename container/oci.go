@@ -161,6 +161,13 @@ func (s *ociSandbox) Create(ctx context.Context, runID string) (Instance, error)
 			boot = BootstrapPath
 		}
 		args = s.cfg.platformArgs(InitprofPath, ExtensionsDir, boot, OutMount+"/"+TimelineName)
+		if s.cfg.switchesCPU() {
+			quota, period := CPUQuota(s.cfg.memoryMB())
+			if in.cpu, err = startCPUSwitch(in.outDir, in.cgroup, quota, period); err != nil {
+				return nil, err
+			}
+			args = append(args, "--init-end-notify", OutMount+"/"+InitEndSocket)
+		}
 	}
 	spec := ociSpec(&s.cfg, s.rootfs.dir, in.outDir, in.cgroup, args)
 	b, err := json.MarshalIndent(spec, "", "  ")
@@ -187,6 +194,7 @@ type ociInstance struct {
 	cgroup string
 	pid    int
 	limits Limits
+	cpu    *cpuSwitch // nil: the quota does not change at the end of init
 
 	out    *tail
 	outEOF chan struct{}
@@ -274,7 +282,7 @@ func (in *ociInstance) create(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading back the limits of cgroup %s: %v", in.cgroup, err)
 	}
-	if err := checkLimits(in.limits, in.sb.cfg.memoryMB()); err != nil {
+	if err := checkLimits(in.limits, &in.sb.cfg); err != nil {
 		return fmt.Errorf("%s did not apply the limits: %v", filepath.Base(in.sb.runtime), err)
 	}
 	return nil
@@ -351,7 +359,19 @@ func (in *ociInstance) Output() []byte { return in.out.bytes() }
 func (in *ociInstance) Overhead() Overhead { return in.over }
 
 // Limits are the limits read back from the cgroup after create.
-func (in *ociInstance) Limits() Limits { return in.limits }
+func (in *ociInstance) Limits() Limits {
+	l := in.limits
+	if in.cpu != nil {
+		l.InitCPUQuotaUS = l.CPUQuotaUS
+		l.CPUQuotaUS, _ = CPUQuota(in.sb.cfg.memoryMB())
+		at, err := in.cpu.result()
+		l.SwitchMonoNs = at
+		if err != nil {
+			l.SwitchErr = err.Error()
+		}
+	}
+	return l
+}
 
 // Rusage is the first process's resource usage (with its reaped children's),
 // valid once Wait has returned.
@@ -411,6 +431,9 @@ func (in *ociInstance) Delete() error {
 
 func (in *ociInstance) delete() error {
 	var errs []string
+	if in.cpu != nil {
+		in.cpu.close()
+	}
 	members := cgroupProcs(in.cgroup)
 	if in.createOK || in.pid == 0 {
 		out, err := in.runtimeCmd(context.Background(), "delete", "--force", in.id)

@@ -12,7 +12,7 @@ const ociVersion = "1.0.2"
 // mount and the cgroup path change from run to run; the rootfs is shared.
 func ociSpec(cfg *Config, rootfs, outDir, cgroupsPath string, args []string) *specs.Spec {
 	mem := int64(cfg.memoryMB()) << 20
-	quota, period := CPUQuota(cfg.memoryMB())
+	quota, period := cfg.initQuota()
 	pids := int64(1024)
 	roMount := []string{"nosuid", "noexec", "nodev", "ro"}
 

@@ -57,7 +57,7 @@ func TestParseV2Limits(t *testing.T) {
 
 func TestCheckLimits(t *testing.T) {
 	ok := Limits{Cgroup: "v1", MemoryBytes: 512 << 20, CPUQuotaUS: 28942, CPUPeriodUS: 100000}
-	if err := checkLimits(ok, 512); err != nil {
+	if err := checkLimits(ok, &Config{MemoryMB: 512}); err != nil {
 		t.Errorf("matching limits rejected: %v", err)
 	}
 	for _, bad := range []Limits{
@@ -65,7 +65,7 @@ func TestCheckLimits(t *testing.T) {
 		{MemoryBytes: 512 << 20, CPUQuotaUS: -1, CPUPeriodUS: 100000},
 		{MemoryBytes: 512 << 20, CPUQuotaUS: 28942, CPUPeriodUS: 50000},
 	} {
-		if err := checkLimits(bad, 512); err == nil {
+		if err := checkLimits(bad, &Config{MemoryMB: 512}); err == nil {
 			t.Errorf("limits %+v accepted for 512 MB", bad)
 		}
 	}

@@ -80,6 +80,9 @@ type Config struct {
 	// KeepLogs are output lines the timeline keeps whatever their number
 	// (--checkpoint regexes); see LogKeepFirst for the others.
 	KeepLogs []*regexp.Regexp
+	// OnInitEnd, when set, runs as INIT ends, before the first invoke: the
+	// sandbox gives invokes their memory-proportional CPU quota there.
+	OnInitEnd func() error
 }
 
 func (c *Config) defaults() {
@@ -433,6 +436,11 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 	// refused, so the summary's "after init ended" is never wrong.
 	endMono := MonoNow()
 	p.core.endInit()
+	if cfg.OnInitEnd != nil {
+		if err := cfg.OnInitEnd(); err != nil {
+			fmt.Fprintf(os.Stderr, "initprof platform: at the end of init: %v\n", err)
+		}
+	}
 	initNs := v.LastNs - t0
 	res.InitStatus, res.InitErrorType, res.EndedBy = v.Status, v.ErrorType, v.Culprit
 	res.InitDuration = time.Duration(initNs)

@@ -212,6 +212,12 @@ type Limits struct {
 	MemoryBytes int64  `json:"memory_bytes"`
 	CPUQuotaUS  int64  `json:"cpu_quota_us"`
 	CPUPeriodUS int64  `json:"cpu_period_us"`
+	// InitCPUQuotaUS is the quota until init ended when it differed from the
+	// invoke quota (the Lambda init-CPU model); SwitchMonoNs is when the
+	// invoke quota took over (0: never, e.g. init failed), SwitchErr why not.
+	InitCPUQuotaUS int64  `json:"init_cpu_quota_us,omitempty"`
+	SwitchMonoNs   int64  `json:"cpu_switch_mono_ns,omitempty"`
+	SwitchErr      string `json:"cpu_switch_error,omitempty"`
 }
 
 // Span is one phase of a process: the time between two consecutive checkpoints.

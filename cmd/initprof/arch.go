@@ -171,7 +171,7 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 	argv = append(argv, "--out", "/out", "--force", "--cache", "warm", "--emulated",
 		"-n", fmt.Sprint(o.runs), "--memory", fmt.Sprint(o.memory), "--invokes", fmt.Sprint(o.invokes),
 		"--init-timeout", o.initTimeout.String(), "--runtime-init", o.runtimeInit.String(),
-		"--runtime-invoke", o.runtimeInvoke.String())
+		"--runtime-invoke", o.runtimeInvoke.String(), "--init-cpu", fmt.Sprint(o.initCPU))
 	if o.name != "" {
 		argv = append(argv, "--name", o.name)
 	}

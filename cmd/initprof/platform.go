@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
+	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/extension"
 )
 
@@ -69,6 +70,8 @@ Examples:
 			fs.StringArrayVar(&o.env, "env", nil, "customer environment variable K=V for the runtime and extensions; repeatable")
 			fs.IntVar(&o.waitFD, "wait-fd", -1, "block until this fd is readable or closed before initStart (lets probes attach first)")
 			fs.StringArrayVar(&o.keepLogs, "keep-log", nil, "keep every output line matching REGEX in the timeline (others: the first and last lines per stream and phase); repeatable")
+			fs.StringVar(&o.initEndNotify, "init-end-notify", "", "unix socket to tell when INIT ends, waiting for its answer (the sandbox switches to the invoke CPU quota there)")
+			fs.MarkHidden("init-end-notify")
 			fs.BoolVar(&o.output, "output", false, "echo every process's output lines to stderr, prefixed with its name")
 			return func(args []string) error { return runPlatform(o, args) }
 		},
@@ -77,6 +80,7 @@ Examples:
 
 type platformOpts struct {
 	extensions, runtime, addr, timeline, function string
+	initEndNotify                                 string
 	runtimeInit, runtimeInvoke, initTimeout       time.Duration
 	invokes, memory, waitFD                       int
 	env, keepLogs                                 []string
@@ -162,6 +166,9 @@ func runPlatform(o platformOpts, args []string) error {
 		Invokes:       o.invokes,
 		InitTimeout:   o.initTimeout,
 		KeepLogs:      keep,
+	}
+	if o.initEndNotify != "" {
+		cfg.OnInitEnd = func() error { return container.NotifyInitEnd(o.initEndNotify) }
 	}
 	if sink != nil {
 		cfg.Timeline = extension.NewTimeline(sink)

@@ -84,6 +84,7 @@ type runOpts struct {
 	seed          uint64 // compare: the run-order seed
 	sandboxSet    bool   // --sandbox was given (the microVM's default differs)
 	memory        int
+	initCPU       float64
 	runtime       string
 	runtimeInit   time.Duration
 	runtimeInvoke time.Duration
@@ -119,7 +120,8 @@ func setupRun(fs *pflag.FlagSet) func([]string) error {
 // runFlags defines the flags run and compare share.
 func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 	fs.IntVarP(&o.runs, "runs", "n", runs, "cold starts to run (per build)")
-	fs.IntVar(&o.memory, "memory", 1024, "function memory in MB: the memory limit, and the CPU quota (memory/1769 of one CPU)")
+	fs.IntVar(&o.memory, "memory", 1024, "function memory in MB: the memory limit, and the invoke-time CPU quota (memory/1769 of one CPU)")
+	fs.Float64Var(&o.initCPU, "init-cpu", coldstart.DefaultInitCPU, "vCPUs during init, whatever the memory (Lambda's Init Durations do not vary with it); 0 applies the invoke quota during init too (not Lambda)")
 	fs.StringVar(&o.runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
 	fs.DurationVar(&o.runtimeInit, "runtime-init", 15*time.Millisecond, "sim runtime: its init time (python ≈ 180ms, provided.al2023 ≈ 15ms)")
 	fs.DurationVar(&o.runtimeInvoke, "runtime-invoke", time.Millisecond, "sim runtime: time to answer an invoke")
@@ -141,14 +143,17 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 }
 
 func (o *runOpts) validate(args []string) error {
-	if len(args) == 0 {
-		return badInput("no extension given; usage: initprof run [flags] EXTENSION...")
+	if len(args) == 0 && o.runtime == "sim" {
+		return badInput("no extension given; usage: initprof run [flags] EXTENSION..., or profile a function's own init with --runtime BOOTSTRAP and no extension")
 	}
 	if o.runs < 1 {
 		return badInput("--runs must be at least 1")
 	}
 	if o.memory < 128 || o.memory > 10240 {
 		return badInput("--memory %d: Lambda allows 128 to 10240 MB", o.memory)
+	}
+	if o.initCPU < 0 || o.initCPU > 6 {
+		return badInput("--init-cpu %g: give 0 (the invoke quota) or up to 6 vCPUs (Lambda's most)", o.initCPU)
 	}
 	if o.sandbox != "oci" && o.sandbox != "process" {
 		return badInput("--sandbox %q: use 'oci' or 'process'", o.sandbox)
@@ -269,10 +274,13 @@ type runEnv struct {
 // engineConfig turns the flags into the engine's configuration.
 func (o *runOpts) engineConfig() (coldstart.Config, error) {
 	c := coldstart.Config{
-		MemoryMB: o.memory, Runtime: o.runtime, RuntimeInit: o.runtimeInit, RuntimeInvoke: o.runtimeInvoke,
+		MemoryMB: o.memory, InitCPU: o.initCPU, Runtime: o.runtime, RuntimeInit: o.runtimeInit, RuntimeInvoke: o.runtimeInvoke,
 		Invokes: o.invokes, InitTimeout: o.initTimeout, Env: o.env, Uprobes: o.uprobes,
 		Sandbox: o.sandbox, OCIRuntime: o.ociRuntime, Rootfs: o.rootfs, Warm: o.cache == "warm",
 		Emulated: o.emulated, Progress: func(s string) { progressf("%s", s) },
+	}
+	if o.initCPU == 0 {
+		c.InitCPU = -1 // the engine's "invoke quota throughout"
 	}
 	for _, s := range o.checkpoints {
 		r, err := regexp.Compile(s)
