@@ -7,7 +7,7 @@ GOFLAGS_B := -trimpath
 # initprof runs as PID 1 inside foreign root filesystems, so it must be static.
 export CGO_ENABLED ?= 0
 
-.PHONY: all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples rust-bottlecap-samples demo-bottlecap
+.PHONY: fidelity all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples rust-bottlecap-samples demo-bottlecap
 
 all: build
 
@@ -36,6 +36,10 @@ arm64-samples: arm64-sysroot
 # Boots the arm64 microVM and profiles the arm64 samples in it.
 test-arm64: arm64-kernel arm64-samples build-arm64
 	$(GO) test -count=1 -timeout 10m ./container/vm
+
+# The functions the Lambda model is held against (README "How close to Lambda").
+fidelity:
+	$(MAKE) -C testdata/fidelity
 
 # The sample extensions every test profiles (Go and C), built with known flags.
 samples:

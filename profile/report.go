@@ -203,6 +203,17 @@ func Aggregate(runs []Run) *Report {
 		}
 	}
 	if rep.Verdict == "" {
+		// No extension: a function's own init (initprof run --runtime
+		// BOOTSTRAP alone, as lambda-perf measures runtimes); the runtime is
+		// the subject when its load was probed.
+		for i := range rep.Processes {
+			if pr := &rep.Processes[i]; pr.Role != RoleExtension && pr.Name == NameRuntimeKey && pr.TimeToReady.N > 0 && pr.Load.N > 0 {
+				pr.Verdict = verdict(pr, rep)
+				rep.Verdict = pr.Verdict
+			}
+		}
+	}
+	if rep.Verdict == "" {
 		rep.Verdict = "no extension was observed: nothing to attribute"
 	}
 	return rep

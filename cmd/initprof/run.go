@@ -353,7 +353,11 @@ func runRun(o *runOpts, args []string) error {
 	defer stop()
 	defer env.eng.Close()
 
-	s, err := env.eng.NewSeries(strings.Join(args, " "), exts)
+	name := strings.Join(args, " ")
+	if name == "" {
+		name = "function " + o.runtime // no extension: the function's own init
+	}
+	s, err := env.eng.NewSeries(name, exts)
 	if err != nil {
 		return engineErr(err)
 	}
