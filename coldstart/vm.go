@@ -1,0 +1,223 @@
+package coldstart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/initprof/initprof/container/vm"
+	"github.com/initprof/initprof/elfinfo"
+	"github.com/initprof/initprof/internal/doctor"
+	"github.com/initprof/initprof/internal/selfbin"
+	"github.com/initprof/initprof/scripts"
+)
+
+// VMJob is a series of arm64 cold starts made on an x86 host: the engine
+// boots the arm64 microVM (qemu TCG) with the binaries, their arm64 loader
+// and libraries and the arm64 initprof, runs initprof's own command there
+// (its engine makes the cold starts inside the guest, with the same
+// sandbox, probes and model), and brings its output directory back.
+// Timings under TCG are not Graviton's; checkpoints, phases, symbols and
+// stack shapes are real arm64.
+type VMJob struct {
+	// Command is the guest's initprof subcommand and its flags ("run",
+	// "-n", "10", …), without --sandbox, --out and the binaries, which the
+	// job adds.
+	Command []string
+	// Items are the arm64 binaries: extensions for run, builds for compare
+	// (Label is the build's NAME).
+	Items []VMItem
+	// Name is the extensions' name in /opt/extensions; "": the file name.
+	Name string
+	// Rootfs is the arm64 root file system the loaders and libraries come
+	// from; "": the per-user sysroot, fetched on first use.
+	Rootfs string
+	// OCI runs the guest's cold starts in arm64 runc or crun (OCIRuntime)
+	// under the guest's cgroup v2; else in its process sandbox.
+	OCI        bool
+	OCIRuntime string
+	// MemoryMB is the function's memory; the guest gets 512 MB more.
+	MemoryMB int
+	Timeout  time.Duration
+	// Progress receives the boot, the guest's per-run lines and retries.
+	Progress func(string)
+}
+
+// VMItem is one binary for the guest.
+type VMItem struct{ Label, Path string }
+
+// guestCrashAttempts bounds the microVM boots of one job when the guest
+// kernel crashes (vm.GuestCrashError).
+const guestCrashAttempts = 3
+
+// guestRuntimes are the OCI runtimes the microVM can carry (OCIRuntime; ""
+// is runc), at their paths in the arm64 sysroot and in the guest.
+var guestRuntimes = map[string]string{"": "usr/sbin/runc", "runc": "usr/sbin/runc", "crun": "usr/bin/crun"}
+
+// RunInVM performs job and writes the guest's output directory (its
+// stdout.txt included) to out. A *vm.ExitError says the guest's command
+// exited non-zero; its report is still in out.
+func RunInVM(ctx context.Context, job VMJob, out string) (*vm.Result, error) {
+	progress := func(format string, args ...any) {
+		if job.Progress != nil {
+			job.Progress(fmt.Sprintf(format, args...))
+		}
+	}
+	guestBin, err := selfbin.Static("arm64", selfbin.Options{Progress: job.Progress})
+	if err != nil {
+		return nil, kindErr(BadInput, fmt.Errorf("the arm64 microVM needs a static arm64 initprof: %v", err))
+	}
+	kernel, err := doctor.ARM64KernelPath()
+	if err == nil {
+		_, err = os.Stat(kernel)
+	}
+	if err != nil {
+		return nil, kindErr(BadInput, fmt.Errorf("no arm64 kernel for the microVM (%v): fetch it with 'initprof doctor --fix'", err))
+	}
+	sysroot, err := arm64Sysroot(job.Rootfs, job.Progress)
+	if err != nil {
+		return nil, err
+	}
+	var files []vm.File
+	var guestArgs []string
+	for _, it := range job.Items {
+		a := it.Path
+		info, err := elfinfo.Open(a)
+		if err != nil {
+			return nil, kindErr(BadInput, err)
+		}
+		if info.Arch != "aarch64" {
+			return nil, kindErr(BadInput, fmt.Errorf("%s is a %s binary, not arm64: drop --arch, or give an arm64 build", a, info.Arch))
+		}
+		name := filepath.Base(a)
+		if job.Name != "" {
+			name = job.Name
+		}
+		guest, arg := "/var/task/ext/"+name, ""
+		if it.Label != "" {
+			guest = "/var/task/" + it.Label + "/" + name
+			arg = it.Label + "="
+		}
+		root := ""
+		if info.Interp != "" {
+			if root, err = sysroot.get(); err != nil {
+				return nil, err
+			}
+		}
+		fs, err := vm.ClosureFiles(a, guest, root)
+		if err != nil {
+			return nil, kindErr(BadInput, fmt.Errorf("%s: %v (give an arm64 root filesystem with --rootfs, or run 'initprof doctor --fix')", a, err))
+		}
+		files = append(files, fs...)
+		guestArgs = append(guestArgs, arg+guest)
+	}
+	// The guest runs the process sandbox unless the job asks for the
+	// container: then Debian's arm64 runc and its libraries come along, and
+	// the runs get the memory and CPU limits on the guest's cgroup v2.
+	sandbox := []string{"--sandbox", "process"}
+	if job.OCI {
+		rt, ok := guestRuntimes[job.OCIRuntime]
+		if !ok {
+			return nil, kindErr(BadInput, fmt.Errorf("--oci-runtime %q in the arm64 microVM: use runc (the default) or crun, Debian's arm64 builds from the sysroot", job.OCIRuntime))
+		}
+		root, err := sysroot.get()
+		if err != nil {
+			return nil, err
+		}
+		fs, err := vm.ClosureFiles(filepath.Join(root, rt), "/"+rt, root)
+		if err != nil {
+			return nil, kindErr(BadInput, fmt.Errorf("--sandbox oci in the arm64 microVM needs Debian's arm64 %s in %s (%v): run 'initprof doctor --fix'", filepath.Base(rt), root, err))
+		}
+		files = append(files, fs...)
+		sandbox = []string{"--sandbox", "oci", "--oci-runtime", "/" + rt}
+	}
+	argv := append(append([]string{}, job.Command[0]), sandbox...)
+	// --force: the guest's /out already holds the console's stdout.txt.
+	argv = append(argv, "--out", "/out", "--force", "--emulated")
+	argv = append(argv, job.Command[1:]...)
+	if job.Name != "" {
+		argv = append(argv, "--name", job.Name)
+	}
+	argv = append(argv, guestArgs...)
+
+	progress("booting the arm64 microVM (qemu TCG, %s); %d files in the initramfs", vm.EmulatedNote, len(files))
+	cfg := vm.Config{
+		Kernel:   kernel,
+		MemoryMB: max(1024, job.MemoryMB+512),
+		Initprof: guestBin,
+		Files:    files,
+		Argv:     argv,
+		Stdout:   "/out/stdout.txt",
+		Console:  guestProgress(job.Progress),
+		Timeout:  job.Timeout,
+	}
+	for attempt := 1; ; attempt++ {
+		res, err := vm.Run(ctx, cfg, out)
+		var crash *vm.GuestCrashError
+		if !errors.As(err, &crash) || attempt == guestCrashAttempts || ctx.Err() != nil {
+			return res, err
+		}
+		// The guest kernel's bug, not the extension's: the whole job reruns
+		// in a fresh VM, and nothing of the crashed one is kept.
+		progress("the arm64 guest kernel crashed (%s): a bug of the guest kernel, not of the extension; booting a fresh microVM (attempt %d of %d)",
+			crash.Line, attempt+1, guestCrashAttempts)
+		os.RemoveAll(out)
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return nil, kindErr(BadInput, fmt.Errorf("--out %s: %v", out, err))
+		}
+	}
+}
+
+// arm64Sysroot is the arm64 root file system that dynamically linked
+// binaries take their loader and libraries from: rootfs when given, else the
+// per-user cache, filled on first use (a static extension in the process
+// sandbox never reads it). The closure resolver asks for it only for a
+// binary with an interpreter.
+func arm64Sysroot(rootfs string, progress func(string)) (*lazySysroot, error) {
+	if rootfs != "" {
+		return &lazySysroot{dir: rootfs, ready: true}, nil
+	}
+	dir, err := doctor.ARM64SysrootPath()
+	if err != nil {
+		return nil, kindErr(BadInput, fmt.Errorf("no arm64 sysroot: %v (give --rootfs)", err))
+	}
+	return &lazySysroot{dir: dir, ready: doctor.ARM64SysrootReady(dir), progress: progress}, nil
+}
+
+type lazySysroot struct {
+	dir      string
+	ready    bool
+	progress func(string)
+}
+
+// get returns the sysroot directory, fetching Debian's arm64 libraries into
+// the cache the first time one is needed.
+func (s *lazySysroot) get() (string, error) {
+	if !s.ready {
+		if s.progress != nil {
+			s.progress(fmt.Sprintf("first use of a dynamically linked arm64 binary: fetching Debian's arm64 libraries into %s (once; about a minute)", s.dir))
+		}
+		if err := scripts.Run(os.Stderr, "arm64-sysroot.sh", s.dir); err != nil {
+			return "", fmt.Errorf("arm64 sysroot: %w (or give --rootfs DIR)", err)
+		}
+		s.ready = true
+	}
+	return s.dir, nil
+}
+
+// guestProgress passes the guest job's per-run progress lines ("run 5/20:
+// Init Duration ...") from the console to Progress, so a long emulated
+// series shows where it is; the rest of the console stays in the failure tail.
+type guestProgress func(string)
+
+func (g guestProgress) Write(b []byte) (int, error) {
+	l := strings.TrimSpace(string(b))
+	if g != nil && strings.HasPrefix(l, "run ") && strings.Contains(l, ": Init Duration ") {
+		g("arm64 guest: " + l)
+	}
+	return len(b), nil
+}
