@@ -28,11 +28,11 @@ func foreignArch(arch string) (bool, error) {
 	if !ok {
 		return false, badInput("--arch %q: use amd64 or arm64", arch)
 	}
-	if want == hostELFArch() {
+	if want == coldstart.HostArch() {
 		return false, nil
 	}
 	if want != "aarch64" {
-		return false, badInput("--arch %s on a %s host: only arm64 can be emulated (in a qemu microVM)", arch, hostELFArch())
+		return false, badInput("--arch %s on a %s host: only arm64 can be emulated (in a qemu microVM)", arch, coldstart.HostArch())
 	}
 	return true, nil
 }

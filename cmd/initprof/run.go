@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -18,9 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/coldstart"
-	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/container/vm"
-	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
 )
@@ -201,68 +198,6 @@ func (o *runOpts) validate(args []string) error {
 	return nil
 }
 
-// extensionsFrom checks every argument is an executable ELF for this machine
-// whose libraries resolve, and names it as Lambda will see it.
-func extensionsFrom(args []string, name, rootfs string) ([]container.Extension, error) {
-	var exts []container.Extension
-	seen := map[string]bool{}
-	for _, a := range args {
-		elfPath := a
-		if _, _, script, err := container.ScriptInterpreter(a); err != nil && !script {
-			return nil, badInput("%v", err)
-		} else if script {
-			// Lambda runs #! extensions (a /bin/sh wrapper is common): the
-			// interpreter, and for #!/usr/bin/env PROG the PROG, come into
-			// the sandbox with their libraries; the checks below are theirs.
-			if _, elfPath, err = container.ResolveScript(a, rootfs); err != nil {
-				return nil, withCode(exitBadInput, err)
-			}
-		}
-		info, err := elfinfo.Open(elfPath)
-		if err != nil {
-			return nil, badInput("%v", err)
-		}
-		if want := hostELFArch(); info.Arch != want {
-			return nil, badInput("%s is a %s binary; this host runs %s. Build it for %s, or profile it in the arm64 microVM with --arch arm64 (on an x86 host)", a, info.Arch, want, want)
-		}
-		if info.Interp != "" {
-			cl, err := elfinfo.ResolveClosure(elfPath, rootfs)
-			if err != nil {
-				return nil, badInput("%s: %v", a, err)
-			}
-			if len(cl.Missing) > 0 {
-				where := "on this host"
-				if rootfs != "" {
-					where = "under " + rootfs
-				}
-				return nil, badInput("%s: cannot resolve %s %s (install them, or give --rootfs DIR)", a, strings.Join(cl.Missing, ", "), where)
-			}
-		}
-		n := filepath.Base(a)
-		if name != "" {
-			n = name
-		}
-		if seen[n] {
-			return nil, badInput("two extensions are named %q; Lambda needs distinct file names in /opt/extensions", n)
-		}
-		seen[n] = true
-		abs, _ := filepath.Abs(a)
-		exts = append(exts, container.Extension{Name: n, Path: abs})
-	}
-	return exts, nil
-}
-
-// hostELFArch is the elfinfo architecture name of this machine.
-func hostELFArch() string {
-	switch runtime.GOARCH {
-	case "amd64":
-		return "x86_64"
-	case "arm64":
-		return "aarch64"
-	}
-	return runtime.GOARCH
-}
-
 // runEnv is what every series of a command shares: the engine and the
 // output directory.
 type runEnv struct {
@@ -338,9 +273,16 @@ func runRun(o *runOpts, args []string) error {
 	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
-	exts, err := extensionsFrom(args, o.name, o.rootfs)
+	exts, err := coldstart.Extensions(args, o.name, o.rootfs)
 	if err != nil {
-		return err
+		return engineErr(err)
+	}
+	if o.runtime != "sim" {
+		// The bootstrap gets the extensions' checks: an ELF (or #! script)
+		// for this machine whose libraries resolve.
+		if _, err := coldstart.Extensions([]string{o.runtime}, "bootstrap", o.rootfs); err != nil {
+			return engineErr(fmt.Errorf("--runtime: %w", err))
+		}
 	}
 	if o.out, err = outDir(o.out, o.force, "run"); err != nil {
 		return err
