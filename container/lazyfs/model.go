@@ -398,3 +398,32 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(k)
 	return k
 }
+
+// ModelFrom is DefaultModel with the command-line overrides applied:
+// latencies ("worker=1ms,az=4ms,s3=30ms"), the function class's mix and the
+// base class's mix ("worker=67%,az=32.9%,s3=0.1%"); "" keeps a default.
+func ModelFrom(latencies, functionMix, baseMix string, seed uint64) (Model, error) {
+	m := DefaultModel()
+	if latencies != "" {
+		if err := m.ParseLatencies(latencies); err != nil {
+			return m, err
+		}
+	}
+	for _, c := range []struct{ name, spec string }{{"function", functionMix}, {"base", baseMix}} {
+		if c.spec == "" {
+			continue
+		}
+		mix, err := ParseMix(c.spec)
+		if err != nil {
+			return m, fmt.Errorf("%s mix: %v", c.name, err)
+		}
+		m.SetClass(c.name, mix, nil)
+	}
+	if seed != 0 {
+		m.Seed = seed
+	}
+	if latencies != "" || functionMix != "" || baseMix != "" {
+		m.Source = "hit ratios from Brooker et al., USENIX ATC '23 unless overridden; set by flags"
+	}
+	return m, m.Validate()
+}
