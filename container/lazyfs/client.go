@@ -60,7 +60,10 @@ func Start(initprof string, o ServeOptions) (*Client, error) {
 		return nil, err
 	}
 	cmd := exec.Command(initprof, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// No Pdeathsig: it fires when the forking *thread* exits, which Go does
+	// at will; EOF on stdin is the parent-death signal, and our end of the
+	// pipe is close-on-exec, so no other child holds it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
