@@ -373,7 +373,7 @@ func waitPidfd(pid int) error {
 	}
 }
 
-func (in *ociInstance) PID() int       { return in.pid }
+func (in *ociInstance) PID() int { return in.pid }
 
 // Storage is the run's account (after Delete), nil with local storage.
 func (in *ociInstance) Storage() *StorageStats {
