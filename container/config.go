@@ -372,7 +372,10 @@ func workDir(cfg *Config) (dir string, owned bool, err error) {
 		}
 		owned = true
 	}
-	if isTmpfs(dir) && !cfg.Warm {
+	// With lambda storage the files a cold run evicts are the FUSE mount's,
+	// whose pages can be dropped whatever the backing is (the arm64
+	// microVM's initramfs, say).
+	if isTmpfs(dir) && !cfg.Warm && !cfg.Storage.Lambda() {
 		if owned {
 			os.RemoveAll(dir)
 		}
