@@ -84,8 +84,9 @@ func (l *ledger) reset(seed uint64) {
 // covers that nobody fetched yet is fetched now: its drawn latency is slept
 // (in order, as one agent fetches one chunk after another). A chunk another
 // read is fetching is waited for, not fetched twice. It returns the time
-// slept for fetches.
-func (l *ledger) charge(p string, off, n int64) time.Duration {
+// slept for its own fetches and the time blocked in all (its own fetches and
+// waiting for others'): the server's service time excludes the latter.
+func (l *ledger) charge(p string, off, n int64) (slept, blocked time.Duration) {
 	cs := l.model.chunkSize()
 	first, last := Chunks(off, n, cs)
 	var mine []chan struct{}
@@ -118,6 +119,13 @@ func (l *ledger) charge(p string, off, n int64) time.Duration {
 		wait += lat
 	}
 	l.mu.Unlock()
+	if wait == 0 && len(others) == 0 {
+		for _, ch := range mine {
+			close(ch)
+		}
+		return 0, 0
+	}
+	t0 := time.Now()
 	if wait > 0 {
 		l.sleep(wait)
 	}
@@ -127,7 +135,7 @@ func (l *ledger) charge(p string, off, n int64) time.Duration {
 	for _, ch := range others {
 		<-ch
 	}
-	return wait
+	return wait, time.Since(t0)
 }
 
 // stats snapshots the account since the last reset.

@@ -220,7 +220,7 @@ func TestLedgerConcurrentFetchOnce(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			d := l.charge("/opt/x", int64(i)*4096, 4096)
+			d, _ := l.charge("/opt/x", int64(i)*4096, 4096)
 			mu.Lock()
 			total += d
 			mu.Unlock()

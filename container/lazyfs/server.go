@@ -62,7 +62,7 @@ type server struct {
 	fuse    *fuse.Server
 	reqs    atomic.Int64
 	service atomic.Int64 // ns in handlers, modelled sleeps included
-	slept   atomic.Int64 // ns of modelled sleeps
+	slept   atomic.Int64 // ns blocked in modelled fetches (own, or waiting for another read's)
 }
 
 // lazyNode is a loopback node whose reads are charged by the ledger and
@@ -104,8 +104,8 @@ func (n *lazyNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 
 // Read charges the chunks the read covers, then reads.
 func (n *lazyNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	slept := n.srv.ledger.charge(n.path(), off, int64(len(dest)))
-	n.srv.slept.Add(int64(slept))
+	_, blocked := n.srv.ledger.charge(n.path(), off, int64(len(dest)))
+	n.srv.slept.Add(int64(blocked))
 	if r, ok := f.(*roFile); ok {
 		k, err := syscall.Pread(r.fd, dest, off)
 		if err != nil {
