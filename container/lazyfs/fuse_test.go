@@ -312,3 +312,36 @@ func BenchmarkFUSERead(b *testing.B) {
 		})
 	}
 }
+
+// The readahead option is what the kernel applies (read back from the
+// mount's bdi), and a larger one fetches chunks further ahead.
+func TestFUSEReadAheadApplies(t *testing.T) {
+	for _, tc := range []struct{ ra int }{{128 << 10}, {2 << 20}} {
+		t.Run(fmt.Sprintf("%dKiB", tc.ra>>10), func(t *testing.T) {
+			c, mnt := serve(t, zeroModel(), tc.ra, func(d string) { writeSized(t, filepath.Join(d, "opt/f"), 8*lazyfs.ChunkSize) })
+			st, err := c.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ReadAhead != tc.ra {
+				t.Fatalf("effective readahead %d, want %d", st.ReadAhead, tc.ra)
+			}
+			f, err := os.Open(filepath.Join(mnt, "opt/f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			// Sequential 4 KiB reads of the first 4 MiB, as a loader's
+			// read() of headers would not do but readahead ramps on.
+			buf := make([]byte, 4096)
+			for off := int64(0); off < 4*lazyfs.ChunkSize; off += 4096 {
+				f.ReadAt(buf, off)
+			}
+			got := fileStats(t, c, "/opt/f")
+			t.Logf("readahead %d KiB: %d chunks after reading 2 MiB in 4 KiB steps, %d FUSE reads", tc.ra>>10, got.Chunks, got.Requests)
+			if tc.ra > 128<<10 && got.Chunks <= 4 {
+				t.Errorf("readahead %d KiB fetched only %d chunks reading the first 4", tc.ra>>10, got.Chunks)
+			}
+		})
+	}
+}

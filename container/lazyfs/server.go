@@ -62,7 +62,9 @@ type server struct {
 	fuse    *fuse.Server
 	reqs    atomic.Int64
 	service atomic.Int64 // ns in handlers, modelled sleeps included
-	slept   atomic.Int64 // ns blocked in modelled fetches (own, or waiting for another read's)
+	// readAhead is the mount's effective readahead, read back from sysfs.
+	readAhead int
+	slept     atomic.Int64 // ns blocked in modelled fetches (own, or waiting for another read's)
 }
 
 // lazyNode is a loopback node whose reads are charged by the ledger and
@@ -273,7 +275,48 @@ func mount(o ServeOptions) (*server, error) {
 		return nil, fmt.Errorf("%w: mount %s did not come up: %v (use --storage local)", ErrNoFUSE, o.Mount, err)
 	}
 	s.fuse = fsrv
+	if err := setReadAhead(o.Mount, o.readAhead()); err != nil {
+		s.unmount()
+		return nil, err
+	}
+	s.readAhead = readAheadOf(o.Mount)
 	return s, nil
+}
+
+// setReadAhead sets the mount's readahead through its backing device info.
+// FUSE's INIT reply can only lower the kernel's default (128 KiB), never
+// raise it: /sys/class/bdi/MAJ:MIN/read_ahead_kb can do both.
+func setReadAhead(mnt string, bytes int) error {
+	var st unix.Stat_t
+	if err := unix.Stat(mnt, &st); err != nil {
+		return err
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	want := strconv.Itoa(bytes >> 10)
+	if cur, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(cur)) == want {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte(want), 0); err != nil {
+		return fmt.Errorf("setting the readahead of %s to %s KiB (%s): %v", mnt, want, p, err)
+	}
+	if cur, err := os.ReadFile(p); err != nil || strings.TrimSpace(string(cur)) != want {
+		return fmt.Errorf("readahead of %s: wrote %s KiB to %s, reads back %q", mnt, want, p, strings.TrimSpace(string(cur)))
+	}
+	return nil
+}
+
+// readAheadOf reads the mount's effective readahead in bytes (0: unknown).
+func readAheadOf(mnt string) int {
+	var st unix.Stat_t
+	if err := unix.Stat(mnt, &st); err != nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if err != nil {
+		return 0
+	}
+	kb, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return kb << 10
 }
 
 // detach lazily unmounts mnt: it leaves the namespace at once, and the
@@ -304,7 +347,7 @@ func (s *server) stats() Stats {
 	st := s.ledger.stats()
 	st.Requests = s.reqs.Load()
 	st.ServiceNs = s.service.Load() - s.slept.Load()
-	st.ReadAhead = s.opts.readAhead()
+	st.ReadAhead = s.readAhead
 	return st
 }
 
