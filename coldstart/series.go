@@ -443,7 +443,7 @@ func runStorage(st *container.StorageStats) *profile.Storage {
 		return nil
 	}
 	out := &profile.Storage{Model: st.Model, Chunks: map[string]int{}, TotalChunks: st.Chunks,
-		WaitNs: st.WaitNs, ExpectedNs: st.ExpectedNs, Requests: st.Requests, ServiceNs: st.ServiceNs,
+		WaitNs: st.WaitNs, ExpectedNs: st.ExpectedNs, OversleptNs: st.OversleptNs, Requests: st.Requests, ServiceNs: st.ServiceNs,
 		ReadAheadKiB: st.ReadAhead >> 10}
 	for _, f := range st.Files {
 		if f.Chunks > 0 {
@@ -459,7 +459,7 @@ func (s *Series) storageModelNote() string {
 	if s.storageNote != "" {
 		return "model: " + s.storageNote
 	}
-	var chunks, wait, svc []float64
+	var chunks, wait, svc, over []float64
 	model := ""
 	ra := 0
 	for _, r := range s.runs {
@@ -471,6 +471,7 @@ func (s *Series) storageModelNote() string {
 			chunks = append(chunks, float64(st.TotalChunks))
 			wait = append(wait, float64(st.WaitNs)/1e6)
 			svc = append(svc, float64(st.ServiceNs)/1e6)
+			over = append(over, float64(st.OversleptNs)/1e6)
 		}
 	}
 	if model == "" {
@@ -483,6 +484,6 @@ func (s *Series) storageModelNote() string {
 		sort.Float64s(x)
 		return x[len(x)/2]
 	}
-	return fmt.Sprintf("model: %s; %d KiB readahead; %.0f chunks fetched per cold start (median of %d), modelled fetch wait %.1f ms, FUSE server's own time %.1f ms (medians); --storage local for this machine's disk",
-		model, ra, med(chunks), len(chunks), med(wait), med(svc))
+	return fmt.Sprintf("model: %s; %d KiB readahead; %.0f chunks fetched per cold start (median of %d), modelled fetch wait %.1f ms (the sleeps overran it by %.1f ms), FUSE server's own time %.1f ms (medians); --storage local for this machine's disk",
+		model, ra, med(chunks), len(chunks), med(wait), med(over), med(svc))
 }

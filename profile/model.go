@@ -202,6 +202,8 @@ type Storage struct {
 	// model's mean for the same chunks.
 	WaitNs     int64 `json:"wait_ns"`
 	ExpectedNs int64 `json:"expected_ns"`
+	// OversleptNs is how much longer than modelled the server's sleeps took.
+	OversleptNs int64 `json:"overslept_ns,omitempty"`
 	// Requests is every FUSE request the server answered, ServiceNs its own
 	// time answering them, the modelled sleep excluded.
 	Requests  int64 `json:"requests"`

@@ -20,6 +20,9 @@ type FileStats struct {
 	// ExpectedNs is the mean cost of the chunks fetched (chunks × the class's
 	// expected latency): the figure the draw scatters around.
 	ExpectedNs int64 `json:"expected_ns"`
+	// OversleptNs is how much longer the sleeps took than modelled (timer
+	// slack, scheduling): real time the run waited that the model did not ask.
+	OversleptNs int64 `json:"overslept_ns,omitempty"`
 }
 
 // Stats is one cold start's storage account.
@@ -28,11 +31,12 @@ type Stats struct {
 	Seed  uint64      `json:"seed"`
 	Files []FileStats `json:"files"`
 	// Totals over Files.
-	Chunks     int   `json:"chunks"`
-	BytesRead  int64 `json:"bytes_read"`
-	Reads      int64 `json:"reads"`
-	WaitNs     int64 `json:"wait_ns"`
-	ExpectedNs int64 `json:"expected_ns"`
+	Chunks      int   `json:"chunks"`
+	BytesRead   int64 `json:"bytes_read"`
+	Reads       int64 `json:"reads"`
+	WaitNs      int64 `json:"wait_ns"`
+	ExpectedNs  int64 `json:"expected_ns"`
+	OversleptNs int64 `json:"overslept_ns"`
 	// Requests counts every FUSE request the server answered (lookups,
 	// getattrs, opens, reads...), and ServiceNs their time in the server
 	// excluding the modelled sleep: the FUSE layer's own cost.
@@ -128,6 +132,10 @@ func (l *ledger) charge(p string, off, n int64) (slept, blocked time.Duration) {
 	t0 := time.Now()
 	if wait > 0 {
 		l.sleep(wait)
+		over := time.Since(t0) - wait
+		l.mu.Lock()
+		f.st.OversleptNs += int64(over)
+		l.mu.Unlock()
 	}
 	for _, ch := range mine {
 		close(ch)
@@ -157,6 +165,7 @@ func (l *ledger) stats() Stats {
 		s.Reads += fs.Requests
 		s.WaitNs += fs.WaitNs
 		s.ExpectedNs += fs.ExpectedNs
+		s.OversleptNs += fs.OversleptNs
 	}
 	sort.Slice(s.Files, func(i, j int) bool { return s.Files[i].Path < s.Files[j].Path })
 	return s
