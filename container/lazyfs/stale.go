@@ -13,9 +13,18 @@ type Leftover struct {
 	Owner int // the profiler that spawned its server (0: unknown)
 }
 
-// Mounts lists the lazyfs mounts in /proc/self/mountinfo.
+// Mounts lists the lazyfs mounts in this thread's mount namespace.
+//
+// It reads /proc/thread-self, not /proc/self: /proc/self is the thread
+// group leader's view, and Go wedges (never reuses) a main thread whose
+// locked goroutine exited after it unshared or joined another mount
+// namespace (the crun and process sandboxes do so on locked threads), so
+// the leader's view may be a private namespace.
 func Mounts() []Leftover {
-	f, err := os.Open("/proc/self/mountinfo")
+	f, err := os.Open("/proc/thread-self/mountinfo")
+	if err != nil {
+		f, err = os.Open("/proc/self/mountinfo")
+	}
 	if err != nil {
 		return nil
 	}
