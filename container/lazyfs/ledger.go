@@ -84,6 +84,13 @@ func (l *ledger) reset(seed uint64) {
 	l.files = map[string]*fileLedger{}
 }
 
+// seed is the current seed of the draw.
+func (l *ledger) seed() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.model.Seed
+}
+
 // charge accounts one read of n bytes at off of the file at p. Each chunk it
 // covers that nobody fetched yet is fetched now: its drawn latency is slept
 // (in order, as one agent fetches one chunk after another). A chunk another

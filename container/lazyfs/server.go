@@ -408,7 +408,7 @@ func Serve(o ServeOptions, in io.Reader, out io.Writer) error {
 			}
 			switch f[0] {
 			case "reset":
-				seed := s.ledger.model.Seed + 1
+				seed := s.ledger.seed() + 1
 				if len(f) > 1 {
 					v, err := strconv.ParseUint(f[1], 10, 64)
 					if err != nil {
