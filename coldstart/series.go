@@ -303,7 +303,15 @@ func (s *Series) oneRun(ctx context.Context, i int, smp *sampling) (r profile.Ru
 	cost.CreateNs, cost.StartNs, cost.DeleteNs = ov.Create.Nanoseconds(), ov.Start.Nanoseconds(), ov.Delete.Nanoseconds()
 	cost.MajorFaults = inst.Rusage().Majflt
 	res.Run.Sandbox = &cost
-	res.Run.Storage = runStorage(inst.Storage())
+	sst := inst.Storage()
+	res.Run.Storage = runStorage(sst)
+	if sst != nil {
+		fs := make([]profile.Fetch, 0, len(sst.Fetches))
+		for _, f := range sst.Fetches {
+			fs = append(fs, profile.Fetch{TGID: f.TGID, MonoNs: f.MonoNs, WaitNs: f.WaitNs, Path: f.Path, Chunks: f.Chunks})
+		}
+		res.Run.Storage.UnattributedWaitNs = profile.ChargeFetches(&res.Run, fs)
+	}
 	if st.Dropped > 0 {
 		res.Run.Notes = append(res.Run.Notes, fmt.Sprintf("WARNING: the probes dropped %d events in this run (ring buffer full): its checkpoints may be incomplete", st.Dropped))
 	}

@@ -150,6 +150,11 @@ type Process struct {
 	// the figure that separates a cold page cache from a warm one: with a
 	// warm cache it is about zero however many faults there are.
 	BytesRead map[string]int64 `json:"bytes_read,omitempty"`
+	// FetchWaitNs and FetchChunks are, per phase, the time the process
+	// waited for Lambda's lazy storage (the lambda storage model) and the
+	// 512 KiB chunks it fetched (ChargeFetches).
+	FetchWaitNs map[string]int64 `json:"fetch_wait_ns,omitempty"`
+	FetchChunks map[string]int64 `json:"fetch_chunks,omitempty"`
 }
 
 // Run is one cold start: the platform's view of INIT and every process in it.
@@ -208,6 +213,9 @@ type Storage struct {
 	// time answering them, the modelled sleep excluded.
 	Requests  int64 `json:"requests"`
 	ServiceNs int64 `json:"service_ns"`
+	// UnattributedWaitNs is fetch wait no process phase holds (the
+	// platform's reads, a process before its exec).
+	UnattributedWaitNs int64 `json:"unattributed_wait_ns,omitempty"`
 	// ReadAheadKiB is the mount's readahead.
 	ReadAheadKiB int `json:"readahead_kib"`
 }

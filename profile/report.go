@@ -59,6 +59,14 @@ type ProcessReport struct {
 	TimeToReady stats.Summary `json:"time_to_ready_ns"`
 	// LoadShare is the median over runs of load / time-to-ready (0..1).
 	LoadShare float64 `json:"load_share"`
+	// Under the lambda storage model: LazyLoad is, per run, the chunk-fetch
+	// wait of the phases after entry (code and data first touched in init,
+	// fetched as Lambda's lazy loader fetches them), Chunks the 512 KiB
+	// chunks the process fetched in all, and LambdaLoadShare the median of
+	// (load + LazyLoad) / time-to-ready: load as Lambda pays it.
+	LazyLoad        stats.Summary `json:"lazy_load_ns"`
+	Chunks          stats.Summary `json:"chunks_fetched"`
+	LambdaLoadShare float64       `json:"lambda_load_share,omitempty"`
 	// SlackNs is, per run, the end of INIT minus this process's /next: zero when
 	// it ended INIT, otherwise how much later something else did.
 	SlackNs stats.Summary `json:"slack_ns"`
@@ -87,6 +95,10 @@ type PhaseReport struct {
 	Faults      stats.Summary `json:"faults"`
 	MajorFaults stats.Summary `json:"major_faults"`
 	BytesRead   stats.Summary `json:"bytes_read"`
+	// FetchWait and FetchChunks: the lambda storage model's chunk fetches
+	// in this phase (wait, and chunks the process fetched).
+	FetchWait   stats.Summary `json:"fetch_wait_ns"`
+	FetchChunks stats.Summary `json:"fetch_chunks"`
 	// startOffset orders phases: median start relative to exec.
 	startOffset float64
 }
@@ -232,11 +244,11 @@ func leader(counts map[string]int) string {
 func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit CriticalSummary) ProcessReport {
 	pr := ProcessReport{Name: key, Role: role, Missing: map[string]int{}, OutOfOrder: map[string]int{}}
 	type acc struct {
-		dur, share, onCPU, runnable, blocked, minf, majf, read, start []float64
-		pairs                                                         map[[2]string]int
+		dur, share, onCPU, runnable, blocked, minf, majf, read, start, fwait, fchunks []float64
+		pairs                                                                         map[[2]string]int
 	}
 	phases := map[string]*acc{}
-	var load, own, ttr, loadShare, slack []float64
+	var load, own, ttr, loadShare, slack, lazy, chunks, lambdaShare []float64
 	for i, r := range runs {
 		for _, p := range r.Processes {
 			if p.Role == RolePlatform || processKey(p) != key {
@@ -257,6 +269,18 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 				load = append(load, float64(l))
 				if hasTTR && t > 0 {
 					loadShare = append(loadShare, float64(l)/float64(t))
+				}
+				if r.Storage != nil {
+					entry, _ := p.Checkpoint(CkEntry)
+					w, _ := FetchWaitAfter(p, entry)
+					var c int64
+					for _, n := range p.FetchChunks {
+						c += n
+					}
+					lazy, chunks = append(lazy, float64(w)), append(chunks, float64(c))
+					if hasTTR && t > 0 {
+						lambdaShare = append(lambdaShare, min(1, float64(l+w)/float64(t)))
+					}
 				}
 			}
 			if o, ok := OwnInit(p); ok {
@@ -294,6 +318,10 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 				addIf(&a.minf, p.Faults, s.Name)
 				addIf(&a.majf, p.MajorFaults, s.Name)
 				addIf(&a.read, p.BytesRead, s.Name)
+				if r.Storage != nil {
+					a.fwait = append(a.fwait, float64(p.FetchWaitNs[s.Name]))
+					a.fchunks = append(a.fchunks, float64(p.FetchChunks[s.Name]))
+				}
 			}
 		}
 	}
@@ -309,6 +337,8 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 			Faults:      stats.Summarize(a.minf),
 			MajorFaults: stats.Summarize(a.majf),
 			BytesRead:   stats.Summarize(a.read),
+			FetchWait:   stats.Summarize(a.fwait),
+			FetchChunks: stats.Summarize(a.fchunks),
 			startOffset: stats.Median(a.start),
 		})
 	}
@@ -322,6 +352,8 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 	pr.Init = stats.Summarize(own)
 	pr.TimeToReady = stats.Summarize(ttr)
 	pr.LoadShare = medianOr0(loadShare)
+	pr.LazyLoad, pr.Chunks = stats.Summarize(lazy), stats.Summarize(chunks)
+	pr.LambdaLoadShare = medianOr0(lambdaShare)
 	pr.SlackNs = stats.Summarize(slack)
 	pr.EndedInit = crit.EndedBy[key]
 	if len(pr.Missing) == 0 {
@@ -384,6 +416,12 @@ func dominantPhase(pr *ProcessReport, inLoad bool) (PhaseReport, bool) {
 func verdict(pr *ProcessReport, rep *Report) string {
 	name := pr.Name
 	var b strings.Builder
+	// Under the lambda storage model, load is what Lambda pays for it:
+	// exec→entry plus the chunk fetches of what init touches later.
+	share, lambda := pr.LoadShare, pr.Chunks.N > 0 && pr.LambdaLoadShare > 0
+	if lambda {
+		share = pr.LambdaLoadShare
+	}
 	if pr.Load.N == 0 || pr.TimeToReady.N == 0 {
 		var miss []string
 		for _, c := range []string{CkExec, CkEntry, CkNext} {
@@ -395,6 +433,10 @@ func verdict(pr *ProcessReport, rep *Report) string {
 	} else {
 		fmt.Fprintf(&b, "load (exec→entry) is %s of %s's time-to-ready (%s of %s)",
 			pct(pr.LoadShare), name, fmtDur(pr.Load.Median), fmtDur(pr.TimeToReady.Median))
+		if lambda {
+			fmt.Fprintf(&b, "; on Lambda's lazy storage it fetched %.0f chunks of 512 KiB, and the code and data it first touched after entry cost %s more of fetches: load on Lambda is %s",
+				pr.Chunks.Median, fmtDur(pr.LazyLoad.Median), pct(share))
+		}
 	}
 	lead := rep.Critical.Leader
 	nRuns := len(rep.Critical.Runs)
@@ -427,8 +469,11 @@ func verdict(pr *ProcessReport, rep *Report) string {
 			}
 			break
 		}
-		if pr.LoadShare >= 0.5 {
+		if share >= 0.5 {
 			b.WriteString(", so load dominates: ")
+			if lambda && pr.LazyLoad.Median > float64(pr.Load.Median) {
+				fmt.Fprintf(&b, "most of it is fetching the chunks init touches after entry (%s), so fewer chunks touched (an orderfile, a smaller binary) is the lever; ", fmtDur(pr.LazyLoad.Median))
+			}
 			if ph, ok := dominantPhase(pr, true); ok {
 				fmt.Fprintf(&b, "its largest load phase is %s (%s, %s of time-to-ready); linker and compiler flags are the lever", ph.Name, fmtDur(ph.Dur.Median), pct(ph.Share))
 			} else {
@@ -436,6 +481,9 @@ func verdict(pr *ProcessReport, rep *Report) string {
 			}
 		} else {
 			fmt.Fprintf(&b, ", so init ordering dominates: entry→/next is %s of time-to-ready", pct(1-pr.LoadShare))
+			if lambda {
+				fmt.Fprintf(&b, " (%s of it without the fetches)", pct(1-share))
+			}
 			if ph, ok := dominantPhase(pr, false); ok {
 				fmt.Fprintf(&b, ", the largest step is %s (%s); move work off the path to /next", ph.Name, fmtDur(ph.Dur.Median))
 			}

@@ -65,8 +65,9 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 		label = "runtime"
 	}
 	fmt.Fprintf(w, "%s (%d runs)\n", label, p.Runs)
-	hasCPU, hasFaults, hasMajor, hasRead := false, false, false, false
+	hasCPU, hasFaults, hasMajor, hasRead, hasFetch := false, false, false, false, false
 	for _, ph := range p.Phases {
+		hasFetch = hasFetch || ph.FetchChunks.N > 0
 		hasCPU = hasCPU || ph.OnCPU.N > 0 || ph.Runnable.N > 0 || ph.Blocked.N > 0
 		hasFaults = hasFaults || ph.Faults.N > 0
 		hasMajor = hasMajor || ph.MajorFaults.N > 0
@@ -86,6 +87,9 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 	if hasRead {
 		head = append(head, "read")
 	}
+	if hasFetch {
+		head = append(head, "chunks", "fetch")
+	}
 	t.add(head...)
 	for _, ph := range p.Phases {
 		row := []string{ph.Name, ph.From + " → " + ph.To, fmtDur(ph.Dur.Median), fmtDur(ph.Dur.P10), fmtDur(ph.Dur.P90), shareCell(ph.Share, ph.Dur.N)}
@@ -100,6 +104,9 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 		}
 		if hasRead {
 			row = append(row, bytesOrDash(ph.BytesRead))
+		}
+		if hasFetch {
+			row = append(row, countOrDash(ph.FetchChunks), durOrDash(ph.FetchWait))
 		}
 		t.add(row...)
 	}
@@ -117,6 +124,12 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 			share = pct(p.LoadShare)
 		}
 		t.add(a.name, a.span, fmtDur(a.s.Median), fmtDur(a.s.P10), fmtDur(a.s.P90), share)
+	}
+	if p.LazyLoad.N > 0 && p.Load.N > 0 {
+		// Lambda's lazy loader: code and data first touched after entry
+		// are fetched then, so they are load too.
+		t.add("lazy_load", "fetches after entry", fmtDur(p.LazyLoad.Median), fmtDur(p.LazyLoad.P10), fmtDur(p.LazyLoad.P90), "")
+		t.add("lambda_load", "load + lazy_load", "", "", "", pct(p.LambdaLoadShare))
 	}
 	_ = t.write(w)
 	if len(p.Missing) > 0 {

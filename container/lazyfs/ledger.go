@@ -1,9 +1,15 @@
 package lazyfs
 
 import (
+	"fmt"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // FileStats is what one file cost during one cold start.
@@ -43,6 +49,21 @@ type Stats struct {
 	Requests  int64 `json:"requests"`
 	ServiceNs int64 `json:"service_ns"`
 	ReadAhead int   `json:"readahead"`
+	// Fetches are the reads that waited for a chunk (their own fetch or
+	// another read's), in order: who waited (the caller's thread id, as the
+	// host sees it), from when (CLOCK_MONOTONIC, the probes' clock) and how
+	// long, so the engine can charge each wait to a process and a phase.
+	Fetches []Fetch `json:"fetches,omitempty"`
+}
+
+// Fetch is one read that waited for chunks.
+type Fetch struct {
+	TID    uint32 `json:"tid"`
+	TGID   uint32 `json:"tgid"` // its process (0: unknown)
+	MonoNs int64  `json:"mono_ns"`
+	WaitNs int64  `json:"wait_ns"`
+	Path   string `json:"path"`
+	Chunks int    `json:"chunks"` // chunks this read fetched itself (0: it waited for another's)
 }
 
 // ChunksByFile maps each file's path to its fetched chunks.
@@ -58,9 +79,10 @@ func (s *Stats) ChunksByFile() map[string]int {
 // last reset, and charges first reads. It needs no FUSE: the server calls
 // charge from its Read.
 type ledger struct {
-	mu    sync.Mutex
-	model Model
-	files map[string]*fileLedger
+	mu      sync.Mutex
+	model   Model
+	files   map[string]*fileLedger
+	fetches []Fetch
 	// sleep is time.Sleep; tests replace it.
 	sleep func(time.Duration)
 }
@@ -82,6 +104,7 @@ func (l *ledger) reset(seed uint64) {
 	defer l.mu.Unlock()
 	l.model.Seed = seed
 	l.files = map[string]*fileLedger{}
+	l.fetches = nil
 }
 
 // seed is the current seed of the draw.
@@ -98,6 +121,12 @@ func (l *ledger) seed() uint64 {
 // slept for its own fetches and the time blocked in all (its own fetches and
 // waiting for others'): the server's service time excludes the latter.
 func (l *ledger) charge(p string, off, n int64) (slept, blocked time.Duration) {
+	return l.chargeFor(0, p, off, n)
+}
+
+// chargeFor is charge for a read made by thread tid (0: unknown), logged in
+// Stats.Fetches when it waited.
+func (l *ledger) chargeFor(tid uint32, p string, off, n int64) (slept, blocked time.Duration) {
 	cs := l.model.chunkSize()
 	first, last := Chunks(off, n, cs)
 	var mine []chan struct{}
@@ -137,6 +166,7 @@ func (l *ledger) charge(p string, off, n int64) (slept, blocked time.Duration) {
 		return 0, 0
 	}
 	t0 := time.Now()
+	mono0 := monoNow()
 	if wait > 0 {
 		l.sleep(wait)
 		over := time.Since(t0) - wait
@@ -150,14 +180,30 @@ func (l *ledger) charge(p string, off, n int64) (slept, blocked time.Duration) {
 	for _, ch := range others {
 		<-ch
 	}
-	return wait, time.Since(t0)
+	blocked = time.Since(t0)
+	fe := Fetch{TID: tid, MonoNs: mono0, WaitNs: int64(blocked), Path: p, Chunks: len(mine)}
+	if tid != 0 {
+		// The reader is blocked in this read, so it is alive to ask.
+		fe.TGID = tgidOf(tid)
+	}
+	l.mu.Lock()
+	l.fetches = append(l.fetches, fe)
+	l.mu.Unlock()
+	return wait, blocked
+}
+
+// monoNow is CLOCK_MONOTONIC in ns.
+func monoNow() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }
 
 // stats snapshots the account since the last reset.
 func (l *ledger) stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := Stats{Model: l.model.String(), Seed: l.model.Seed}
+	s := Stats{Model: l.model.String(), Seed: l.model.Seed, Fetches: append([]Fetch(nil), l.fetches...)}
 	for _, f := range l.files {
 		fs := f.st
 		fs.Tiers = map[string]int{}
@@ -176,4 +222,19 @@ func (l *ledger) stats() Stats {
 	}
 	sort.Slice(s.Files, func(i, j int) bool { return s.Files[i].Path < s.Files[j].Path })
 	return s
+}
+
+// tgidOf is the process of thread tid, from /proc/TID/status (0: unknown).
+func tgidOf(tid uint32) uint32 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", tid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Tgid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return uint32(n)
+		}
+	}
+	return 0
 }

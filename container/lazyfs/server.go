@@ -106,7 +106,11 @@ func (n *lazyNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 
 // Read charges the chunks the read covers, then reads.
 func (n *lazyNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	_, blocked := n.srv.ledger.charge(n.path(), off, int64(len(dest)))
+	var tid uint32
+	if c, ok := fuse.FromContext(ctx); ok {
+		tid = c.Pid // the reading thread, in our (the host's) pid namespace
+	}
+	_, blocked := n.srv.ledger.chargeFor(tid, n.path(), off, int64(len(dest)))
 	n.srv.slept.Add(int64(blocked))
 	if r, ok := f.(*roFile); ok {
 		k, err := syscall.Pread(r.fd, dest, off)
