@@ -39,6 +39,21 @@ type initprofPending struct {
 	Sub  uint32
 }
 
+type initprofTouchKey struct {
+	_     structs.HostLayout
+	Tgid  uint32
+	Dev   uint32
+	Ino   uint64
+	Index uint64
+}
+
+type initprofTouchVal struct {
+	_     structs.HostLayout
+	Ts    uint64
+	Flags uint32
+	Tid   uint32
+}
+
 type initprofTrackedVal struct {
 	_      structs.HostLayout
 	Faults uint64
@@ -56,11 +71,14 @@ const (
 	initprofMapOffcpu         = "offcpu"
 	initprofMapPending        = "pending"
 	initprofMapSysroles       = "sysroles"
+	initprofMapTouchDrops     = "touch_drops"
+	initprofMapTouched        = "touched"
 	initprofMapTracked        = "tracked"
 	initprofProgInitprofExecd = "initprof_execd"
 	initprofProgInitprofExit  = "initprof_exit"
 	initprofProgInitprofFork  = "initprof_fork"
 	initprofProgInitprofPfev  = "initprof_pfev"
+	initprofProgInitprofPgadd = "initprof_pgadd"
 	initprofProgInitprofPgflt = "initprof_pgflt"
 	initprofProgInitprofSwtch = "initprof_swtch"
 	initprofProgInitprofSysI  = "initprof_sys_i"
@@ -69,6 +87,7 @@ const (
 	initprofProgInitprofUm    = "initprof_um"
 	initprofProgInitprofUr    = "initprof_ur"
 	initprofProgInitprofUrm   = "initprof_urm"
+	initprofVarTouchFaults    = "touch_faults"
 )
 
 // loadInitprof returns the embedded CollectionSpec for initprof.
@@ -117,6 +136,7 @@ type initprofProgramSpecs struct {
 	InitprofExit  *ebpf.ProgramSpec `ebpf:"initprof_exit"`
 	InitprofFork  *ebpf.ProgramSpec `ebpf:"initprof_fork"`
 	InitprofPfev  *ebpf.ProgramSpec `ebpf:"initprof_pfev"`
+	InitprofPgadd *ebpf.ProgramSpec `ebpf:"initprof_pgadd"`
 	InitprofPgflt *ebpf.ProgramSpec `ebpf:"initprof_pgflt"`
 	InitprofSwtch *ebpf.ProgramSpec `ebpf:"initprof_swtch"`
 	InitprofSysI  *ebpf.ProgramSpec `ebpf:"initprof_sys_i"`
@@ -131,21 +151,24 @@ type initprofProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type initprofMapSpecs struct {
-	Config   *ebpf.MapSpec `ebpf:"config"`
-	Drops    *ebpf.MapSpec `ebpf:"drops"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	IoProc   *ebpf.MapSpec `ebpf:"io_proc"`
-	IoThread *ebpf.MapSpec `ebpf:"io_thread"`
-	Offcpu   *ebpf.MapSpec `ebpf:"offcpu"`
-	Pending  *ebpf.MapSpec `ebpf:"pending"`
-	Sysroles *ebpf.MapSpec `ebpf:"sysroles"`
-	Tracked  *ebpf.MapSpec `ebpf:"tracked"`
+	Config     *ebpf.MapSpec `ebpf:"config"`
+	Drops      *ebpf.MapSpec `ebpf:"drops"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	IoProc     *ebpf.MapSpec `ebpf:"io_proc"`
+	IoThread   *ebpf.MapSpec `ebpf:"io_thread"`
+	Offcpu     *ebpf.MapSpec `ebpf:"offcpu"`
+	Pending    *ebpf.MapSpec `ebpf:"pending"`
+	Sysroles   *ebpf.MapSpec `ebpf:"sysroles"`
+	TouchDrops *ebpf.MapSpec `ebpf:"touch_drops"`
+	Touched    *ebpf.MapSpec `ebpf:"touched"`
+	Tracked    *ebpf.MapSpec `ebpf:"tracked"`
 }
 
 // initprofVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type initprofVariableSpecs struct {
+	TouchFaults *ebpf.VariableSpec `ebpf:"touch_faults"`
 }
 
 // initprofObjects contains all objects after they have been loaded into the kernel.
@@ -168,15 +191,17 @@ func (o *initprofObjects) Close() error {
 //
 // It can be passed to loadInitprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type initprofMaps struct {
-	Config   *ebpf.Map `ebpf:"config"`
-	Drops    *ebpf.Map `ebpf:"drops"`
-	Events   *ebpf.Map `ebpf:"events"`
-	IoProc   *ebpf.Map `ebpf:"io_proc"`
-	IoThread *ebpf.Map `ebpf:"io_thread"`
-	Offcpu   *ebpf.Map `ebpf:"offcpu"`
-	Pending  *ebpf.Map `ebpf:"pending"`
-	Sysroles *ebpf.Map `ebpf:"sysroles"`
-	Tracked  *ebpf.Map `ebpf:"tracked"`
+	Config     *ebpf.Map `ebpf:"config"`
+	Drops      *ebpf.Map `ebpf:"drops"`
+	Events     *ebpf.Map `ebpf:"events"`
+	IoProc     *ebpf.Map `ebpf:"io_proc"`
+	IoThread   *ebpf.Map `ebpf:"io_thread"`
+	Offcpu     *ebpf.Map `ebpf:"offcpu"`
+	Pending    *ebpf.Map `ebpf:"pending"`
+	Sysroles   *ebpf.Map `ebpf:"sysroles"`
+	TouchDrops *ebpf.Map `ebpf:"touch_drops"`
+	Touched    *ebpf.Map `ebpf:"touched"`
+	Tracked    *ebpf.Map `ebpf:"tracked"`
 }
 
 func (m *initprofMaps) Close() error {
@@ -189,6 +214,8 @@ func (m *initprofMaps) Close() error {
 		m.Offcpu,
 		m.Pending,
 		m.Sysroles,
+		m.TouchDrops,
+		m.Touched,
 		m.Tracked,
 	)
 }
@@ -197,6 +224,7 @@ func (m *initprofMaps) Close() error {
 //
 // It can be passed to loadInitprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type initprofVariables struct {
+	TouchFaults *ebpf.Variable `ebpf:"touch_faults"`
 }
 
 // initprofPrograms contains all programs after they have been loaded into the kernel.
@@ -207,6 +235,7 @@ type initprofPrograms struct {
 	InitprofExit  *ebpf.Program `ebpf:"initprof_exit"`
 	InitprofFork  *ebpf.Program `ebpf:"initprof_fork"`
 	InitprofPfev  *ebpf.Program `ebpf:"initprof_pfev"`
+	InitprofPgadd *ebpf.Program `ebpf:"initprof_pgadd"`
 	InitprofPgflt *ebpf.Program `ebpf:"initprof_pgflt"`
 	InitprofSwtch *ebpf.Program `ebpf:"initprof_swtch"`
 	InitprofSysI  *ebpf.Program `ebpf:"initprof_sys_i"`
@@ -223,6 +252,7 @@ func (p *initprofPrograms) Close() error {
 		p.InitprofExit,
 		p.InitprofFork,
 		p.InitprofPfev,
+		p.InitprofPgadd,
 		p.InitprofPgflt,
 		p.InitprofSwtch,
 		p.InitprofSysI,

@@ -62,6 +62,9 @@ type Options struct {
 	// Tracer.Calibrate can measure what a hit costs here. "" = none; a binary
 	// without the symbol (stripped) leaves the tracer uncalibrated, no error.
 	Calibration string
+	// NoTouched leaves out the page-touch probes (filemap:mm_filemap_add_to_page_cache
+	// and the fault-address lookup): Touched returns nothing. For measuring their cost.
+	NoTouched bool
 }
 
 // Missing is a checkpoint that could not be attached, and why.
@@ -120,6 +123,8 @@ type Tracer struct {
 	uprobeReturnNs int64
 	faultTP        bool  // page faults from the exceptions:page_fault_user tracepoint
 	perfFDs        []int // software page-fault perf events (the fallback), closed by Close
+	touchTP        bool  // the page-touch probes are attached (Touched)
+	touchBase      [2]uint64
 
 	mu        sync.Mutex
 	events    []rawEvent
@@ -180,6 +185,17 @@ func New(opts Options) (_ *Tracer, err error) {
 		delete(spec.Programs, "initprof_pfev")
 	} else {
 		delete(spec.Programs, "initprof_pgflt")
+	}
+	t.touchTP = !opts.NoTouched && haveTracepoint("filemap", "mm_filemap_add_to_page_cache")
+	if t.touchTP {
+		if err := spec.Variables["touch_faults"].Set(uint32(1)); err != nil {
+			return nil, fmt.Errorf("probes: enabling the fault-address lookup: %w", err)
+		}
+	} else {
+		delete(spec.Programs, "initprof_pgadd")
+		if !opts.NoTouched {
+			t.missing = append(t.missing, Missing{Checkpoint: "touched_pages", Reason: "this kernel has no filemap:mm_filemap_add_to_page_cache tracepoint"})
+		}
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
@@ -256,6 +272,13 @@ func (t *Tracer) attachKernel() error {
 		t.links = append(t.links, l)
 	} else if err := t.attachFaultEvents(); err != nil {
 		t.missing = append(t.missing, Missing{Checkpoint: "page_faults", Reason: err.Error()})
+	}
+	if t.touchTP {
+		l, err := link.Tracepoint("filemap", "mm_filemap_add_to_page_cache", t.coll.Programs["initprof_pgadd"], nil)
+		if err != nil {
+			return permissionError("attaching filemap:mm_filemap_add_to_page_cache", err)
+		}
+		t.links = append(t.links, l)
 	}
 	roles := t.coll.Maps["sysroles"]
 	for _, r := range syscallRoles {
@@ -567,6 +590,9 @@ func (t *Tracer) reset(root, parent uint32) error {
 	t.events = nil
 	t.dropBase = t.drops()
 	t.mu.Unlock()
+	if err := t.clearTouched(); err != nil {
+		return fmt.Errorf("probes: clearing the touched pages: %w", err)
+	}
 	if root != 0 {
 		if err := t.coll.Maps["tracked"].Update(root, uint64(0), ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("probes: tracking pid %d: %w", root, err)
