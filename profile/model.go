@@ -150,6 +150,12 @@ type Process struct {
 	// the figure that separates a cold page cache from a warm one: with a
 	// warm cache it is about zero however many faults there are.
 	BytesRead map[string]int64 `json:"bytes_read,omitempty"`
+	// Touched is, per phase, the file-backed pages the process touched
+	// first in it and their 512 KiB chunks, attributed to file, section,
+	// symbol and crate/package; TouchedInit sums them over exec → next.
+	// Nil when the probes could not see page-cache adds.
+	Touched     map[string]*Touched `json:"touched,omitempty"`
+	TouchedInit *TouchedInit        `json:"touched_init,omitempty"`
 }
 
 // Run is one cold start: the platform's view of INIT and every process in it.

@@ -69,6 +69,8 @@ type ProcessReport struct {
 	// OutOfOrder counts, per "x before y", the runs where init ran in that order.
 	OutOfOrder map[string]int `json:"out_of_order,omitempty"`
 	Verdict    string         `json:"verdict,omitempty"`
+	// Touched is what init touched of the files (nil when not measured).
+	Touched *TouchedReport `json:"touched,omitempty"`
 }
 
 // PhaseReport is one phase of one process over all runs that had it.
@@ -87,6 +89,12 @@ type PhaseReport struct {
 	Faults      stats.Summary `json:"faults"`
 	MajorFaults stats.Summary `json:"major_faults"`
 	BytesRead   stats.Summary `json:"bytes_read"`
+	// Touched* are the pages (by kind) and chunks first touched in the phase.
+	TouchedPages     stats.Summary `json:"touched_pages"`
+	TouchedMajor     stats.Summary `json:"touched_major"`
+	TouchedMinor     stats.Summary `json:"touched_minor"`
+	TouchedReadahead stats.Summary `json:"touched_readahead"`
+	TouchedChunks    stats.Summary `json:"touched_chunks"`
 	// startOffset orders phases: median start relative to exec.
 	startOffset float64
 }
@@ -233,16 +241,21 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 	pr := ProcessReport{Name: key, Role: role, Missing: map[string]int{}, OutOfOrder: map[string]int{}}
 	type acc struct {
 		dur, share, onCPU, runnable, blocked, minf, majf, read, start []float64
+		tPages, tMaj, tMin, tRA, tChunks                              []float64
 		pairs                                                         map[[2]string]int
 	}
 	phases := map[string]*acc{}
 	var load, own, ttr, loadShare, slack []float64
+	var touched []*TouchedInit
 	for i, r := range runs {
 		for _, p := range r.Processes {
 			if p.Role == RolePlatform || processKey(p) != key {
 				continue
 			}
 			pr.Runs++
+			if p.TouchedInit != nil {
+				touched = append(touched, p.TouchedInit)
+			}
 			for _, m := range Missing(p) {
 				pr.Missing[m]++
 			}
@@ -294,6 +307,13 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 				addIf(&a.minf, p.Faults, s.Name)
 				addIf(&a.majf, p.MajorFaults, s.Name)
 				addIf(&a.read, p.BytesRead, s.Name)
+				if tc, ok := p.Touched[s.Name]; ok && tc != nil {
+					a.tPages = append(a.tPages, float64(tc.Pages.Total))
+					a.tMaj = append(a.tMaj, float64(tc.Pages.Major))
+					a.tMin = append(a.tMin, float64(tc.Pages.Minor))
+					a.tRA = append(a.tRA, float64(tc.Pages.Readahead))
+					a.tChunks = append(a.tChunks, float64(tc.Chunks))
+				}
 			}
 		}
 	}
@@ -310,6 +330,12 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 			MajorFaults: stats.Summarize(a.majf),
 			BytesRead:   stats.Summarize(a.read),
 			startOffset: stats.Median(a.start),
+
+			TouchedPages:     stats.Summarize(a.tPages),
+			TouchedMajor:     stats.Summarize(a.tMaj),
+			TouchedMinor:     stats.Summarize(a.tMin),
+			TouchedReadahead: stats.Summarize(a.tRA),
+			TouchedChunks:    stats.Summarize(a.tChunks),
 		})
 	}
 	sort.Slice(pr.Phases, func(i, j int) bool {
@@ -324,6 +350,7 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 	pr.LoadShare = medianOr0(loadShare)
 	pr.SlackNs = stats.Summarize(slack)
 	pr.EndedInit = crit.EndedBy[key]
+	pr.Touched = aggregateTouched(touched)
 	if len(pr.Missing) == 0 {
 		pr.Missing = nil
 	}

@@ -119,6 +119,7 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 		t.add(a.name, a.span, fmtDur(a.s.Median), fmtDur(a.s.P10), fmtDur(a.s.P90), share)
 	}
 	_ = t.write(w)
+	writeTouchedText(w, p)
 	if len(p.Missing) > 0 {
 		fmt.Fprintf(w, "  missing checkpoints: %s\n", missingCell(p.Missing, p.Runs))
 	}
