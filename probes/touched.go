@@ -168,3 +168,6 @@ func (t *Tracer) clearTouched() error {
 	t.touchBase = t.touchDrops()
 	return nil
 }
+
+// TouchAvailable says whether the page-touch probes are attached.
+func (t *Tracer) TouchAvailable() bool { return t.touchTP }

@@ -190,6 +190,20 @@ type Run struct {
 	Platform any `json:"platform,omitempty"`
 	// Sandbox is what the sandbox itself cost this run (create, start, delete).
 	Sandbox *SandboxCost `json:"sandbox,omitempty"`
+	// TouchedCheck compares the pages the probes saw added to the page
+	// cache with what mincore(2) found resident after the run.
+	TouchedCheck *TouchedCheck `json:"touched_check,omitempty"`
+}
+
+// TouchedCheck is the independent check of what init touched: in the
+// sandbox's files, the pages that became resident during a cold run
+// (mincore after minus before) against the pages the probes saw the
+// sandbox's processes add.
+type TouchedCheck struct {
+	Resident  int64   `json:"resident"`
+	Added     int64   `json:"added"`
+	Both      int64   `json:"both"`
+	Agreement float64 `json:"agreement"` // Both / (Resident ∪ Added)
 }
 
 // SandboxCost is the per-run cost of the sandbox, outside the platform's time.

@@ -95,6 +95,10 @@ type PhaseReport struct {
 	TouchedMinor     stats.Summary `json:"touched_minor"`
 	TouchedReadahead stats.Summary `json:"touched_readahead"`
 	TouchedChunks    stats.Summary `json:"touched_chunks"`
+	// TouchedFaulted and TouchedFaultedChunks: of those, the pages the
+	// process faulted on, and the chunks holding one.
+	TouchedFaulted       stats.Summary `json:"touched_faulted"`
+	TouchedFaultedChunks stats.Summary `json:"touched_faulted_chunks"`
 	// startOffset orders phases: median start relative to exec.
 	startOffset float64
 }
@@ -241,7 +245,7 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 	pr := ProcessReport{Name: key, Role: role, Missing: map[string]int{}, OutOfOrder: map[string]int{}}
 	type acc struct {
 		dur, share, onCPU, runnable, blocked, minf, majf, read, start []float64
-		tPages, tMaj, tMin, tRA, tChunks                              []float64
+		tPages, tMaj, tMin, tRA, tChunks, tFlt, tFltC                 []float64
 		pairs                                                         map[[2]string]int
 	}
 	phases := map[string]*acc{}
@@ -313,6 +317,8 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 					a.tMin = append(a.tMin, float64(tc.Pages.Minor))
 					a.tRA = append(a.tRA, float64(tc.Pages.Readahead))
 					a.tChunks = append(a.tChunks, float64(tc.Chunks))
+					a.tFlt = append(a.tFlt, float64(tc.Pages.Faulted))
+					a.tFltC = append(a.tFltC, float64(tc.FaultedChunks))
 				}
 			}
 		}
@@ -336,6 +342,9 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 			TouchedMinor:     stats.Summarize(a.tMin),
 			TouchedReadahead: stats.Summarize(a.tRA),
 			TouchedChunks:    stats.Summarize(a.tChunks),
+
+			TouchedFaulted:       stats.Summarize(a.tFlt),
+			TouchedFaultedChunks: stats.Summarize(a.tFltC),
 		})
 	}
 	sort.Slice(pr.Phases, func(i, j int) bool {

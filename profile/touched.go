@@ -31,6 +31,10 @@ type TouchedPages struct {
 	Minor     int64 `json:"minor"`
 	Readahead int64 `json:"readahead"`
 	Total     int64 `json:"total"`
+	// Faulted counts the pages (of Total) the process faulted on through a
+	// mapping: every major and minor one, and the readahead pages it used.
+	// Readahead pages it never faulted on were read for nothing, or by read(2).
+	Faulted int64 `json:"faulted"`
 }
 
 // Add counts one page of kind k.
@@ -52,6 +56,9 @@ func (t *TouchedPages) Add(k string, n int64) {
 type Touched struct {
 	Pages  TouchedPages `json:"pages"`
 	Chunks int64        `json:"chunks"`
+	// FaultedChunks are the chunks (of Chunks) holding a page the process
+	// faulted on: what its code and data needed, whatever readahead did.
+	FaultedChunks int64 `json:"faulted_chunks"`
 	// Rows split the phase's bytes (Pages.Total × PageSize) over file,
 	// section, owner and symbol: a page's bytes go to the symbols it
 	// overlaps, the rest of it to its section (or "(no section)"). Each
@@ -76,9 +83,10 @@ type TouchedRow struct {
 // TouchedInit is what a process touched over all of its init, exec → next
 // (the sum of its phases' Touched), file by file.
 type TouchedInit struct {
-	Pages  TouchedPages  `json:"pages"`
-	Chunks int64         `json:"chunks"`
-	Files  []TouchedFile `json:"files"`
+	Pages         TouchedPages  `json:"pages"`
+	Chunks        int64         `json:"chunks"`
+	FaultedChunks int64         `json:"faulted_chunks"`
+	Files         []TouchedFile `json:"files"`
 }
 
 // TouchedFile is one file's part of TouchedInit.
@@ -86,9 +94,10 @@ type TouchedFile struct {
 	Path string `json:"path"`
 	Size int64  `json:"size"`
 	// Exe marks the process's own executable.
-	Exe    bool         `json:"exe,omitempty"`
-	Pages  TouchedPages `json:"pages"`
-	Chunks int64        `json:"chunks"`
+	Exe           bool         `json:"exe,omitempty"`
+	Pages         TouchedPages `json:"pages"`
+	Chunks        int64        `json:"chunks"`
+	FaultedChunks int64        `json:"faulted_chunks"`
 	// Sections and Owners are bytes by ELF section and by crate/package.
 	Sections map[string]int64 `json:"sections,omitempty"`
 	Owners   map[string]int64 `json:"owners,omitempty"`
@@ -111,7 +120,10 @@ type TouchedReport struct {
 	Minor     stats.Summary `json:"minor"`
 	Readahead stats.Summary `json:"readahead"`
 	Chunks    stats.Summary `json:"chunks"`
-	Files     stats.Summary `json:"files"`
+	Faulted   stats.Summary `json:"faulted"`
+	// FaultedChunks are the chunks holding a page the process faulted on.
+	FaultedChunks stats.Summary `json:"faulted_chunks"`
+	Files         stats.Summary `json:"files"`
 	// Exe is the executable's part: its path and size, bytes and chunks
 	// touched, and its sections' and owners' shares of those bytes
 	// (medians over runs, largest first).
@@ -119,10 +131,12 @@ type TouchedReport struct {
 	ExeSize   int64         `json:"exe_size,omitempty"`
 	ExeBytes  stats.Summary `json:"exe_bytes"`
 	ExeChunks stats.Summary `json:"exe_chunks"`
-	Sections  []Share       `json:"sections,omitempty"`
-	Owners    []Share       `json:"owners,omitempty"`
-	OwnerKind string        `json:"owner_kind,omitempty"`
-	Stripped  bool          `json:"stripped,omitempty"`
+	// ExeFaultedChunks are the executable's chunks holding a faulted page.
+	ExeFaultedChunks stats.Summary `json:"exe_faulted_chunks"`
+	Sections         []Share       `json:"sections,omitempty"`
+	Owners           []Share       `json:"owners,omitempty"`
+	OwnerKind        string        `json:"owner_kind,omitempty"`
+	Stripped         bool          `json:"stripped,omitempty"`
 }
 
 // Share is a named part of a whole, as a fraction (median over runs).
@@ -138,7 +152,7 @@ func aggregateTouched(ts []*TouchedInit) *TouchedReport {
 		return nil
 	}
 	r := &TouchedReport{Runs: len(ts)}
-	var bytes, pages, maj, mnr, ra, chunks, files, exeB, exeC []float64
+	var bytes, pages, maj, mnr, ra, chunks, files, exeB, exeC, flt, fltC, exeFC []float64
 	secs, owners := map[string][]float64{}, map[string][]float64{}
 	for _, t := range ts {
 		bytes = append(bytes, float64(t.Pages.Bytes()))
@@ -148,6 +162,8 @@ func aggregateTouched(ts []*TouchedInit) *TouchedReport {
 		ra = append(ra, float64(t.Pages.Readahead))
 		chunks = append(chunks, float64(t.Chunks))
 		files = append(files, float64(len(t.Files)))
+		flt = append(flt, float64(t.Pages.Faulted))
+		fltC = append(fltC, float64(t.FaultedChunks))
 		for _, f := range t.Files {
 			if !f.Exe {
 				continue
@@ -155,6 +171,7 @@ func aggregateTouched(ts []*TouchedInit) *TouchedReport {
 			r.Exe, r.ExeSize, r.Stripped, r.OwnerKind = f.Path, f.Size, f.Stripped, f.OwnerKind
 			exeB = append(exeB, float64(f.Pages.Bytes()))
 			exeC = append(exeC, float64(f.Chunks))
+			exeFC = append(exeFC, float64(f.FaultedChunks))
 			total := float64(f.Pages.Bytes())
 			if total == 0 {
 				continue
@@ -169,7 +186,8 @@ func aggregateTouched(ts []*TouchedInit) *TouchedReport {
 	}
 	r.Bytes, r.Pages, r.Major, r.Minor, r.Readahead = stats.Summarize(bytes), stats.Summarize(pages), stats.Summarize(maj), stats.Summarize(mnr), stats.Summarize(ra)
 	r.Chunks, r.Files = stats.Summarize(chunks), stats.Summarize(files)
-	r.ExeBytes, r.ExeChunks = stats.Summarize(exeB), stats.Summarize(exeC)
+	r.ExeBytes, r.ExeChunks, r.ExeFaultedChunks = stats.Summarize(exeB), stats.Summarize(exeC), stats.Summarize(exeFC)
+	r.Faulted, r.FaultedChunks = stats.Summarize(flt), stats.Summarize(fltC)
 	r.Sections = shares(secs, len(exeB))
 	r.Owners = shares(owners, len(exeB))
 	return r
@@ -206,7 +224,7 @@ func (t *TouchedReport) TouchedLine() string {
 	var b strings.Builder
 	if t.Exe != "" {
 		name := t.Exe[strings.LastIndex(t.Exe, "/")+1:]
-		fmt.Fprintf(&b, "init touched %s of %s of %s: %.0f chunks of 512 KiB", fmtBytes(t.ExeBytes.Median), fmtBytes(float64(t.ExeSize)), name, t.ExeChunks.Median)
+		fmt.Fprintf(&b, "init touched %s of %s of %s: %.0f chunks of 512 KiB (%.0f holding pages it faulted on)", fmtBytes(t.ExeBytes.Median), fmtBytes(float64(t.ExeSize)), name, t.ExeChunks.Median, t.ExeFaultedChunks.Median)
 		if secs := topShares(t.Sections, 3, 0.01); secs != "" {
 			b.WriteString("; " + secs)
 		}
@@ -222,8 +240,8 @@ func (t *TouchedReport) TouchedLine() string {
 	} else {
 		b.WriteString("init touched ")
 	}
-	fmt.Fprintf(&b, "all files: %s in %.0f chunks of %.0f files (pages: %.0f major, %.0f minor, %.0f readahead)",
-		fmtBytes(t.Bytes.Median), t.Chunks.Median, t.Files.Median, t.Major.Median, t.Minor.Median, t.Readahead.Median)
+	fmt.Fprintf(&b, "all files: %s in %.0f chunks of %.0f files (pages: %.0f major, %.0f minor, %.0f readahead; %.0f faulted on, in %.0f chunks)",
+		fmtBytes(t.Bytes.Median), t.Chunks.Median, t.Files.Median, t.Major.Median, t.Minor.Median, t.Readahead.Median, t.Faulted.Median, t.FaultedChunks.Median)
 	return b.String()
 }
 
@@ -246,12 +264,12 @@ func writeTouchedText(w io.Writer, p *ProcessReport) {
 	}
 	fmt.Fprintf(w, "  %s\n", p.Touched.TouchedLine())
 	t := &table{left: 1, indent: "    "}
-	t.add("touched in", "pages", "major", "minor", "readahead", "chunks")
+	t.add("touched in", "pages", "major", "minor", "readahead", "faulted", "chunks", "faulted chunks")
 	for _, ph := range p.Phases {
 		if ph.TouchedPages.N == 0 {
 			continue
 		}
-		t.add(ph.Name, countOrDash(ph.TouchedPages), countOrDash(ph.TouchedMajor), countOrDash(ph.TouchedMinor), countOrDash(ph.TouchedReadahead), countOrDash(ph.TouchedChunks))
+		t.add(ph.Name, countOrDash(ph.TouchedPages), countOrDash(ph.TouchedMajor), countOrDash(ph.TouchedMinor), countOrDash(ph.TouchedReadahead), countOrDash(ph.TouchedFaulted), countOrDash(ph.TouchedChunks), countOrDash(ph.TouchedFaultedChunks))
 	}
 	if len(t.rows) > 1 {
 		_ = t.write(w)

@@ -23,6 +23,7 @@ import (
 	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/pprofout"
 )
 
 func init() {
@@ -387,7 +388,11 @@ func runRun(o *runOpts, args []string) error {
 	if ctx.Err() != nil {
 		rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
 	}
-	if err := writeFiles(env.out, map[string]func(io.Writer) error{"report.txt": rep.WriteText, "results.json": rep.WriteJSON}); err != nil {
+	outs := map[string]func(io.Writer) error{"report.txt": rep.WriteText, "results.json": rep.WriteJSON}
+	if pprofout.HasTouched(s.Runs()) {
+		outs[touchedName] = func(w io.Writer) error { return pprofout.WriteTouched(w, s.Runs()) }
+	}
+	if err := writeFiles(env.out, outs); err != nil {
 		return err
 	}
 	if o.json {
@@ -398,6 +403,9 @@ func runRun(o *runOpts, args []string) error {
 		return err
 	}
 	progressf("wrote %s and %s", filepath.Join(env.out, "report.txt"), filepath.Join(env.out, "results.json"))
+	if _, ok := outs[touchedName]; ok {
+		progressf("wrote %s (what init touched; go tool pprof -top -files %s ranks the crates/packages)", filepath.Join(env.out, touchedName), filepath.Join(env.out, touchedName))
+	}
 	if o.sample.flamegraph && ctx.Err() == nil {
 		sruns, err := sampleSeries(ctx, s, &o.sample)
 		if err == nil || len(sruns) > 0 {
@@ -428,6 +436,9 @@ func statuses(runs []profile.Run) string {
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
 }
+
+// touchedName is the pprof profile of what init touched (pprofout.Touched).
+const touchedName = "touched.pb.gz"
 
 // writeFiles writes each named file into dir.
 func writeFiles(dir string, files map[string]func(io.Writer) error) error {

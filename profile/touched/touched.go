@@ -24,6 +24,9 @@ type Page struct {
 	Index uint64 // file offset / 4096
 	Time  int64  // CLOCK_MONOTONIC ns
 	Kind  string // profile.TouchMajor, TouchMinor or TouchReadahead
+	// Faulted: the process faulted on the page (at first touch, or later
+	// for a readahead page it used).
+	Faulted bool
 }
 
 // File is what the attribution knows of one file.
@@ -98,7 +101,7 @@ func (a *Attributor) Process(p *profile.Process, pages []Page, exe string) {
 	}
 	phases := map[string]*phaseAcc{}
 	files := map[string]*profile.TouchedFile{}
-	seenChunk := map[chunkKey]bool{}
+	seenChunk, seenFaulted := map[chunkKey]bool{}, map[chunkKey]bool{}
 	init := &profile.TouchedInit{}
 	si := 0
 	for _, pg := range mine {
@@ -131,6 +134,17 @@ func (a *Attributor) Process(p *profile.Process, pages []Page, exe string) {
 		init.Pages.Add(pg.Kind, 1)
 		tf.Pages.Add(pg.Kind, 1)
 		ck := chunkKey{pg.File, pg.Index * profile.PageSize / profile.ChunkSize}
+		if pg.Faulted {
+			acc.t.Pages.Faulted++
+			init.Pages.Faulted++
+			tf.Pages.Faulted++
+			if !seenFaulted[ck] {
+				seenFaulted[ck] = true
+				acc.t.FaultedChunks++
+				init.FaultedChunks++
+				tf.FaultedChunks++
+			}
+		}
 		newChunk := !seenChunk[ck]
 		if newChunk {
 			seenChunk[ck] = true
