@@ -25,6 +25,13 @@ type initprofIoCount struct {
 	Rd  uint64
 }
 
+type initprofLastFault struct {
+	_    structs.HostLayout
+	Tid  uint32
+	Pad  uint32
+	Addr uint64
+}
+
 type initprofOffcpu struct {
 	_        structs.HostLayout
 	Ts       uint64
@@ -68,6 +75,7 @@ const (
 	initprofMapEvents         = "events"
 	initprofMapIoProc         = "io_proc"
 	initprofMapIoThread       = "io_thread"
+	initprofMapLastFault      = "last_fault"
 	initprofMapOffcpu         = "offcpu"
 	initprofMapPending        = "pending"
 	initprofMapSysroles       = "sysroles"
@@ -79,7 +87,9 @@ const (
 	initprofProgInitprofFork  = "initprof_fork"
 	initprofProgInitprofPfev  = "initprof_pfev"
 	initprofProgInitprofPgadd = "initprof_pgadd"
+	initprofProgInitprofPgfil = "initprof_pgfil"
 	initprofProgInitprofPgflt = "initprof_pgflt"
+	initprofProgInitprofPgmap = "initprof_pgmap"
 	initprofProgInitprofSwtch = "initprof_swtch"
 	initprofProgInitprofSysI  = "initprof_sys_i"
 	initprofProgInitprofSysO  = "initprof_sys_o"
@@ -137,7 +147,9 @@ type initprofProgramSpecs struct {
 	InitprofFork  *ebpf.ProgramSpec `ebpf:"initprof_fork"`
 	InitprofPfev  *ebpf.ProgramSpec `ebpf:"initprof_pfev"`
 	InitprofPgadd *ebpf.ProgramSpec `ebpf:"initprof_pgadd"`
+	InitprofPgfil *ebpf.ProgramSpec `ebpf:"initprof_pgfil"`
 	InitprofPgflt *ebpf.ProgramSpec `ebpf:"initprof_pgflt"`
+	InitprofPgmap *ebpf.ProgramSpec `ebpf:"initprof_pgmap"`
 	InitprofSwtch *ebpf.ProgramSpec `ebpf:"initprof_swtch"`
 	InitprofSysI  *ebpf.ProgramSpec `ebpf:"initprof_sys_i"`
 	InitprofSysO  *ebpf.ProgramSpec `ebpf:"initprof_sys_o"`
@@ -156,6 +168,7 @@ type initprofMapSpecs struct {
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	IoProc     *ebpf.MapSpec `ebpf:"io_proc"`
 	IoThread   *ebpf.MapSpec `ebpf:"io_thread"`
+	LastFault  *ebpf.MapSpec `ebpf:"last_fault"`
 	Offcpu     *ebpf.MapSpec `ebpf:"offcpu"`
 	Pending    *ebpf.MapSpec `ebpf:"pending"`
 	Sysroles   *ebpf.MapSpec `ebpf:"sysroles"`
@@ -196,6 +209,7 @@ type initprofMaps struct {
 	Events     *ebpf.Map `ebpf:"events"`
 	IoProc     *ebpf.Map `ebpf:"io_proc"`
 	IoThread   *ebpf.Map `ebpf:"io_thread"`
+	LastFault  *ebpf.Map `ebpf:"last_fault"`
 	Offcpu     *ebpf.Map `ebpf:"offcpu"`
 	Pending    *ebpf.Map `ebpf:"pending"`
 	Sysroles   *ebpf.Map `ebpf:"sysroles"`
@@ -211,6 +225,7 @@ func (m *initprofMaps) Close() error {
 		m.Events,
 		m.IoProc,
 		m.IoThread,
+		m.LastFault,
 		m.Offcpu,
 		m.Pending,
 		m.Sysroles,
@@ -236,7 +251,9 @@ type initprofPrograms struct {
 	InitprofFork  *ebpf.Program `ebpf:"initprof_fork"`
 	InitprofPfev  *ebpf.Program `ebpf:"initprof_pfev"`
 	InitprofPgadd *ebpf.Program `ebpf:"initprof_pgadd"`
+	InitprofPgfil *ebpf.Program `ebpf:"initprof_pgfil"`
 	InitprofPgflt *ebpf.Program `ebpf:"initprof_pgflt"`
+	InitprofPgmap *ebpf.Program `ebpf:"initprof_pgmap"`
 	InitprofSwtch *ebpf.Program `ebpf:"initprof_swtch"`
 	InitprofSysI  *ebpf.Program `ebpf:"initprof_sys_i"`
 	InitprofSysO  *ebpf.Program `ebpf:"initprof_sys_o"`
@@ -253,7 +270,9 @@ func (p *initprofPrograms) Close() error {
 		p.InitprofFork,
 		p.InitprofPfev,
 		p.InitprofPgadd,
+		p.InitprofPgfil,
 		p.InitprofPgflt,
+		p.InitprofPgmap,
 		p.InitprofSwtch,
 		p.InitprofSysI,
 		p.InitprofSysO,

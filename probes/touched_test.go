@@ -1,11 +1,16 @@
 package probes
 
 import (
+	"bytes"
+
+	"github.com/cilium/ebpf"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -153,4 +158,131 @@ func residentSet(t *testing.T, p string) map[uint64]bool {
 		}
 	}
 	return out
+}
+
+// BenchmarkTouchedCost measures what the page-touch probes
+// (filemap:mm_filemap_add_to_page_cache and the fault-address lookup) cost a
+// cold start: the samples goext and cext, each a fresh copy evicted from the
+// page cache, run alternately under a tracer with them and one without
+// (neither has uprobes, so only the kernel programs differ). The metric is
+// fork → the sample's own before_next checkpoint. It reports; it asserts
+// nothing. INITPROF_BENCH_N sets the runs per mode (default 50).
+func BenchmarkTouchedCost(b *testing.B) {
+	testutil.RequireRoot(b)
+	api := startPlatform(b)
+	env := append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+api)
+	on := newTracer(b, Options{RingBytes: 64 << 20})
+	offOpts := Options{RingBytes: 64 << 20, NoTouched: true}
+	if os.Getenv("INITPROF_BENCH_ADDS_ONLY") != "" {
+		offOpts = Options{RingBytes: 64 << 20, NoTouchFaults: true} // "off" keeps the adds: the fault lookup's cost
+	}
+	off := newTracer(b, offOpts)
+	if !on.TouchAvailable() {
+		b.Skip("no filemap:mm_filemap_add_to_page_cache on this kernel")
+	}
+	// The programs' own run time (kernel.bpf_stats_enabled) is the cost
+	// without the noise of a whole cold start.
+	if st, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err == nil {
+		defer st.Close()
+	} else {
+		b.Logf("no BPF run-time statistics: %v", err)
+	}
+	progTime := func() (ns float64, runs uint64) {
+		for _, name := range []string{"initprof_pgadd", "initprof_pgfil", "initprof_pgmap"} {
+			if p := on.coll.Programs[name]; p != nil {
+				if s, err := p.Stats(); err == nil {
+					ns += float64(s.Runtime.Nanoseconds())
+					runs += s.RunCount
+				}
+			}
+		}
+		return ns, runs
+	}
+	n := benchRuns()
+	for _, sample := range []string{"goext", "cext"} {
+		// The sample in place: cext finds its library through $ORIGIN/../lib.
+		// Its host libraries (libcurl, OpenSSL) are evicted too, but those
+		// other processes keep mapped stay cached.
+		bin := testutil.Sample(b, sample)
+		files := []string{bin}
+		if sample == "cext" {
+			out, _ := exec.Command("ldd", bin).Output()
+			for _, l := range strings.Split(string(out), "\n") {
+				if _, rest, ok := strings.Cut(l, "=> "); ok {
+					if p, _, ok := strings.Cut(rest, " ("); ok && strings.HasPrefix(p, "/") {
+						files = append(files, p)
+					}
+				}
+			}
+		}
+		res := map[string][]float64{}
+		var pages, progNs, progRuns []float64
+		for i := 0; i < n+2; i++ {
+			modes := []struct {
+				name string
+				tr   *Tracer
+			}{{"off", off}, {"on", on}}
+			if i%2 == 1 {
+				modes[0], modes[1] = modes[1], modes[0] // neither always goes first
+			}
+			if os.Getenv("INITPROF_BENCH_AA") != "" {
+				modes[1].tr = modes[0].tr // an A/A run: the harness's own bias
+			}
+			for _, m := range modes {
+				for _, f := range files {
+					evictTB(b, f)
+				}
+				if err := m.tr.FollowChildren(os.Getpid()); err != nil {
+					b.Fatal(err)
+				}
+				cmd := exec.Command(bin)
+				cmd.Env = env
+				var out bytes.Buffer
+				cmd.Stdout = &out
+				ns0, r0 := progTime()
+				t0 := monoNow()
+				if err := cmd.Run(); err != nil {
+					b.Fatalf("%s: %v\n%s", sample, err, out.String())
+				}
+				if m.name == "on" {
+					ns1, r1 := progTime()
+					progNs = append(progNs, ns1-ns0)
+					progRuns = append(progRuns, float64(r1-r0))
+					ps, _, err := on.Touched()
+					if err != nil {
+						b.Fatal(err)
+					}
+					pages = append(pages, float64(len(ps)))
+				}
+				m.tr.Stop()
+				next, ok := parseCheckpoints(out.String())["before_next"]
+				if !ok {
+					b.Fatalf("%s: no before_next checkpoint in\n%s", sample, out.String())
+				}
+				if i >= 2 {
+					res[m.name] = append(res[m.name], float64(next-t0)/1e3)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		base, with := median(res["off"]), median(res["on"])
+		b.Logf("%s (cold): start→before_next median off %.0f µs, on %.0f µs (%+.0f µs, %+.1f %%); %.0f pages recorded per run; n=%d",
+			sample, base, with, with-base, 100*(with-base)/base, median(pages), len(res["on"]))
+		b.Logf("%s: the page-touch programs ran %.0f times per cold start, for %.0f µs in all (median; kernel.bpf_stats_enabled; all processes' events, filtered in BPF)",
+			sample, median(progRuns), median(progNs)/1e3)
+		b.ReportMetric(with-base, sample+"-µs")
+		b.ReportMetric(median(progNs)/1e3, sample+"-bpf-µs")
+	}
+}
+
+func evictTB(t testing.TB, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Sync()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
 }

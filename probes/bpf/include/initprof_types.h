@@ -143,6 +143,20 @@ struct trace_event_raw_mm_filemap_op_page_cache {
 	unsigned char order;
 } __attribute__((preserve_access_index));
 
+struct trace_event_raw_mm_filemap_fault {
+	unsigned long i_ino;
+	u32 s_dev;
+	unsigned long index;
+} __attribute__((preserve_access_index));
+
+/* mm_filemap_get_pages and mm_filemap_map_pages (since 6.11) */
+struct trace_event_raw_mm_filemap_op_page_cache_range {
+	unsigned long i_ino;
+	u32 s_dev;
+	unsigned long index;
+	unsigned long last_index;
+} __attribute__((preserve_access_index));
+
 /*
  * A perf_event program's context (uapi linux/bpf_perf_event.h): regs are
  * bpf_user_pt_regs_t (pt_regs on x86, user_pt_regs on arm64); addr is the
