@@ -3,6 +3,7 @@ package profile
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 
@@ -224,7 +225,8 @@ func (t *TouchedReport) TouchedLine() string {
 	var b strings.Builder
 	if t.Exe != "" {
 		name := t.Exe[strings.LastIndex(t.Exe, "/")+1:]
-		fmt.Fprintf(&b, "init touched %s of %s of %s: %.0f chunks of 512 KiB (%.0f holding pages it faulted on)", fmtBytes(t.ExeBytes.Median), fmtBytes(float64(t.ExeSize)), name, t.ExeChunks.Median, t.ExeFaultedChunks.Median)
+		// The last page of a file is whole in the page cache, not in the file.
+		fmt.Fprintf(&b, "init touched %s of %s of %s: %.0f chunks of 512 KiB (%.0f holding pages it faulted on)", fmtBytes(math.Min(t.ExeBytes.Median, float64(t.ExeSize))), fmtBytes(float64(t.ExeSize)), name, t.ExeChunks.Median, t.ExeFaultedChunks.Median)
 		if secs := topShares(t.Sections, 3, 0.01); secs != "" {
 			b.WriteString("; " + secs)
 		}
