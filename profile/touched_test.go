@@ -13,7 +13,7 @@ func touchedRun(i int, textBytes, tokio int64) Run {
 		Owners:   map[string]int64{"tokio": tokio, "rustls": 1 << 19}}
 	return Run{Index: i, Processes: []Process{{Name: "datadog-agent", Role: RoleExtension, PID: 10,
 		Checkpoints: []Checkpoint{{Name: CkExec, MonoNs: 0}, {Name: CkExecDone, MonoNs: 10}, {Name: CkNext, MonoNs: 100}},
-		Touched: map[string]*Touched{"exec": {Pages: exe.Pages, Chunks: exe.Chunks, FaultedChunks: 30}},
+		Touched:     map[string]*Touched{"exec": {Pages: exe.Pages, Chunks: exe.Chunks, FaultedChunks: 30}},
 		TouchedInit: &TouchedInit{Pages: exe.Pages, Chunks: exe.Chunks, FaultedChunks: 30, Files: []TouchedFile{exe}}}}}
 }
 
