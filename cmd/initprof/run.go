@@ -45,7 +45,12 @@ subscribe → next. "load" is exec → entry (loading, relocation, symbol bindin
 "init" is entry → next (the extension's own init steps).
 
 Files written to --out: report.txt (what is printed), results.json (every run,
-every checkpoint, every platform event). --out must be writable and empty, or
+every checkpoint, every platform event), and touched.pb.gz: the file-backed
+4 KiB pages each process's init touched first (major and minor faults, and
+what readahead brought), by phase, file, ELF section, symbol and Rust crate or
+Go package, with the 512 KiB chunks Lambda's storage would fetch for them
+(go tool pprof -top -files touched.pb.gz ranks the crates; -tagfocus
+phase=load_deps one phase). --out must be writable and empty, or
 given with --force: then the previous run's reports, results and flamegraphs
 there are removed first. Every flag and --out are checked before the first
 cold start.
