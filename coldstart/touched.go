@@ -239,12 +239,20 @@ func touchedNote(runs []profile.Run) string {
 	n := 0
 	for _, r := range runs {
 		if c := r.TouchedCheck; c != nil {
+			if c.Resident+c.Added == 0 {
+				continue // nothing to compare
+			}
 			n++
 			res, added, both = res+c.Resident, added+c.Added, both+c.Both
 			agree = append(agree, c.Agreement)
 		}
 	}
 	if n == 0 {
+		for _, r := range runs {
+			if r.TouchedCheck != nil {
+				return "what init touched: mincore(2) found nothing newly resident and the probes saw no page-cache adds: the sandbox's files are not read through the page cache here (in memory: a tmpfs or the microVM's initramfs), so every touch is a minor fault"
+			}
+		}
 		return ""
 	}
 	sort.Float64s(agree)
