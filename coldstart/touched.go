@@ -96,37 +96,39 @@ func (s *Series) touchIndex(evs []probes.Event) *touchState {
 		s.touch.attrib = &touched.Attributor{Lookup: s.touchedFile}
 		if self := s.e.cfg.Self; self != "" {
 			// bind-mounted, so not under the bundle's rootfs
-			s.touch.add(container.InitprofPath, self)
-		}
-		root := s.sb.HostPath("/")
-		for _, hp := range s.sb.Files() {
-			inside := hp
-			if rel, ok := strings.CutPrefix(hp, strings.TrimSuffix(root, "/")+"/"); ok && root != "/" {
-				inside = "/" + rel
-			}
-			s.touch.add(inside, hp)
+			s.touch.add(container.InitprofPath, self, false)
 		}
 	}
+	// Every run: a storage layer may give the files new inodes per run.
+	root := s.sb.HostPath("/")
+	for _, hp := range s.sb.Files() {
+		inside := hp
+		if rel, ok := strings.CutPrefix(hp, strings.TrimSuffix(root, "/")+"/"); ok && root != "/" {
+			inside = "/" + rel
+		}
+		s.touch.add(inside, hp, false)
+	}
+	seen := map[string]bool{}
 	for _, e := range evs {
-		if (e.Kind == probes.KindOpen || e.Kind == probes.KindMmap || e.Kind == probes.KindExecDone) && strings.HasPrefix(e.Path, "/") {
-			if _, ok := s.touch.host[e.Path]; !ok {
-				s.touch.add(e.Path, s.sb.HostPath(e.Path))
-			}
+		if (e.Kind == probes.KindOpen || e.Kind == probes.KindMmap || e.Kind == probes.KindExecDone) && strings.HasPrefix(e.Path, "/") && !seen[e.Path] {
+			seen[e.Path] = true
+			s.touch.add(e.Path, s.sb.HostPath(e.Path), e.Kind == probes.KindExecDone)
 		}
 	}
 	return s.touch
 }
 
-func (t *touchState) add(inside, host string) {
+// add names the file at host inside. The first name of an inode wins,
+// except that an exec'd path (exe) always does: a process's executable is
+// recognised by the name it was exec'd by.
+func (t *touchState) add(inside, host string, exe bool) {
 	t.host[inside] = host
 	var st syscall.Stat_t
 	if host == "" || syscall.Stat(host, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return
 	}
 	id := fileID{st.Dev, st.Ino}
-	// The first name wins, except that a name the sandbox's processes used
-	// replaces a path made up from the bundle's layout.
-	if old, ok := t.byID[id]; !ok || len(inside) < len(old) && !strings.HasPrefix(old, "/opt/") {
+	if _, ok := t.byID[id]; !ok || exe {
 		t.byID[id] = inside
 	}
 }
