@@ -321,8 +321,14 @@ func firstComponent(d string) string {
 	if i := strings.IndexAny(d, "<> ,()[]"); i >= 0 {
 		d = d[:i]
 	}
+	if rustPrimitive[d] {
+		return "core" // <str as core::fmt::Display>::fmt: impls on primitives live in core
+	}
 	return d
 }
+
+var rustPrimitive = map[string]bool{"str": true, "bool": true, "char": true, "u8": true, "u16": true, "u32": true, "u64": true, "u128": true, "usize": true,
+	"i8": true, "i16": true, "i32": true, "i64": true, "i128": true, "isize": true, "f32": true, "f64": true}
 
 // goPackage is the import path of a Go symbol: "net/http" for
 // "net/http.(*Client).Do", "golang.org/x/net/http2" for

@@ -17,6 +17,8 @@ func TestOwner(t *testing.T) {
 		{"_ZN5tokio7runtime7context13CONTEXT_GUARD17h0123456789abcdefE", false, "tokio"},
 		// ... also inside an impl block, <T as Trait>::method.
 		{"_ZN65_$LT$tokio..runtime..Runtime$u20$as$u20$core..ops..drop..Drop$GT$4drop17h0123456789abcdefE", false, "tokio"},
+		// ... on a primitive type: core.
+		{"_ZN42_$LT$str$u20$as$u20$core..fmt..Display$GT$3fmt17h0123456789abcdefE", false, "core"},
 		// Rust v0.
 		{"_RNvCs15kBYyAo9fc_7mycrate7example", false, "mycrate"},
 		{"_RNvNtCsbmNqQUJIY6D_4core3ptr13drop_in_place", false, "core"},
