@@ -64,8 +64,9 @@ type Touched struct {
 	// section, owner and symbol: a page's bytes go to the symbols it
 	// overlaps, the rest of it to its section (or "(no section)"). Each
 	// chunk is credited to the row that holds the most of the page that
-	// first touched it: what made Lambda fetch it.
-	Rows []TouchedRow `json:"rows,omitempty"`
+	// first touched it: what made Lambda fetch it. Thousands per run (every
+	// symbol of libcrypto), so they go to touched.pb.gz, not results.json.
+	Rows []TouchedRow `json:"-"`
 }
 
 // TouchedRow is one (file, section, owner, symbol, kind) share of a phase.
