@@ -99,6 +99,14 @@ func (s *Series) touchIndex(evs []probes.Event) *touchState {
 			s.touch.add(container.InitprofPath, self, false)
 		}
 	}
+	// The names the processes used first, then the bundle's.
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if (e.Kind == probes.KindOpen || e.Kind == probes.KindMmap || e.Kind == probes.KindExecDone) && strings.HasPrefix(e.Path, "/") && !seen[e.Path] {
+			seen[e.Path] = true
+			s.touch.add(e.Path, s.sb.HostPath(e.Path), e.Kind == probes.KindExecDone)
+		}
+	}
 	// Every run: a storage layer may give the files new inodes per run.
 	root := s.sb.HostPath("/")
 	for _, hp := range s.sb.Files() {
@@ -107,13 +115,6 @@ func (s *Series) touchIndex(evs []probes.Event) *touchState {
 			inside = "/" + rel
 		}
 		s.touch.add(inside, hp, false)
-	}
-	seen := map[string]bool{}
-	for _, e := range evs {
-		if (e.Kind == probes.KindOpen || e.Kind == probes.KindMmap || e.Kind == probes.KindExecDone) && strings.HasPrefix(e.Path, "/") && !seen[e.Path] {
-			seen[e.Path] = true
-			s.touch.add(e.Path, s.sb.HostPath(e.Path), e.Kind == probes.KindExecDone)
-		}
 	}
 	return s.touch
 }

@@ -20,10 +20,11 @@ const (
 // types touched/bytes (every first-touched 4 KiB page of a file, split over
 // the symbols it holds) and chunks/count (each 512 KiB chunk credited to the
 // symbol of the page that first touched it). A stack is file → crate or
-// package → symbol (the leaf); bytes no symbol covers are a "(SECTION)"
-// leaf under the file. Every sample has the labels section, kind, phase,
+// package → symbol (the leaf), or file → symbol where the file is the owner
+// (C); bytes no symbol covers are a "(SECTION)" leaf under the file. Every sample has the labels section, kind, phase,
 // process, run and build. A symbol's Function.Filename is its crate or
-// package, so `go tool pprof -top -files touched.pb.gz` ranks the crates,
+// package (else its file), so `go tool pprof -top -files touched.pb.gz`
+// ranks the crates and files,
 // `-top` the symbols, `-tagfocus section=.rodata` one section.
 func Touched(runs []ip.Run) *profile.Profile {
 	p := &profile.Profile{
@@ -64,9 +65,11 @@ func Touched(runs []ip.Run) *profile.Profile {
 					if row.Symbol == "" {
 						stack = []*profile.Location{loc("("+row.Section+")", row.File), fileLoc}
 					} else {
-						stack = []*profile.Location{loc(row.Symbol, row.Owner)}
 						if row.Owner != "" && row.Owner != path.Base(row.File) {
-							stack = append(stack, loc(row.Owner, row.Owner))
+							stack = []*profile.Location{loc(row.Symbol, row.Owner), loc(row.Owner, row.Owner)}
+						} else {
+							// C: the file is the owner, and -files groups by it
+							stack = []*profile.Location{loc(row.Symbol, row.File)}
 						}
 						stack = append(stack, fileLoc)
 					}

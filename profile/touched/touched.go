@@ -245,7 +245,7 @@ func (a *Attributor) split(f *File, index uint64) []part {
 		pt := part{section: sec, bytes: int64(ps.Bytes)}
 		if ps.Symbol != "" {
 			pt.symbol = ps.Symbol
-			pt.owner = a.owner(f.Layout, ps.Symbol)
+			pt.owner = a.owner(f, ps.Symbol)
 		}
 		out = append(out, pt)
 		sum += pt.bytes
@@ -256,15 +256,18 @@ func (a *Attributor) split(f *File, index uint64) []part {
 	return out
 }
 
-func (a *Attributor) owner(l *elfinfo.Layout, sym string) string {
-	if o, ok := a.owners[sym]; ok {
+// owner is sym's crate or package, else the base name of f as the
+// process named it (C).
+func (a *Attributor) owner(f *File, sym string) string {
+	k := f.Path + "\x00" + sym
+	if o, ok := a.owners[k]; ok {
 		return o
 	}
-	o := Owner(sym, l.Go)
+	o := Owner(sym, f.Layout.Go)
 	if o == "" {
-		o = path.Base(l.Path)
+		o = path.Base(f.Path)
 	}
-	a.owners[sym] = o
+	a.owners[k] = o
 	return o
 }
 
