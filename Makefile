@@ -7,7 +7,7 @@ GOFLAGS_B := -trimpath
 # initprof runs as PID 1 inside foreign root filesystems, so it must be static.
 export CGO_ENABLED ?= 0
 
-.PHONY: fidelity all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples rust-bottlecap-samples demo-bottlecap
+.PHONY: fidelity all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples rust-bottlecap-samples demo-bottlecap demo-bottlecap-compare
 
 all: build
 
@@ -82,19 +82,22 @@ RUST_VARIANTS := prod o3 lazy relr static-pie nonpie
 # The bottlecap-sized sample (crates.io dependencies, ~8 MB stripped): the
 # variants its Makefile's `demo` target builds.
 BOTTLECAP_VARIANTS := prod o3 lazy static-pie
-demo: deps build samples rust-samples
+demo: deps build samples rust-samples rust-bottlecap-samples
 	@echo "== initprof doctor"; ./$(BIN) doctor || true
 	@echo; echo "== initprof inspect (load-cost facts of the builds)"
 	./$(BIN) inspect build/samples/rustext-prod build/samples/rustext-lazy build/samples/rustext-static-pie
 	@echo; echo "== initprof compare: $(DEMO_RUNS) interleaved cold starts per build"
 	./$(BIN) compare -n $(DEMO_RUNS) --name datadog-agent --runtime-init 15ms --out $(DEMO_OUT) --force \
 		$(foreach v,$(RUST_VARIANTS),$(v)=build/samples/rustext-$(v))
-	@echo; echo "demo: the report is $(DEMO_OUT)/compare.txt (also compare.json, bench.txt, results-*.json); make demo-bottlecap compares the bottlecap-sized sample's builds"
+	@$(MAKE) --no-print-directory demo-bottlecap-compare
+	@echo; echo "demo: the reports are $(DEMO_OUT)/compare.txt (the small sample) and $(DEMO_OUT)/bottlecap/compare.txt (the bottlecap-sized one); also compare.json, bench.txt, results-*.json"
 
-# The same comparison for the bottlecap-sized sample (crates.io dependency set,
-# ~8 MB stripped). Its first build takes about 7 minutes per profile on 2 cores,
-# so it is a target of its own, not part of `make demo` (nor of CI) yet.
-demo-bottlecap: deps build rust-bottlecap-samples
+# The same comparison for the bottlecap-sized sample alone (crates.io dependency
+# set, ~8 MB stripped). Its first build takes about 7 minutes per cargo profile on
+# 2 cores (prod and o3); later builds are cached in build/rust-bottlecap-target.
+demo-bottlecap: deps build rust-bottlecap-samples demo-bottlecap-compare
+
+demo-bottlecap-compare:
 	@echo; echo "== initprof inspect: the bottlecap-sized sample (crates.io dependency set)"
 	./$(BIN) inspect $(foreach v,$(BOTTLECAP_VARIANTS),build/samples/rustext-bottlecap-$(v))
 	@echo; echo "== initprof compare: the bottlecap-sized sample, $(DEMO_RUNS) interleaved cold starts per build"

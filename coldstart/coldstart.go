@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/container/lazyfs"
 	"github.com/initprof/initprof/internal/selfbin"
 )
 
@@ -63,6 +64,17 @@ type Config struct {
 	// Warm keeps the page cache between cold starts; by default each one
 	// starts with the sandbox's files evicted, as a new Lambda host would.
 	Warm bool
+	// Storage is where the sandbox's files come from: "lambda" (Lambda's
+	// chunked lazy loading, container/lazyfs; the default for cold runs) or
+	// "local" (this machine's disk). Warm implies local. When it is left
+	// empty and this machine cannot mount FUSE, runs fall back to local and
+	// the report says so; an explicit "lambda" is then an error.
+	Storage string
+	// StorageModel is the lambda storage model; nil: lazyfs.DefaultModel().
+	StorageModel *lazyfs.Model
+	// ReadAhead is the lazyfs mount's readahead in bytes; 0: 128 KiB, what
+	// Lambda's guest uses on its ext4 block device.
+	ReadAhead int
 	// Self is the static initprof the sandbox runs as PID 1. "": the running
 	// binary when it is initprof and static, else its static twin; in any
 	// other program (a test that imports this package) initprof's command,
@@ -100,6 +112,35 @@ func (c *Config) defaults() {
 	if c.Sandbox == "" {
 		c.Sandbox = "oci"
 	}
+	if c.Warm {
+		c.Storage = container.StorageLocal
+	}
+}
+
+// storage resolves Storage to the sandbox's option, and a note when the
+// default had to fall back to local storage.
+func (c *Config) storage() (*container.Storage, string, error) {
+	switch c.Storage {
+	case container.StorageLocal:
+		return nil, "", nil
+	case "", container.StorageLambda:
+	default:
+		return nil, "", kindErr(BadInput, fmt.Errorf("--storage %q: want lambda or local", c.Storage))
+	}
+	m := lazyfs.DefaultModel()
+	if c.StorageModel != nil {
+		m = *c.StorageModel
+	}
+	if err := m.Validate(); err != nil {
+		return nil, "", kindErr(BadInput, err)
+	}
+	if err := lazyfs.Check(); err != nil {
+		if c.Storage == "" {
+			return nil, fmt.Sprintf("storage local (this machine's disk), not Lambda's lazy storage: %v", err), nil
+		}
+		return nil, "", kindErr(Privileges, err)
+	}
+	return &container.Storage{Kind: container.StorageLambda, Model: m, ReadAhead: c.ReadAhead}, "", nil
 }
 
 // DefaultInitCPU is the CPU that Lambda's init gets in the model: 2 vCPUs,

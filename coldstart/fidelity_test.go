@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/initprof/initprof/coldstart"
+	"github.com/initprof/initprof/container/lazyfs"
 )
 
 // published are lambda-perf's medians of 10 cold starts per function,
@@ -94,7 +95,28 @@ func BenchmarkFidelity(b *testing.B) {
 }
 
 func fidelityConfig(memoryMB int, runtime string, initCPU float64) coldstart.Config {
-	return coldstart.Config{MemoryMB: memoryMB, Runtime: runtime, InitCPU: initCPU}
+	c := coldstart.Config{MemoryMB: memoryMB, Runtime: runtime, InitCPU: initCPU}
+	applyStorageEnv(&c)
+	return c
+}
+
+// applyStorageEnv sets the storage model from the environment, for fitting:
+//
+//	INITPROF_FIDELITY_STORAGE        lambda (the default) or local
+//	INITPROF_FIDELITY_CHUNK_LATENCY  e.g. worker=1ms,az=4ms,s3=30ms
+//	INITPROF_FIDELITY_CHUNK_MIX      e.g. worker=67%,az=32.9%,s3=0.1%
+//	INITPROF_FIDELITY_BASE_MIX       e.g. worker=100%
+//	INITPROF_FIDELITY_READAHEAD_KIB  e.g. 128
+//
+// A bad value panics: a fit must not silently run the default model.
+func applyStorageEnv(c *coldstart.Config) {
+	c.Storage = os.Getenv("INITPROF_FIDELITY_STORAGE")
+	m, err := lazyfs.ModelFrom(os.Getenv("INITPROF_FIDELITY_CHUNK_LATENCY"), os.Getenv("INITPROF_FIDELITY_CHUNK_MIX"), os.Getenv("INITPROF_FIDELITY_BASE_MIX"), 0)
+	if err != nil {
+		panic("INITPROF_FIDELITY_*: " + err.Error())
+	}
+	c.StorageModel = &m
+	c.ReadAhead = envInt("INITPROF_FIDELITY_READAHEAD_KIB", 0) << 10
 }
 
 func envInt(k string, def int) int {

@@ -29,6 +29,8 @@ type Series struct {
 	static map[string]bool
 	runs   []profile.Run
 	hits   []hitCount
+	// storageNote says why the default lambda storage fell back to local.
+	storageNote string
 	// others are the other initprof processes seen running during the
 	// runs (container.OtherLiveOwners), by pid, with the runs they overlapped.
 	others map[int][]int
@@ -67,6 +69,12 @@ func (e *Engine) NewSeries(name string, exts []container.Extension) (*Series, er
 	}
 	s := &Series{e: e, name: name, static: staticSet(exts, cfg.Bootstrap)}
 	var err error
+	if cfg.Storage, s.storageNote, err = c.storage(); err != nil {
+		return nil, err
+	}
+	if s.storageNote != "" {
+		e.progressf("%s: %s", name, s.storageNote)
+	}
 	if s.sb, err = newSandbox(c.Sandbox, cfg); err != nil {
 		return nil, err
 	}
@@ -128,6 +136,7 @@ func (s *Series) Report() *profile.Report {
 	rep.Build = s.name
 	rep.Overhead = probeOverhead(s.runs, s.hits, s.e.costs)
 	rep.Notes = append(rep.Notes, s.cpuModelNote())
+	rep.Notes = append(rep.Notes, s.storageModelNote())
 	rep.Notes = append(rep.Notes, sandboxNote(s.sb.Kind(), s.runs))
 	if n := touchedNote(s.runs); n != "" {
 		rep.Notes = append(rep.Notes, n)
@@ -299,6 +308,7 @@ func (s *Series) oneRun(ctx context.Context, i int, smp *sampling) (r profile.Ru
 	cost.CreateNs, cost.StartNs, cost.DeleteNs = ov.Create.Nanoseconds(), ov.Start.Nanoseconds(), ov.Delete.Nanoseconds()
 	cost.MajorFaults = inst.Rusage().Majflt
 	res.Run.Sandbox = &cost
+	res.Run.Storage = runStorage(inst.Storage())
 	if st.Dropped > 0 {
 		res.Run.Notes = append(res.Run.Notes, fmt.Sprintf("WARNING: the probes dropped %d events in this run (ring buffer full): its checkpoints may be incomplete", st.Dropped))
 	}
@@ -431,4 +441,55 @@ func (s *Series) cpuModelNote() string {
 		n += fmt.Sprintf("; WARNING: the switch to the invoke quota failed in %d runs (see the platform output)", failed)
 	}
 	return n
+}
+
+// runStorage is the profile's copy of a run's storage account.
+func runStorage(st *container.StorageStats) *profile.Storage {
+	if st == nil {
+		return nil
+	}
+	out := &profile.Storage{Model: st.Model, Chunks: map[string]int{}, TotalChunks: st.Chunks,
+		WaitNs: st.WaitNs, ExpectedNs: st.ExpectedNs, OversleptNs: st.OversleptNs, Requests: st.Requests, ServiceNs: st.ServiceNs,
+		ReadAheadKiB: st.ReadAhead >> 10}
+	for _, f := range st.Files {
+		if f.Chunks > 0 {
+			out.Chunks[f.Path] = f.Chunks
+		}
+	}
+	return out
+}
+
+// storageModelNote names the storage model with its source and what the
+// cold starts fetched (medians over the runs).
+func (s *Series) storageModelNote() string {
+	if s.storageNote != "" {
+		return "model: " + s.storageNote
+	}
+	var chunks, wait, svc, over []float64
+	model := ""
+	ra := 0
+	for _, r := range s.runs {
+		if st := r.Storage; st != nil {
+			if model == "" {
+				model = st.Model + " (first run's; +1 per cold start)"
+			}
+			ra = st.ReadAheadKiB
+			chunks = append(chunks, float64(st.TotalChunks))
+			wait = append(wait, float64(st.WaitNs)/1e6)
+			svc = append(svc, float64(st.ServiceNs)/1e6)
+			over = append(over, float64(st.OversleptNs)/1e6)
+		}
+	}
+	if model == "" {
+		if s.e.cfg.Warm {
+			return "model: storage local (--cache warm: the page cache is kept, nothing is fetched)"
+		}
+		return "model: storage local (this machine's disk, page cache evicted before each cold start): Lambda's chunked lazy loading is not modelled; --storage lambda models it"
+	}
+	med := func(x []float64) float64 {
+		sort.Float64s(x)
+		return x[len(x)/2]
+	}
+	return fmt.Sprintf("model: %s; %d KiB readahead; %.0f chunks fetched per cold start (median of %d), modelled fetch wait %.1f ms (the sleeps overran it by %.1f ms), FUSE server's own time %.1f ms (medians); --storage local for this machine's disk",
+		model, ra, med(chunks), len(chunks), med(wait), med(over), med(svc))
 }

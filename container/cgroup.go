@@ -198,13 +198,9 @@ func readLimits(cgroupsPath string) (Limits, error) {
 	return readLimitsIn(ms, cgroupsPath)
 }
 
-// readLimitsIn reads the limits of cgroupsPath under the given hierarchies:
-// the v1 memory and cpu controllers when mounted (legacy or hybrid host),
-// else the v2 unified hierarchy.
-func readLimitsIn(ms []cgroupMount, cgroupsPath string) (Limits, error) {
-	var l Limits
-	var err error
-	var memDir, cpuDir, unified string
+// controllerDirs are cgroupsPath's directories under the v1 memory and cpu
+// controllers and under the unified hierarchy ("" where not mounted).
+func controllerDirs(ms []cgroupMount, cgroupsPath string) (memDir, cpuDir, unified string) {
 	for _, m := range ms {
 		d := filepath.Join(m.dir, cgroupsPath)
 		if m.v2 {
@@ -220,6 +216,16 @@ func readLimitsIn(ms []cgroupMount, cgroupsPath string) (Limits, error) {
 			}
 		}
 	}
+	return memDir, cpuDir, unified
+}
+
+// readLimitsIn reads the limits of cgroupsPath under the given hierarchies:
+// the v1 memory and cpu controllers when mounted (legacy or hybrid host),
+// else the v2 unified hierarchy.
+func readLimitsIn(ms []cgroupMount, cgroupsPath string) (Limits, error) {
+	var l Limits
+	var err error
+	memDir, cpuDir, unified := controllerDirs(ms, cgroupsPath)
 	if memDir != "" && cpuDir != "" {
 		l.Cgroup = "v1"
 		if l.MemoryBytes, err = readIntFile(filepath.Join(memDir, "memory.limit_in_bytes")); err != nil {

@@ -96,6 +96,11 @@ type Config struct {
 	// HostPIDs both are host pids. runc delete still kills every process of
 	// the run (through its cgroup).
 	HostPIDs bool
+	// Storage says where the sandbox's files come from: nil or
+	// StorageLocal is this machine's disk; StorageLambda serves them through
+	// lazyfs (container/lazyfs), Lambda's chunked lazy loading, in a server
+	// process spawned from Initprof.
+	Storage *Storage
 	// RuntimeTimeout bounds each OCI runtime command: create, start, delete
 	// (default 30s).
 	RuntimeTimeout time.Duration
@@ -184,6 +189,9 @@ func (c *Config) check() error {
 		if err != nil || !st.IsDir() {
 			return fmt.Errorf("rootfs %s: not a directory (give an unpacked root filesystem, e.g. an exported Lambda base image)", c.Rootfs)
 		}
+	}
+	if err := c.Storage.check(); err != nil {
+		return err
 	}
 	for _, kv := range c.Env {
 		if !strings.Contains(kv, "=") || strings.HasPrefix(kv, "=") {
@@ -322,6 +330,10 @@ type Instance interface {
 	// Rusage is the first process's resource usage including the children it
 	// reaped (ru_majflt, ru_inblock...). It blocks until the process is gone.
 	Rusage() syscall.Rusage
+	// Storage is the run's storage account with --storage lambda: chunks
+	// fetched per file, modelled wait, FUSE requests and the server's own
+	// time. nil with local storage. Complete once Delete has returned.
+	Storage() *StorageStats
 	// Delete kills whatever is left, deletes the container and its cgroups. It
 	// is idempotent and must be called on every exit path.
 	Delete() error
@@ -360,7 +372,10 @@ func workDir(cfg *Config) (dir string, owned bool, err error) {
 		}
 		owned = true
 	}
-	if isTmpfs(dir) && !cfg.Warm {
+	// With lambda storage the files a cold run evicts are the FUSE mount's,
+	// whose pages can be dropped whatever the backing is (the arm64
+	// microVM's initramfs, say).
+	if isTmpfs(dir) && !cfg.Warm && !cfg.Storage.Lambda() {
 		if owned {
 			os.RemoveAll(dir)
 		}

@@ -131,18 +131,9 @@ func setCPUQuota(cgroupsPath string, quota int64, period uint64) error {
 	if err != nil {
 		return err
 	}
-	var unified string
-	for _, m := range ms {
-		d := filepath.Join(m.dir, cgroupsPath)
-		if m.v2 {
-			unified = d
-			continue
-		}
-		for _, o := range strings.Split(m.options, ",") {
-			if o == "cpu" {
-				return os.WriteFile(filepath.Join(d, "cpu.cfs_quota_us"), []byte(fmt.Sprint(quota)), 0)
-			}
-		}
+	_, cpuDir, unified := controllerDirs(ms, cgroupsPath)
+	if cpuDir != "" {
+		return os.WriteFile(filepath.Join(cpuDir, "cpu.cfs_quota_us"), []byte(fmt.Sprint(quota)), 0)
 	}
 	if unified == "" {
 		return fmt.Errorf("no cpu cgroup controller is mounted")

@@ -20,6 +20,10 @@ type lifecycle struct {
 	mu     sync.Mutex
 	closed bool
 	runs   int
+	// lazy is the lazyfs server of --storage lambda (nil: local storage). It
+	// is closed after the instances and before any directory is removed:
+	// removing a live mount's tree would go through it.
+	lazy *lazyRoot
 }
 
 // unsafeRunID matches what may not appear in a run's directory or container
@@ -56,6 +60,13 @@ func (l *lifecycle) close(s Sandbox, dirs ...string) error {
 	l.closed = true
 	l.mu.Unlock()
 	err := cleanupOwned(s)
+	if e := l.lazy.close(); e != nil {
+		if err == nil {
+			err = e
+		}
+		// The mount may still be there: never RemoveAll through it.
+		return err
+	}
 	if l.owned {
 		dirs = append(dirs, l.work)
 	}

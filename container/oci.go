@@ -87,7 +87,23 @@ func NewOCI(cfg Config) (Sandbox, error) {
 		s.Close()
 		return nil, err
 	}
-	s.rootfs, err = buildRootfs(&s.cfg, filepath.Join(bundle, "rootfs"))
+	if s.cfg.Storage.Lambda() {
+		s.rootfs, err = buildRootfs(&s.cfg, filepath.Join(bundle, "backing"))
+		if err == nil {
+			// The bundle's root is the lazyfs mount of the tree built as
+			// usual; the initprof binary is still bind-mounted from the host
+			// (Lambda's platform is not function code).
+			s.lazy, err = serveLazy(&s.cfg, s.rootfs.dir, filepath.Join(bundle, "rootfs"))
+			if err == nil {
+				// Every file of the image is evicted (the generated /etc
+				// files too), so each cold start fetches the same chunks.
+				s.rootfs = &rootfsLayout{dir: s.lazy.mount, files: s.lazy.throughAll(regularFiles(s.rootfs.dir))}
+				s.kind += "; " + s.cfg.Storage.String()
+			}
+		}
+	} else {
+		s.rootfs, err = buildRootfs(&s.cfg, filepath.Join(bundle, "rootfs"))
+	}
 	if err != nil {
 		if owned {
 			os.RemoveAll(work)
@@ -177,6 +193,11 @@ func (s *ociSandbox) Create(ctx context.Context, runID string) (Instance, error)
 	if err := os.WriteFile(filepath.Join(runDir, "config.json"), b, 0o644); err != nil {
 		return nil, err
 	}
+	if s.lazy != nil {
+		if err := s.lazy.reset(n); err != nil {
+			return nil, err
+		}
+	}
 	register(in)
 	if err := in.create(ctx); err != nil {
 		in.Delete()
@@ -209,6 +230,7 @@ type ociInstance struct {
 	delErr   error
 	muStart  sync.Mutex
 	createOK bool
+	storage  *StorageStats
 }
 
 // runtimeCmd runs one OCI runtime subcommand, bounded by the sandbox timeout.
@@ -351,7 +373,16 @@ func waitPidfd(pid int) error {
 	}
 }
 
-func (in *ociInstance) PID() int       { return in.pid }
+func (in *ociInstance) PID() int { return in.pid }
+
+// Storage is the run's account (after Delete), nil with local storage.
+func (in *ociInstance) Storage() *StorageStats {
+	if in.storage == nil && in.sb.lazy != nil {
+		return in.sb.lazy.stats() // so far
+	}
+	return in.storage
+}
+
 func (in *ociInstance) OutDir() string { return in.outDir }
 func (in *ociInstance) Output() []byte { return in.out.bytes() }
 
@@ -424,6 +455,9 @@ func (in *ociInstance) Delete() error {
 		t0 := time.Now()
 		in.delErr = in.delete()
 		in.over.Delete = time.Since(t0)
+		if in.sb.lazy != nil {
+			in.storage = in.sb.lazy.stats()
+		}
 		unregister(in)
 	})
 	return in.delErr

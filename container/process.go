@@ -32,6 +32,9 @@ type processSandbox struct {
 	moved map[string]bool
 	files []string
 	netns bool
+	// backing is base's real directory when base is its lazyfs mount
+	// (--storage lambda), else "".
+	backing string
 }
 
 // NewProcess prepares the process sandbox: the extensions are copied into a
@@ -55,6 +58,18 @@ func NewProcess(cfg Config) (Sandbox, error) {
 	if err := s.layout(); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if s.cfg.Storage.Lambda() {
+		// The extensions and the runtime (and $ORIGIN libraries) are served
+		// lazily; the loader and the host's libraries are not.
+		s.backing = s.base
+		s.lazy, err = serveLazy(&s.cfg, s.backing, s.backing+".lazy")
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.base = s.lazy.mount
+		s.files = s.lazy.throughAll(s.files)
 	}
 	return s, nil
 }
@@ -98,6 +113,14 @@ func (s *processSandbox) layout() error {
 }
 
 func (s *processSandbox) Kind() string {
+	k := s.kind()
+	if s.lazy != nil {
+		k += "; " + s.cfg.Storage.String() + " for the extensions and the runtime only: the ELF interpreter and the host's libraries are read from this machine's disk, not lazily"
+	}
+	return k
+}
+
+func (s *processSandbox) kind() string {
 	if s.netns {
 		return "process (no isolation: host root filesystem and libraries, no memory limit or CPU quota; own network namespace and /etc/hosts)"
 	}
@@ -122,15 +145,20 @@ func (s *processSandbox) HostPath(inside string) string {
 
 // Close removes the stand-in base directory. Runs still alive are deleted
 // first.
-func (s *processSandbox) Close() error { return s.close(s, s.base) }
+func (s *processSandbox) Close() error { return s.close(s, s.base, s.backing) }
 
 // Create starts the platform as a child process that blocks on fd 3 (its
 // --wait-fd) until Start closes the other end of the pipe. Unlike the OCI
 // sandbox, the platform binary has already been exec'd when PID is known.
 func (s *processSandbox) Create(ctx context.Context, runID string) (Instance, error) {
-	_, name, err := s.nextRun(runID)
+	n, name, err := s.nextRun(runID)
 	if err != nil {
 		return nil, err
+	}
+	if s.lazy != nil {
+		if err := s.lazy.reset(n); err != nil {
+			return nil, err
+		}
 	}
 	runDir := filepath.Join(s.work, "runs", fmt.Sprintf("process-%d-%s", os.Getpid(), name))
 	in := &procInstance{sb: s, outDir: filepath.Join(runDir, "out"), done: make(chan struct{}), out: newTail(64 << 10)}
@@ -331,6 +359,7 @@ type procInstance struct {
 	started bool
 	delOnce sync.Once
 	delErr  error
+	storage *StorageStats
 }
 
 func (in *procInstance) PID() int           { return in.cmd.Process.Pid }
@@ -413,9 +442,20 @@ func (in *procInstance) Delete() error {
 			}
 		}
 		in.over.Delete = time.Since(t0)
+		if in.sb.lazy != nil {
+			in.storage = in.sb.lazy.stats()
+		}
 		unregister(in)
 	})
 	return in.delErr
+}
+
+// Storage is the run's account (after Delete), nil with local storage.
+func (in *procInstance) Storage() *StorageStats {
+	if in.storage == nil && in.sb.lazy != nil {
+		return in.sb.lazy.stats() // so far
+	}
+	return in.storage
 }
 
 // killSession SIGKILLs every process whose session is sid (the process

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/initprof/initprof/container/lazyfs"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -49,12 +50,13 @@ type Stale struct {
 	Cgroups    []string // cgroup directories
 	Dirs       []string // sandbox work directories
 	Files      []string // VM images
+	Mounts     []string // lazyfs mounts (the lambda storage model)
 	Bytes      int64    // disk space freed by Dirs and Files
 }
 
 // Empty reports whether nothing was found.
 func (s Stale) Empty() bool {
-	return len(s.Containers)+len(s.Cgroups)+len(s.Dirs)+len(s.Files) == 0
+	return len(s.Containers)+len(s.Cgroups)+len(s.Dirs)+len(s.Files)+len(s.Mounts) == 0
 }
 
 // String is one line for a user, e.g. "1 container (runc: initprof-77-1-x),
@@ -80,6 +82,7 @@ func (s Stale) String() string {
 	}
 	add(len(s.Containers), "container", "containers", s.Containers)
 	add(len(s.Cgroups), "cgroup directory", "cgroup directories", s.Cgroups)
+	add(len(s.Mounts), "lazyfs mount", "lazyfs mounts", s.Mounts)
 	add(len(s.Dirs), "sandbox directory", "sandbox directories", s.Dirs)
 	add(len(s.Files), "VM image", "VM images", s.Files)
 	out := strings.Join(parts, ", ")
@@ -151,6 +154,10 @@ func CleanupStaleAll(runtime string) (Stale, error) {
 		}
 		cg, err := cleanupStaleCgroups()
 		st.Cgroups = cg
+		errs = append(errs, err)
+		// Before the directories: a sandbox dir may hold a live mount.
+		mnts, err := cleanupStaleMounts()
+		st.Mounts = mnts
 		errs = append(errs, err)
 	}
 	for _, base := range staleTempDirs() {
@@ -289,7 +296,20 @@ func CleanupStale(runtime string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cleanupStaleContainers(rt)
+	ids, err := cleanupStaleContainers(rt)
+	if os.Getpid() != 1 && os.Geteuid() == 0 {
+		// The containers of a dead owner ran on its lazyfs mounts; their
+		// servers unmount when the owner dies, and this catches the rest.
+		_, merr := cleanupStaleMounts()
+		err = errors.Join(err, merr)
+	}
+	return ids, err
+}
+
+// cleanupStaleMounts lazily unmounts the lazyfs mounts (container/lazyfs)
+// whose owning initprof is dead.
+func cleanupStaleMounts() ([]string, error) {
+	return lazyfs.CleanupStale(func(pid int) bool { return ownerDead(strconv.Itoa(pid)) })
 }
 
 func cleanupStaleContainers(rt string) ([]string, error) {

@@ -83,6 +83,9 @@ type Config struct {
 	// OnInitEnd, when set, runs as INIT ends, before the first invoke: the
 	// sandbox gives invokes their memory-proportional CPU quota there.
 	OnInitEnd func() error
+	// NoSuppressedInit ends the environment after a failed init instead of
+	// re-running init at the first invoke as Lambda does.
+	NoSuppressedInit bool
 }
 
 func (c *Config) defaults() {
@@ -138,7 +141,16 @@ type Result struct {
 	InitDuration  time.Duration // as platform.initReport reports it
 	EndedBy       string        // who ended (or failed) init
 	Invokes       []InvokeResult
-	Timeline      []Entry
+	// SuppressedInit is the init Lambda re-ran at the first invoke after
+	// this one failed (nil: init succeeded, or no invoke followed).
+	SuppressedInit *InitRetry
+	Timeline       []Entry
+}
+
+// InitRetry is a suppressed init's outcome.
+type InitRetry struct {
+	Status, ErrorType, EndedBy string
+	Duration                   time.Duration
 }
 
 // InvokeResult is one invoke's report.
@@ -372,11 +384,72 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 		}
 	}
 
+	v, err := p.initPhase(ctx, "init", exts, cfg.InitTimeout)
+	if err != nil {
+		return res, err
+	}
+	res.InitStatus, res.InitErrorType, res.EndedBy = v.Status, v.ErrorType, v.Culprit
+	res.InitDuration = time.Duration(v.LastNs - v.StartNs)
+	initMs := ms(v.LastNs - v.StartNs)
+	p.logs.setPhase(LogPhaseInvoke)
+
+	reason := "spindown"
+	var suppressed *initVerdict
+	if v.Status != telemetry.StatusSuccess && cfg.Invokes > 0 && !cfg.NoSuppressedInit {
+		// Lambda's suppressed init: a failed or timed-out init is run again,
+		// from scratch, at the first invoke, within the function's timeout;
+		// its time is part of that invoke.
+		sv, serr := p.suppressedInit(ctx, exts)
+		if serr != nil {
+			return res, serr
+		}
+		suppressed, v = &sv, sv
+		res.SuppressedInit = &InitRetry{Status: sv.Status, ErrorType: sv.ErrorType, EndedBy: sv.Culprit, Duration: time.Duration(sv.LastNs - sv.StartNs)}
+	}
+	if v.Status != telemetry.StatusSuccess {
+		reason = "failure"
+		if suppressed != nil {
+			// The invoke fails with the init's error, as Lambda reports it.
+			res.Invokes = append(res.Invokes, p.failedInvoke(*suppressed))
+		}
+	} else {
+		for i := 0; i < cfg.Invokes; i++ {
+			var ir InvokeResult
+			var rerr error
+			if i == 0 && suppressed != nil {
+				ir, rerr = p.invokeAfter(ctx, suppressed.StartNs)
+			} else {
+				ir, rerr = p.invoke(ctx, i == 0, initMs)
+			}
+			if rerr != nil {
+				return res, rerr
+			}
+			res.Invokes = append(res.Invokes, ir)
+			if ir.Status != telemetry.StatusSuccess {
+				reason = "failure"
+				if ir.Status == telemetry.StatusTimeout {
+					reason = "timeout"
+				}
+				break
+			}
+		}
+	}
+	if err := p.shutdown(ctx, reason); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// initPhase runs Lambda's init: initStart, every extension exec'd and
+// registered, the runtime started, and every /next, within timeout. phase is
+// "init", or "invoke" for a suppressed init.
+func (p *Platform) initPhase(ctx context.Context, phase string, exts []string, timeout time.Duration) (v initVerdict, err error) {
+	cfg := &p.cfg
 	// 1. initStart: before any extension exists, as in Lambda.
 	t0 := MonoNow()
-	p.tl.Add(Entry{MonoNs: t0, Kind: KindState, Name: NamePlatform, State: "Init", Event: EventInitStart, Detail: map[string]any{"addr": p.Addr(), "extensions": exts}})
+	p.tl.Add(Entry{MonoNs: t0, Kind: KindState, Name: NamePlatform, State: "Init", Event: EventInitStart, Detail: map[string]any{"addr": p.Addr(), "extensions": exts, "phase": phase}})
 	p.publish(telemetry.TypeInitStart, telemetry.InitStartRecord{
-		InitializationType: "on-demand", Phase: "init",
+		InitializationType: "on-demand", Phase: phase,
 		RuntimeVersion:    cfg.Runtime.Version,
 		RuntimeVersionArn: "arn:aws:lambda:" + cfg.Function.Region + "::runtime:" + cfg.Runtime.Version,
 		FunctionName:      cfg.Function.FunctionName, FunctionVersion: cfg.Function.Version,
@@ -385,7 +458,7 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 		InstanceID:        time.Now().UTC().Format("2006/01/02/") + cfg.Function.FunctionName + "[" + cfg.Function.Version + "]" + randHex(32),
 		InstanceMaxMemory: cfg.Function.MemoryMB << 20,
 	}, t0)
-	initDeadline := time.Now().Add(cfg.InitTimeout - time.Duration(MonoNow()-t0))
+	initDeadline := time.Now().Add(timeout - time.Duration(MonoNow()-t0))
 	initCtx, cancelInit := context.WithDeadline(ctx, initDeadline)
 	defer cancelInit()
 
@@ -405,7 +478,6 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 	werr := p.core.waitFor(initCtx, func() bool {
 		return p.core.allRegisteredLocked() || p.core.initVerdictLocked().Done
 	})
-	var v initVerdict
 	p.core.mu.Lock()
 	failed := p.core.initVerdictLocked().Done
 	p.core.mu.Unlock()
@@ -426,7 +498,7 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 	}
 	if werr != nil {
 		if ctx.Err() != nil {
-			return res, fmt.Errorf("platform interrupted during init: %w", ctx.Err())
+			return v, fmt.Errorf("platform interrupted during init: %w", ctx.Err())
 		}
 		v = initVerdict{Done: true, Status: telemetry.StatusTimeout, LastNs: MonoNow(), Culprit: p.pendingInit()}
 	}
@@ -436,49 +508,57 @@ func (p *Platform) Run(ctx context.Context) (res *Result, err error) {
 	// refused, so the summary's "after init ended" is never wrong.
 	endMono := MonoNow()
 	p.core.endInit()
-	if cfg.OnInitEnd != nil {
+	if cfg.OnInitEnd != nil && phase == "init" {
 		if err := cfg.OnInitEnd(); err != nil {
 			fmt.Fprintf(os.Stderr, "initprof platform: at the end of init: %v\n", err)
 		}
 	}
 	initNs := v.LastNs - t0
-	res.InitStatus, res.InitErrorType, res.EndedBy = v.Status, v.ErrorType, v.Culprit
-	res.InitDuration = time.Duration(initNs)
+	v.StartNs = t0
 	for _, e := range p.core.Extensions() {
 		p.publish(telemetry.TypeExtension, telemetry.ExtensionRecord{Name: e.Name, State: e.State.String(), Events: e.Events, ErrorType: e.ErrorType}, endMono)
 	}
-	p.publish(telemetry.TypeInitRuntimeDone, telemetry.InitRuntimeDoneRecord{InitializationType: "on-demand", Phase: "init", Status: v.Status, ErrorType: v.ErrorType}, endMono)
+	p.publish(telemetry.TypeInitRuntimeDone, telemetry.InitRuntimeDoneRecord{InitializationType: "on-demand", Phase: phase, Status: v.Status, ErrorType: v.ErrorType}, endMono)
 	initMs := ms(initNs)
-	p.publish(telemetry.TypeInitReport, telemetry.InitReportRecord{InitializationType: "on-demand", Phase: "init", Status: v.Status, ErrorType: v.ErrorType, Metrics: telemetry.InitReportMetrics{DurationMs: initMs}}, endMono)
+	p.publish(telemetry.TypeInitReport, telemetry.InitReportRecord{InitializationType: "on-demand", Phase: phase, Status: v.Status, ErrorType: v.ErrorType, Metrics: telemetry.InitReportMetrics{DurationMs: initMs}}, endMono)
 	p.tl.Add(Entry{MonoNs: endMono, Kind: KindInitEnd, Name: v.Culprit, State: v.Status, Detail: map[string]any{
 		"duration_ms": initMs, "status": v.Status, "error_type": v.ErrorType,
-		"ended_by": v.Culprit, "last_next_mono_ns": v.LastNs, "init_start_mono_ns": t0,
+		"ended_by": v.Culprit, "last_next_mono_ns": v.LastNs, "init_start_mono_ns": t0, "phase": phase,
 	}})
-	p.logs.setPhase(LogPhaseInvoke)
+	return v, nil
+}
 
-	reason := "spindown"
-	if v.Status != telemetry.StatusSuccess {
-		reason = "failure"
-	} else {
-		for i := 0; i < cfg.Invokes; i++ {
-			ir, rerr := p.invoke(ctx, i == 0, initMs)
-			if rerr != nil {
-				return res, rerr
-			}
-			res.Invokes = append(res.Invokes, ir)
-			if ir.Status != telemetry.StatusSuccess {
-				reason = "failure"
-				if ir.Status == telemetry.StatusTimeout {
-					reason = "timeout"
-				}
-				break
-			}
-		}
+// suppressedInit discards the environment of a failed init (every process,
+// registration and telemetry subscription) and runs init again, as Lambda
+// does at the first invoke, within the function's timeout.
+func (p *Platform) suppressedInit(ctx context.Context, exts []string) (initVerdict, error) {
+	p.killAll()
+	p.waitAll(2 * time.Second)
+	waitTimeout(&p.exits, 2*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_ = p.hub.Close(cctx)
+	cancel()
+	p.hub = telemetry.NewHub(telemetry.Options{Observe: p.observe})
+	p.core.reset(p.hub)
+	p.logs.setPhase(LogPhaseInit)
+	p.state(NamePlatform, "Init", "suppressedInit", nil)
+	return p.initPhase(ctx, "invoke", exts, p.cfg.InvokeTimeout)
+}
+
+// failedInvoke is the first invoke's report when its suppressed init failed
+// too: Lambda answers the invoke with the init's error.
+func (p *Platform) failedInvoke(v initVerdict) InvokeResult {
+	id := uuid.NewString()
+	now := MonoNow()
+	durMs := ms(now - v.StartNs)
+	status := telemetry.StatusError
+	if v.Status == telemetry.StatusTimeout {
+		status = telemetry.StatusTimeout
 	}
-	if err := p.shutdown(ctx, reason); err != nil {
-		return res, err
-	}
-	return res, nil
+	p.publish(telemetry.TypeReport, telemetry.ReportRecord{RequestID: id, Status: status, ErrorType: v.ErrorType,
+		Metrics: telemetry.ReportMetrics{DurationMs: durMs, BilledDurationMs: int64(math.Ceil(durMs)), MemorySizeMB: p.cfg.Function.MemoryMB, MaxMemoryUsedMB: p.maxMemoryMB()}}, now)
+	p.tl.Add(Entry{MonoNs: now, Kind: KindInvoke, Name: NamePlatform, Event: "report", State: status, Detail: map[string]any{"request_id": id, "duration_ms": durMs, "error_type": v.ErrorType, "suppressed_init": true}})
+	return InvokeResult{RequestID: id, Status: status, ErrorType: v.ErrorType, Duration: time.Duration(now - v.StartNs)}
 }
 
 // pendingInit names who init was still waiting for at a timeout.
@@ -501,6 +581,17 @@ func (p *Platform) pendingInit() string {
 // extensions together, wait for the response and the runtime's next /next
 // (runtimeDone), then for every such extension's /next (report).
 func (p *Platform) invoke(ctx context.Context, first bool, initMs float64) (InvokeResult, error) {
+	return p.invokeFrom(ctx, first, initMs, 0)
+}
+
+// invokeAfter is the first invoke after a suppressed init that began at
+// initStartNs: its duration counts from there, and its report carries no
+// Init Duration (the init ran inside the invoke).
+func (p *Platform) invokeAfter(ctx context.Context, initStartNs int64) (InvokeResult, error) {
+	return p.invokeFrom(ctx, false, 0, initStartNs)
+}
+
+func (p *Platform) invokeFrom(ctx context.Context, first bool, initMs float64, fromNs int64) (InvokeResult, error) {
 	cfg := &p.cfg
 	now := time.Now()
 	inv := &Invoke{
@@ -583,7 +674,11 @@ func (p *Platform) invoke(ctx context.Context, first bool, initMs float64) (Invo
 		end = MonoNow()
 	}
 	overhead := end - doneNs
-	durMs := ms(end - inv.StartNs)
+	begin := inv.StartNs
+	if fromNs != 0 {
+		begin = fromNs
+	}
+	durMs := ms(end - begin)
 	rep := telemetry.ReportRecord{RequestID: inv.ID, Status: status, ErrorType: errType, Tracing: tracing,
 		Metrics: telemetry.ReportMetrics{DurationMs: durMs, BilledDurationMs: int64(math.Ceil(durMs)), MemorySizeMB: cfg.Function.MemoryMB, MaxMemoryUsedMB: p.maxMemoryMB()}}
 	if first {
@@ -596,7 +691,7 @@ func (p *Platform) invoke(ctx context.Context, first bool, initMs float64) (Invo
 	repMono := MonoNow()
 	p.publish(telemetry.TypeReport, rep, repMono)
 	p.tl.Add(Entry{MonoNs: repMono, Kind: KindInvoke, Name: NamePlatform, Event: "report", State: status, Detail: map[string]any{"request_id": inv.ID, "duration_ms": durMs, "extension_overhead_ms": ms(overhead)}})
-	return InvokeResult{RequestID: inv.ID, Status: status, ErrorType: errType, Duration: time.Duration(end - inv.StartNs), ExtensionOverhead: time.Duration(overhead)}, nil
+	return InvokeResult{RequestID: inv.ID, Status: status, ErrorType: errType, Duration: time.Duration(end - begin), ExtensionOverhead: time.Duration(overhead)}, nil
 }
 
 // maxMemoryMB sums the peak RSS (VmHWM) of the live processes: the

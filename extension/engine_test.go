@@ -42,6 +42,8 @@ type runOpts struct {
 	invokes         int
 	initTimeout     time.Duration
 	shutdownTimeout time.Duration
+	invokeTimeout   time.Duration
+	noSuppressed    bool
 	// during runs alongside the platform with its API address.
 	during func(addr string)
 }
@@ -85,14 +87,16 @@ func runPlatform(t *testing.T, o runOpts) (*Result, *Summary) {
 	}
 	var buf bytes.Buffer
 	cfg := Config{
-		ExtensionsDir:   dir,
-		Runtime:         rt,
-		Env:             o.env,
-		Addr:            "127.0.0.1:0",
-		Invokes:         o.invokes,
-		InitTimeout:     o.initTimeout,
-		ShutdownTimeout: o.shutdownTimeout,
-		Timeline:        NewTimeline(&buf),
+		ExtensionsDir:    dir,
+		Runtime:          rt,
+		Env:              o.env,
+		Addr:             "127.0.0.1:0",
+		Invokes:          o.invokes,
+		InitTimeout:      o.initTimeout,
+		ShutdownTimeout:  o.shutdownTimeout,
+		InvokeTimeout:    o.invokeTimeout,
+		NoSuppressedInit: o.noSuppressed,
+		Timeline:         NewTimeline(&buf),
 	}
 	p, err := New(cfg)
 	if err != nil {
@@ -409,7 +413,8 @@ func TestH18Race(t *testing.T) {
 func TestNoNextTimesOutAndShutdownKills(t *testing.T) {
 	const limit = time.Second
 	const shut = 400 * time.Millisecond
-	res, s := runPlatform(t, runOpts{samples: []string{"goext"}, env: []string{"INITPROF_SAMPLE_NONEXT=1"}, initTimeout: limit, shutdownTimeout: shut, invokes: 1})
+	const fnTimeout = 500 * time.Millisecond
+	res, s := runPlatform(t, runOpts{samples: []string{"goext"}, env: []string{"INITPROF_SAMPLE_NONEXT=1"}, initTimeout: limit, shutdownTimeout: shut, invokeTimeout: fnTimeout, invokes: 1})
 	if res.InitStatus != "timeout" || s.InitStatus != "timeout" {
 		t.Fatalf("init status %q, want timeout", res.InitStatus)
 	}
@@ -421,8 +426,13 @@ func TestNoNextTimesOutAndShutdownKills(t *testing.T) {
 	if !strings.Contains(res.EndedBy, "goext") {
 		t.Errorf("timeout blamed %q, want goext", res.EndedBy)
 	}
-	if len(res.Invokes) != 0 {
-		t.Errorf("invoked %d times after a failed init", len(res.Invokes))
+	// Lambda's suppressed init: init runs again at the first invoke, within
+	// the function's timeout, times out again, and the invoke fails with it.
+	if r := res.SuppressedInit; r == nil || r.Status != "timeout" || r.Duration < fnTimeout || !strings.Contains(r.EndedBy, "goext") {
+		t.Errorf("suppressed init %+v, want a timeout of at least %v blamed on goext", r, fnTimeout)
+	}
+	if len(res.Invokes) != 1 || res.Invokes[0].Status != "timeout" || res.Invokes[0].Duration < fnTimeout {
+		t.Errorf("invokes %+v, want one timeout covering the suppressed init", res.Invokes)
 	}
 	// goext subscribed to SHUTDOWN but never reads /next: SIGKILL at the deadline.
 	es := res.Timeline
@@ -430,6 +440,9 @@ func TestNoNextTimesOutAndShutdownKills(t *testing.T) {
 	start := findEntry(es, KindShutdown, "start")
 	var killed, exit *Entry
 	for i := range es {
+		if start == nil || es[i].MonoNs < start.MonoNs {
+			continue // the first environment, discarded before the suppressed init
+		}
 		if es[i].Name == "goext" && es[i].Kind == KindShutdown && es[i].Event == "sigkill" && killed == nil {
 			killed = &es[i]
 		}
@@ -641,13 +654,54 @@ func TestExtensionOverhead(t *testing.T) {
 	}
 }
 
+// TestSuppressedInitSucceeds: an extension whose first init fails and whose
+// second succeeds: Lambda's suppressed init at the first invoke recovers the
+// environment, the invoke succeeds and its duration covers the second init.
+func TestSuppressedInitSucceeds(t *testing.T) {
+	res, s := runPlatform(t, runOpts{testExts: []string{"flaky"}, invokes: 2, initTimeout: 5 * time.Second, shutdownTimeout: 300 * time.Millisecond})
+	if res.InitStatus != "error" || s.InitStatus != "error" {
+		t.Fatalf("init %s (summary %s), want error", res.InitStatus, s.InitStatus)
+	}
+	r := res.SuppressedInit
+	if r == nil || r.Status != "success" {
+		t.Fatalf("suppressed init %+v, want success", r)
+	}
+	if len(res.Invokes) != 2 || res.Invokes[0].Status != "success" || res.Invokes[1].Status != "success" {
+		t.Fatalf("invokes %+v, want two successes", res.Invokes)
+	}
+	if res.Invokes[0].Duration < r.Duration {
+		t.Errorf("first invoke %v shorter than the suppressed init it contains (%v)", res.Invokes[0].Duration, r.Duration)
+	}
+	var phases []string
+	for _, e := range res.Timeline {
+		if e.Kind == KindInitEnd {
+			phases = append(phases, fmt.Sprint(e.Detail["phase"], ":", e.State))
+		}
+	}
+	if strings.Join(phases, " ") != "init:error invoke:success" {
+		t.Errorf("init ends %v, want init:error then invoke:success", phases)
+	}
+}
+
 // TestExtensionInitError: init/error fails init with the extension's errorType.
 func TestExtensionInitError(t *testing.T) {
 	res, s := runPlatform(t, runOpts{samples: []string{"goext"}, testExts: []string{"initerror"}, invokes: 1, initTimeout: 5 * time.Second, shutdownTimeout: 300 * time.Millisecond})
 	if res.InitStatus != "error" || res.InitErrorType != "Extension.TestFailure" || res.EndedBy != testExtPrefix+"initerror" {
 		t.Fatalf("init %s %s by %s, want error Extension.TestFailure by %siniterror", res.InitStatus, res.InitErrorType, res.EndedBy, testExtPrefix)
 	}
-	if s.InitStatus != "error" || len(res.Invokes) != 0 {
-		t.Errorf("summary status %s, %d invokes", s.InitStatus, len(res.Invokes))
+	if s.InitStatus != "error" {
+		t.Errorf("summary status %s", s.InitStatus)
+	}
+	// The suppressed init fails the same way, and so does the first invoke.
+	if r := res.SuppressedInit; r == nil || r.Status != "error" || r.ErrorType != "Extension.TestFailure" {
+		t.Errorf("suppressed init %+v, want error Extension.TestFailure", r)
+	}
+	if len(res.Invokes) != 1 || res.Invokes[0].Status != "error" || res.Invokes[0].ErrorType != "Extension.TestFailure" {
+		t.Errorf("invokes %+v, want one error Extension.TestFailure", res.Invokes)
+	}
+	// Without the suppressed init (NoSuppressedInit), nothing is invoked.
+	res, _ = runPlatform(t, runOpts{samples: []string{"goext"}, testExts: []string{"initerror"}, invokes: 1, initTimeout: 5 * time.Second, shutdownTimeout: 300 * time.Millisecond, noSuppressed: true})
+	if res.SuppressedInit != nil || len(res.Invokes) != 0 {
+		t.Errorf("NoSuppressedInit: suppressed %+v, %d invokes", res.SuppressedInit, len(res.Invokes))
 	}
 }

@@ -594,6 +594,7 @@ type initVerdict struct {
 	ErrorType string
 	Culprit   string // who failed it, or who ended it on success
 	LastNs    int64  // last /next arrival (success), or the failure instant
+	StartNs   int64  // its initStart (set by the platform)
 }
 
 // initVerdictLocked decides whether init is over. Failures win over readiness.
@@ -628,6 +629,21 @@ func (c *Core) initVerdictLocked() initVerdict {
 		}
 	}
 	return v
+}
+
+// reset forgets every extension, registration and runtime state, for a
+// suppressed init in a fresh environment with hub as its telemetry.
+func (c *Core) reset(hub *telemetry.Hub) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hub = hub
+	c.exts = nil
+	c.byID, c.byName = map[string]*Ext{}, map[string]*Ext{}
+	c.regClosed, c.initEnded = false, false
+	c.rtWaiting, c.rtFirstNextNs, c.rtInitError, c.rtExited = false, 0, "", false
+	c.rtInvokes = make(chan *Invoke, 1)
+	c.cur = nil
+	c.notifyLocked()
 }
 
 // endInit closes registration and marks init over, so late calls fail as in Lambda.

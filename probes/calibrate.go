@@ -111,29 +111,37 @@ func RunCalibrationLoops(n int, stdin io.Reader, stdout io.Writer) error {
 		f()
 		return threadCPU() - t0
 	}
-	probed := timed(func() {
-		for i := 0; i < n; i++ {
-			acc = calibProbed(acc)
-		}
-	})
-	twin := timed(func() {
-		for i := 0; i < n; i++ {
-			acc = calibTwin(acc)
-		}
-	})
+	// The loops run in calibBlocks rounds, each loop once per round, so
+	// an interrupt or a migration spoils one block, not a whole figure, and
+	// slow drift hits every loop alike; the host takes robust statistics
+	// over the blocks.
+	m := max(n/calibBlocks, 1)
+	var probed, twin, sock, nul []string
 	var ioErr error
-	sock := timed(func() {
-		for i := 0; i < n && ioErr == nil; i++ {
-			if _, ioErr = unix.Write(sv[0], one); ioErr == nil {
-				_, ioErr = unix.Read(sv[1], buf)
+	for b := 0; b < calibBlocks && ioErr == nil; b++ {
+		probed = append(probed, fmt.Sprint(timed(func() {
+			for i := 0; i < m; i++ {
+				acc = calibProbed(acc)
 			}
-		}
-	})
-	nul := timed(func() {
-		for i := 0; i < n && ioErr == nil; i++ {
-			_, ioErr = unix.Write(null, one)
-		}
-	})
+		})))
+		twin = append(twin, fmt.Sprint(timed(func() {
+			for i := 0; i < m; i++ {
+				acc = calibTwin(acc)
+			}
+		})))
+		sock = append(sock, fmt.Sprint(timed(func() {
+			for i := 0; i < m && ioErr == nil; i++ {
+				if _, ioErr = unix.Write(sv[0], one); ioErr == nil {
+					_, ioErr = unix.Read(sv[1], buf)
+				}
+			}
+		})))
+		nul = append(nul, fmt.Sprint(timed(func() {
+			for i := 0; i < m && ioErr == nil; i++ {
+				_, ioErr = unix.Write(null, one)
+			}
+		})))
+	}
 	if ioErr != nil {
 		return ioErr
 	}
@@ -141,7 +149,8 @@ func RunCalibrationLoops(n int, stdin io.Reader, stdout io.Writer) error {
 	for i := range clocks {
 		clocks[i] = fmt.Sprint(calibProbedClock())
 	}
-	_, err = fmt.Fprintf(stdout, "CALIB probed=%d twin=%d sock=%d null=%d acc=%d\nCLOCK %s\n", probed, twin, sock, nul, acc, strings.Join(clocks, " "))
+	_, err = fmt.Fprintf(stdout, "CALIB probed=%s twin=%s sock=%s null=%s acc=%d\nCLOCK %s\n",
+		strings.Join(probed, ","), strings.Join(twin, ","), strings.Join(sock, ","), strings.Join(nul, ","), acc, strings.Join(clocks, " "))
 	return err
 }
 
@@ -212,6 +221,54 @@ func (t *Tracer) Calibrate(exe string, n, reps int) (Costs, error) {
 }
 
 // loopTimes are one child's loop times in thread CPU ns.
+// calibBlocks is how many rounds a calibration child splits its loops into.
+const calibBlocks = 8
+
+// parse reads a child's "CALIB probed=B,B,… twin=… sock=… null=… acc=N"
+// line (thread CPU ns per block) into robust per-loop totals: the median
+// over blocks of probed−twin (paired, so a spoiled block costs one pair),
+// and the lower quartile of the socket and null loops (interference only
+// ever adds time). Totals are scaled back to all the child's iterations.
+func (l *loopTimes) parse(line string) error {
+	f := strings.Fields(line)
+	if len(f) != 6 || f[0] != "CALIB" {
+		return errors.New("want CALIB probed=… twin=… sock=… null=… acc=…")
+	}
+	var cols [4][]float64
+	for i, key := range []string{"probed=", "twin=", "sock=", "null="} {
+		v, ok := strings.CutPrefix(f[1+i], key)
+		if !ok {
+			return fmt.Errorf("field %d: want %s", i+1, key)
+		}
+		for _, x := range strings.Split(v, ",") {
+			n, err := strconv.ParseFloat(x, 64)
+			if err != nil {
+				return err
+			}
+			cols[i] = append(cols[i], n)
+		}
+	}
+	b := len(cols[0])
+	if b == 0 || len(cols[1]) != b || len(cols[2]) != b || len(cols[3]) != b {
+		return errors.New("the loops have different block counts")
+	}
+	diff := make([]float64, b)
+	for i := range diff {
+		diff[i] = cols[0][i] - cols[1][i]
+	}
+	scale := float64(b)
+	l.probed, l.twin = quantile(diff, 0.5)*scale, 0
+	l.sock, l.null = quantile(cols[2], 0.25)*scale, quantile(cols[3], 0.25)*scale
+	return nil
+}
+
+// quantile is the q-quantile of v (nearest rank; v is not modified).
+func quantile(v []float64, q float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
 type loopTimes struct {
 	probed, twin, sock, null float64
 	returns                  []float64 // per calibProbedClock call: reading − probe time, ns
@@ -259,9 +316,7 @@ func (t *Tracer) calibrationChild(argv []string, follow bool) (l loopTimes, err 
 		}
 	}
 	first, rest, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
-	var acc int
-	if _, err := fmt.Sscanf(first, "CALIB probed=%f twin=%f sock=%f null=%f acc=%d",
-		&l.probed, &l.twin, &l.sock, &l.null, &acc); err != nil {
+	if err := l.parse(first); err != nil {
 		return l, fmt.Errorf("probes: calibration child printed %q: %v", out.String(), err)
 	}
 	clocks := strings.Fields(strings.TrimPrefix(rest, "CLOCK "))

@@ -3,6 +3,7 @@ package probes
 import (
 	"math"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +82,66 @@ func TestCalibrateUnavailable(t *testing.T) {
 	tr := newTracer(t, Options{Executables: []string{"/bin/true"}, Calibration: "/bin/true"})
 	if _, err := tr.Calibrate("/bin/true", 10, 1); err == nil || !strings.Contains(err.Error(), "no calibration probe") {
 		t.Errorf("Calibrate without the probe: %v", err)
+	}
+}
+
+// BenchmarkCalibrateStability makes ten consecutive calibrations with the
+// engine's sizes and reports, per cost, the largest deviation from their
+// median (issue 15's bar: within ±25 %).
+func BenchmarkCalibrateStability(b *testing.B) {
+	testutil.RequireRoot(b)
+	self := testutil.BuildInitprof(b)
+	tr := newTracer(b, Options{Calibration: self})
+	const n = 10
+	var up, so, tp []float64
+	for i := 0; i < n; i++ {
+		c, err := tr.Calibrate(self, 2000, 3)
+		if err != nil {
+			b.Fatal(err)
+		}
+		up, so, tp = append(up, c.UprobeHitNs), append(so, c.SocketEventNs), append(tp, c.TracepointNs)
+	}
+	for _, m := range []struct {
+		name string
+		v    []float64
+	}{{"uprobe-hit", up}, {"socket-event", so}, {"other-event", tp}} {
+		s := append([]float64(nil), m.v...)
+		sort.Float64s(s)
+		med := s[len(s)/2]
+		dev := 0.0
+		for _, x := range s {
+			if med > 0 {
+				dev = max(dev, math.Abs(x-med)/med)
+			}
+		}
+		b.Logf("%s: median %.3f µs, min %.3f, max %.3f, largest deviation %.0f %%", m.name, med/1e3, s[0]/1e3, s[len(s)-1]/1e3, 100*dev)
+		b.ReportMetric(100*dev, "maxdev%/"+m.name)
+	}
+}
+
+func TestLoopTimesParse(t *testing.T) {
+	tests := []struct {
+		line               string
+		probed, sock, null float64
+		err                bool
+	}{
+		// Four blocks; one spoiled block (an interrupt) in each loop moves
+		// nothing: medians of paired differences, lower quartiles.
+		{"CALIB probed=110,110,900,110 twin=10,10,10,10 sock=50,50,50,400 null=20,300,20,20 acc=7", 400, 200, 80, false},
+		{"CALIB probed=10,20 twin=1,2 sock=5,5 null=1,1 acc=1", 36, 10, 2, false},
+		{"CALIB probed=1,2 twin=1 sock=1,1 null=1,1 acc=1", 0, 0, 0, true},
+		{"CALIB probed=x twin=1 sock=1 null=1 acc=1", 0, 0, 0, true},
+		{"garbage", 0, 0, 0, true},
+	}
+	for _, tc := range tests {
+		var l loopTimes
+		err := l.parse(tc.line)
+		if (err != nil) != tc.err {
+			t.Errorf("%q: err %v, want error %v", tc.line, err, tc.err)
+			continue
+		}
+		if err == nil && (l.probed != tc.probed || l.sock != tc.sock || l.null != tc.null) {
+			t.Errorf("%q: probed %g sock %g null %g, want %g %g %g", tc.line, l.probed, l.sock, l.null, tc.probed, tc.sock, tc.null)
+		}
 	}
 }

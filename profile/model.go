@@ -193,6 +193,9 @@ type Run struct {
 	// TouchedCheck compares the pages the probes saw added to the page
 	// cache with what mincore(2) found resident after the run.
 	TouchedCheck *TouchedCheck `json:"touched_check,omitempty"`
+	// Storage is the lambda storage model's account of the run (nil with
+	// --storage local).
+	Storage *Storage `json:"storage,omitempty"`
 }
 
 // TouchedCheck is the independent check of what init touched: in the
@@ -204,6 +207,29 @@ type TouchedCheck struct {
 	Added     int64   `json:"added"`
 	Both      int64   `json:"both"`
 	Agreement float64 `json:"agreement"` // Both / (Resident ∪ Added)
+}
+
+// Storage is what Lambda's chunked lazy storage (container/lazyfs) charged
+// one run: the first read of each 512 KiB chunk of each file is a fetch.
+type Storage struct {
+	// Model is the model as printed (tiers, latencies, mixes, seed, source).
+	Model string `json:"model"`
+	// Chunks is the chunks fetched per file (paths inside the sandbox).
+	Chunks map[string]int `json:"chunks"`
+	// TotalChunks is the sum of Chunks.
+	TotalChunks int `json:"total_chunks"`
+	// WaitNs is the modelled fetch time the server slept; ExpectedNs the
+	// model's mean for the same chunks.
+	WaitNs     int64 `json:"wait_ns"`
+	ExpectedNs int64 `json:"expected_ns"`
+	// OversleptNs is how much longer than modelled the server's sleeps took.
+	OversleptNs int64 `json:"overslept_ns,omitempty"`
+	// Requests is every FUSE request the server answered, ServiceNs its own
+	// time answering them, the modelled sleep excluded.
+	Requests  int64 `json:"requests"`
+	ServiceNs int64 `json:"service_ns"`
+	// ReadAheadKiB is the mount's readahead.
+	ReadAheadKiB int `json:"readahead_kib"`
 }
 
 // SandboxCost is the per-run cost of the sandbox, outside the platform's time.

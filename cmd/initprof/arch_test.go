@@ -94,6 +94,13 @@ func TestRunARM64(t *testing.T) {
 	if rep.InitDuration.N != 2 || rep.Critical.Leader == "" {
 		t.Errorf("Init Duration n=%d, critical path leader %q", rep.InitDuration.N, rep.Critical.Leader)
 	}
+	// The guest kernel has FUSE built in: the default lambda storage serves
+	// the extensions through lazyfs there, and each cold start fetches.
+	for _, r := range rep.Runs {
+		if r.Storage == nil || r.Storage.Chunks["/opt/extensions/goext-arm64"] == 0 {
+			t.Errorf("run %d: no lambda storage account from the guest: %+v", r.Index, r.Storage)
+		}
+	}
 	for _, r := range rep.Runs {
 		for _, c := range []struct {
 			proc string

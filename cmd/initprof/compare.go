@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -148,8 +147,8 @@ func runCompare(o *runOpts, args []string) error {
 	// not a build that "failed to start".
 	exts := make([][]container.Extension, len(bs))
 	for i, b := range bs {
-		if exts[i], err = extensionsFrom([]string{b.path}, name, o.rootfs); err != nil {
-			return err
+		if exts[i], err = coldstart.Extensions([]string{b.path}, name, o.rootfs); err != nil {
+			return engineErr(err)
 		}
 	}
 	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {
@@ -182,33 +181,20 @@ func runCompare(o *runOpts, args []string) error {
 		series[i] = s
 	}
 
-	order := newRoundOrder(len(bs), o.seed)
 	bar := newProgress(o.runs * len(bs))
-	for i := 0; i < o.runs && ctx.Err() == nil; i++ {
-		for _, j := range order.next() {
-			s := series[j]
-			if s == nil || results[j].Err != "" || ctx.Err() != nil {
-				continue
-			}
-			r, err := s.Run(ctx, i)
-			if err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				results[j].Err = err.Error()
-				progressf("%s: dropped from the comparison: %v", bs[j].name, err)
-				continue
-			}
-			// A build whose extension fails its first init is not comparable
-			// (a RELR build on an old glibc fails every time): say why, keep
-			// its run for the record, and stop running it.
-			if i == 0 && r.InitStatus != "success" {
-				results[j].Err = fmt.Sprintf("init failed in the sandbox (status %s); see results-%s.json", r.InitStatus, bs[j].name)
-				progressf("%s: %s", bs[j].name, results[j].Err)
-			}
+	rounds := coldstart.Interleave(ctx, series, o.runs, o.seed, func(j int, r profile.Run, err error) {
+		switch {
+		case err != nil:
+			results[j].Err = err.Error()
+			progressf("%s: dropped from the comparison: %v", bs[j].name, err)
+		case r.InitStatus != "success" && r.Index == 0:
+			results[j].Err = fmt.Sprintf("init failed in the sandbox (status %s); see results-%s.json", r.InitStatus, bs[j].name)
+			progressf("%s: %s", bs[j].name, results[j].Err)
+			bar.step(r)
+		default:
 			bar.step(r)
 		}
-	}
+	})
 	bar.done()
 
 	var intr *profile.Interrupted
@@ -234,8 +220,8 @@ func runCompare(o *runOpts, args []string) error {
 		}
 	}
 	cmp := profile.Compare(results)
-	cmp.Seed = order.seed
-	cmp.Notes = append(cmp.Notes, fmt.Sprintf("run order: each round ran the builds in a fresh random order (--seed %d repeats it)", order.seed))
+	cmp.Seed = rounds.Seed
+	cmp.Notes = append(cmp.Notes, fmt.Sprintf("run order: each round ran the builds in a fresh random order (--seed %d repeats it)", rounds.Seed))
 	if o.emulated {
 		cmp.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); shifts between builds are real arm64 code paths, their sizes are not Graviton's"}, cmp.Notes...)
 	}
@@ -267,34 +253,6 @@ func runCompare(o *runOpts, args []string) error {
 		return withCode(exitInterrupted, errors.New("interrupted"))
 	}
 	return nil
-}
-
-// roundOrder shuffles the builds anew for every round. Interleaving alone
-// spreads slow drift over every build; shuffling also spreads position effects
-// (a build that always runs right after the slowest one inherits its dirty
-// caches and a busier CPU), which with a fixed order bias one build and show
-// up as a "significant" shift between identical binaries.
-type roundOrder struct {
-	seed uint64
-	rng  *rand.Rand
-	perm []int
-}
-
-func newRoundOrder(n int, seed uint64) *roundOrder {
-	for seed == 0 {
-		seed = rand.Uint64()
-	}
-	perm := make([]int, n)
-	for i := range perm {
-		perm[i] = i
-	}
-	return &roundOrder{seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), perm: perm}
-}
-
-// next returns the order of the next round (valid until the next call).
-func (r *roundOrder) next() []int {
-	r.rng.Shuffle(len(r.perm), func(i, j int) { r.perm[i], r.perm[j] = r.perm[j], r.perm[i] })
-	return r.perm
 }
 
 // compareFlamegraphs makes each measured build's sampling runs, writes its

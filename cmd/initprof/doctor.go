@@ -3,13 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
 	"github.com/initprof/initprof/internal/doctor"
-	"github.com/initprof/initprof/internal/selfbin"
-	"github.com/initprof/initprof/scripts"
 	"github.com/spf13/pflag"
 )
 
@@ -56,7 +53,7 @@ Examples:
 					return badInput("doctor takes no arguments, got %q", strings.Join(args, " "))
 				}
 				if *fix {
-					if err := fixARM64(doctor.Run()); err != nil {
+					if err := doctor.FixARM64(doctor.Run(), func(m string) { progressf("%s", m) }); err != nil {
 						return err
 					}
 				}
@@ -68,30 +65,12 @@ Examples:
 						return err
 					}
 				} else {
-					writeDoctorTable(os.Stdout, results)
+					doctor.WriteTable(os.Stdout, results)
 				}
 				return doctorError(results)
 			}
 		},
 	})
-}
-
-// writeDoctorTable prints one aligned line per result:
-//
-//	OK       kernel        6.18.44 (BTF: /sys/kernel/btf/vmlinux)
-//	MISSING  runc/crun     neither found on PATH — fix: apt-get install runc (or use --sandbox process)
-func writeDoctorTable(w io.Writer, results []doctor.Result) {
-	width := 0
-	for _, r := range results {
-		width = max(width, len(r.Name))
-	}
-	for _, r := range results {
-		line := fmt.Sprintf("%-8s %-*s %s", r.Status, width+1, r.Name, r.Detail)
-		if r.Status != doctor.OK && r.Fix != "" {
-			line += " — fix: " + r.Fix
-		}
-		fmt.Fprintln(w, line)
-	}
 }
 
 // doctorExitCode maps results to the process exit code: exitPrivileges when
@@ -118,35 +97,4 @@ func doctorError(results []doctor.Result) error {
 	}
 	return withCode(code, fmt.Errorf("'initprof run' cannot work here: missing %s (see the fixes above)",
 		strings.Join(doctor.Failing(results), ", ")))
-}
-
-// fixARM64 fills the per-user cache with the arm64 microVM's pieces that
-// results reports missing, with the scripts a checkout's Makefile runs
-// (embedded in the binary) and selfbin's build.
-func fixARM64(results []doctor.Result) error {
-	for _, r := range results {
-		if r.Status == doctor.OK {
-			continue
-		}
-		var err error
-		switch r.Name {
-		case "arm64 kernel":
-			progressf("fetching Debian's arm64 cloud kernel")
-			err = scripts.Run(os.Stderr, "arm64-kernel.sh")
-		case "arm64 sysroot":
-			var dir string
-			if dir, err = doctor.ARM64SysrootPath(); err == nil {
-				progressf("fetching Debian's arm64 libraries into %s", dir)
-				err = scripts.Run(os.Stderr, "arm64-sysroot.sh", dir)
-			}
-		case "arm64 initprof":
-			_, err = selfbin.Static("arm64", selfbin.Options{Progress: func(s string) { progressf("%s", s) }})
-		default:
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("doctor --fix: %s: %w", r.Name, err)
-		}
-	}
-	return nil
 }

@@ -50,7 +50,7 @@ func TestDoctorExitCode(t *testing.T) {
 
 func TestWriteDoctorTable(t *testing.T) {
 	var b bytes.Buffer
-	writeDoctorTable(&b, []doctor.Result{
+	doctor.WriteTable(&b, []doctor.Result{
 		{Name: "kernel", Status: doctor.OK, Detail: "6.18.44 (BTF: /sys/kernel/btf/vmlinux)", Fix: "ignored when OK"},
 		{Name: "runc/crun", Status: doctor.Missing, Detail: "neither found on PATH", Fix: "apt-get install runc (or use --sandbox process)"},
 		{Name: "ld.so symbols", Status: doctor.Warn, Detail: "no debug file"},

@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
-	"github.com/google/pprof/profile"
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/profile/flame"
@@ -108,14 +105,14 @@ func runFlamegraph(o flameOpts, args []string, stdout io.Writer) error {
 		return badInput("--value %q: want samples, time or auto", o.value)
 	}
 	filters := o.filters()
-	cur, total, vi, err := loadFolded(args[0], filters, vi)
+	cur, total, vi, err := pprofout.LoadFolded(args[0], filters, vi)
 	if err != nil {
-		return err
+		return badInput("%v", err)
 	}
 	var base flame.Folded
 	if o.diff != "" {
-		if base, _, _, err = loadFolded(o.diff, filters, vi); err != nil {
-			return err
+		if base, _, _, err = pprofout.LoadFolded(o.diff, filters, vi); err != nil {
+			return badInput("%v", err)
 		}
 	}
 	out := o.out
@@ -138,11 +135,11 @@ func runFlamegraph(o flameOpts, args []string, stdout io.Writer) error {
 			title = fmt.Sprintf("%s vs %s", title, filepath.Base(o.diff))
 		}
 	}
-	sub := describe(filters)
+	sub := pprofout.DescribeFilters(filters)
 	if sub == "" {
 		sub = "all samples"
 	}
-	sub += fmt.Sprintf(" — %d %s", cur.Total(), unitName(vi))
+	sub += fmt.Sprintf(" — %d %s", cur.Total(), pprofout.UnitName(vi))
 	if total > cur.Total() {
 		sub += fmt.Sprintf(" of %d", total)
 	}
@@ -151,9 +148,9 @@ func runFlamegraph(o flameOpts, args []string, stdout io.Writer) error {
 	case o.folded:
 		err = cur.Write(&buf)
 	case o.diff != "":
-		err = flame.WriteDiffSVG(&buf, base, cur, flame.Options{Title: title, Subtitle: sub + fmt.Sprintf("; base %d", base.Total()), Width: o.width, Unit: unitName(vi)})
+		err = flame.WriteDiffSVG(&buf, base, cur, flame.Options{Title: title, Subtitle: sub + fmt.Sprintf("; base %d", base.Total()), Width: o.width, Unit: pprofout.UnitName(vi)})
 	default:
-		err = flame.WriteSVG(&buf, cur, flame.Options{Title: title, Subtitle: sub, Width: o.width, Unit: unitName(vi)})
+		err = flame.WriteSVG(&buf, cur, flame.Options{Title: title, Subtitle: sub, Width: o.width, Unit: pprofout.UnitName(vi)})
 	}
 	if err != nil {
 		return err
@@ -165,24 +162,8 @@ func runFlamegraph(o flameOpts, args []string, stdout io.Writer) error {
 	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		return badInput("cannot write %s: %v", out, err)
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%d %s)\n", out, cur.Total(), unitName(vi))
+	fmt.Fprintf(os.Stderr, "wrote %s (%d %s)\n", out, cur.Total(), pprofout.UnitName(vi))
 	return nil
-}
-
-func unitName(vi int) string {
-	if vi == 1 {
-		return "ns"
-	}
-	return "samples"
-}
-
-func describe(filters map[string]string) string {
-	var parts []string
-	for k, v := range filters {
-		parts = append(parts, k+"="+v)
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, " ")
 }
 
 func sanitize(s string) string {
@@ -192,79 +173,4 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
-}
-
-// loadFolded reads a pprof profile or folded text, applies the label filters
-// and returns the folded stacks, the unfiltered total and the value index it
-// used (vi < 0: chosen from the profile's sample types).
-func loadFolded(path string, filters map[string]string, vi int) (flame.Folded, int64, int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, 0, vi, badInput("profile %s does not exist", path)
-		}
-		return nil, 0, vi, badInput("cannot read profile %s: %v", path, err)
-	}
-	if isFoldedName(path) {
-		f, total, err := foldedText(path, data, filters)
-		return f, total, max(vi, 0), err
-	}
-	p, perr := profile.ParseData(data)
-	if perr != nil {
-		if f, total, ferr := foldedText(path, data, filters); ferr == nil && len(f) > 0 {
-			return f, total, max(vi, 0), nil
-		}
-		return nil, 0, vi, badInput("%s is neither a pprof profile (cpu.pb.gz) nor folded stacks: %v", path, perr)
-	}
-	if vi < 0 {
-		// auto: an off-CPU profile's intervals differ wildly in length, so
-		// its frames are weighted by time; a CPU profile's by samples.
-		vi = 0
-		if len(p.SampleType) > 1 && p.SampleType[1].Type == "offcpu" {
-			vi = 1
-		}
-	}
-	if vi >= len(p.SampleType) {
-		return nil, 0, vi, badInput("%s has no %s values (sample types: %v)", path, unitName(vi), p.SampleType)
-	}
-	all := pprofout.Folded(p, nil, vi)
-	f := pprofout.Folded(p, filters, vi)
-	if len(f) == 0 && len(filters) > 0 {
-		var hints []string
-		for k := range filters {
-			vals := pprofout.LabelValues(p, k)
-			if len(vals) == 0 {
-				hints = append(hints, fmt.Sprintf("it has no %s labels", k))
-			} else {
-				hints = append(hints, fmt.Sprintf("%s values present: %s", k, strings.Join(vals, ", ")))
-			}
-		}
-		sort.Strings(hints)
-		return nil, 0, vi, badInput("no samples in %s match %s (%s)", path, describe(filters), strings.Join(hints, "; "))
-	}
-	return f, all.Total(), vi, nil
-}
-
-func isFoldedName(path string) bool {
-	return strings.HasSuffix(path, ".folded") || strings.HasSuffix(path, ".folded.txt")
-}
-
-func foldedText(path string, data []byte, filters map[string]string) (flame.Folded, int64, error) {
-	if len(filters) > 0 {
-		return nil, 0, badInput("%s is folded text, which has no labels: --%s needs a cpu.pb.gz", path, firstKey(filters))
-	}
-	f, err := flame.ReadFolded(bytes.NewReader(data))
-	if err != nil {
-		return nil, 0, badInput("%s: %v", path, err)
-	}
-	return f, f.Total(), nil
-}
-
-func firstKey(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys[0]
 }

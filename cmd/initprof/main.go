@@ -55,6 +55,7 @@ type command struct {
 	summary string // one line for the top-level help
 	usage   string // the argument synopsis, e.g. "[flags] BINARY..."
 	long    string // a paragraph or two that teaches; examples welcome
+	hidden  bool   // internal (spawned by initprof itself): not in the top-level help
 	// flags defines the command's flags on fs and returns the function that runs it.
 	setup func(fs *pflag.FlagSet) func(args []string) error
 }
@@ -81,6 +82,9 @@ Commands:
 `)
 	names := make([]string, 0, len(commands))
 	for n := range commands {
+		if commands[n].hidden {
+			continue
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)

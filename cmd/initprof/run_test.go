@@ -462,3 +462,45 @@ func readResults(t *testing.T, dir string) *profile.Report {
 	}
 	return rep
 }
+
+// TestRunBottlecap: the bottlecap-sized Rust sample (crates.io dependency
+// set, ~8 MB stripped; `make demo` builds it before `make test` in CI)
+// initialises in every run, and its bottlecap-style `INIT | phase=` lines
+// become checkpoints through --checkpoint, in the order it prints them.
+func TestRunBottlecap(t *testing.T) {
+	requireRunEnv(t)
+	ext := filepath.Join(testutil.Root(t), "build", "samples", "rustext-bottlecap-prod")
+	if _, err := os.Stat(ext); err != nil {
+		t.Skipf("SKIP: rustext-bottlecap-prod not built (make demo or make rust-bottlecap-samples builds it, ~7 min): %v", err)
+	}
+	bin := testutil.BuildInitprof(t)
+	out := t.TempDir()
+	const runs = 3
+	stdout, stderr, code := runInitprof(t, bin, "run", "-n", fmt.Sprint(runs), "--name", "datadog-agent", "--checkpoint", `INIT \| phase=(\w+)`, "--out", out, ext)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	want := []string{"config_loaded", "runtime_started", "http_clients_built", "listeners_started", "registered", "telemetry_subscribed"}
+	rep := readResults(t, out)
+	for _, r := range rep.Runs {
+		if r.InitStatus != "success" {
+			t.Errorf("run %d: init %s", r.Index, r.InitStatus)
+		}
+		p := findProc(r, "datadog-agent")
+		if p == nil {
+			t.Fatalf("run %d: no datadog-agent process", r.Index)
+		}
+		prev := int64(0)
+		for _, w := range want {
+			at, ok := p.Checkpoint("log:" + w)
+			if !ok {
+				t.Errorf("run %d: no checkpoint log:%s; checkpoints %v", r.Index, w, p.Checkpoints)
+				continue
+			}
+			if at < prev {
+				t.Errorf("run %d: log:%s at %d, before the phase printed before it (%d)", r.Index, w, at, prev)
+			}
+			prev = at
+		}
+	}
+}

@@ -99,8 +99,24 @@ func Assemble(in Input) (*Result, error) {
 		role       string
 	}
 	var spawns []spawn
+	firstEnd, retry := int64(0), (*extension.Entry)(nil)
+	for i, e := range in.Timeline {
+		if e.Kind == extension.KindInitEnd {
+			if firstEnd == 0 {
+				firstEnd = e.MonoNs
+			} else if retry == nil {
+				retry = &in.Timeline[i]
+			}
+		}
+	}
+	if retry != nil {
+		// Lambda's suppressed init: its processes are not the cold start's;
+		// the run says what it cost.
+		run.Notes = append(run.Notes, fmt.Sprintf("suppressed init: init failed, and Lambda ran it again at the first invoke (ended by %s, status %s, %.2f ms; part of that invoke's duration)",
+			retry.Name, retry.State, detailFloat(retry.Detail, "duration_ms")))
+	}
 	for _, e := range in.Timeline {
-		if e.Kind != extension.KindSpawn || e.PID == 0 {
+		if e.Kind != extension.KindSpawn || e.PID == 0 || (firstEnd != 0 && e.MonoNs > firstEnd) {
 			continue
 		}
 		role := profile.RoleExtension
@@ -224,6 +240,18 @@ func detailInt(d map[string]any, key string) int {
 		return int(v)
 	case float64:
 		return int(v)
+	}
+	return 0
+}
+
+func detailFloat(d map[string]any, key string) float64 {
+	switch v := d[key].(type) {
+	case float64:
+		return v
+	case int:
+		return float64(v)
+	case int64:
+		return float64(v)
 	}
 	return 0
 }

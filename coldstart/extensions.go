@@ -1,0 +1,73 @@
+package coldstart
+
+import (
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/elfinfo"
+)
+
+// Extensions checks that every path is an executable ELF for this machine
+// whose libraries resolve, and names it as Lambda will see it.
+func Extensions(args []string, name, rootfs string) ([]container.Extension, error) {
+	var exts []container.Extension
+	seen := map[string]bool{}
+	for _, a := range args {
+		elfPath := a
+		if _, _, script, err := container.ScriptInterpreter(a); err != nil && !script {
+			return nil, kindErr(BadInput, err)
+		} else if script {
+			// Lambda runs #! extensions (a /bin/sh wrapper is common): the
+			// interpreter, and for #!/usr/bin/env PROG the PROG, come into
+			// the sandbox with their libraries; the checks below are theirs.
+			if _, elfPath, err = container.ResolveScript(a, rootfs); err != nil {
+				return nil, kindErr(BadInput, err)
+			}
+		}
+		info, err := elfinfo.Open(elfPath)
+		if err != nil {
+			return nil, kindErr(BadInput, err)
+		}
+		if want := HostArch(); info.Arch != want {
+			return nil, kindErr(BadInput, fmt.Errorf("%s is a %s binary; this host runs %s. Build it for %s, or profile it in the arm64 microVM with --arch arm64 (on an x86 host)", a, info.Arch, want, want))
+		}
+		if info.Interp != "" {
+			cl, err := elfinfo.ResolveClosure(elfPath, rootfs)
+			if err != nil {
+				return nil, kindErr(BadInput, fmt.Errorf("%s: %v", a, err))
+			}
+			if len(cl.Missing) > 0 {
+				where := "on this host"
+				if rootfs != "" {
+					where = "under " + rootfs
+				}
+				return nil, kindErr(BadInput, fmt.Errorf("%s: cannot resolve %s %s (install them, or give --rootfs DIR)", a, strings.Join(cl.Missing, ", "), where))
+			}
+		}
+		n := filepath.Base(a)
+		if name != "" {
+			n = name
+		}
+		if seen[n] {
+			return nil, kindErr(BadInput, fmt.Errorf("two extensions are named %q; Lambda needs distinct file names in /opt/extensions", n))
+		}
+		seen[n] = true
+		abs, _ := filepath.Abs(a)
+		exts = append(exts, container.Extension{Name: n, Path: abs})
+	}
+	return exts, nil
+}
+
+// HostArch is the elfinfo architecture name of this machine.
+func HostArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return runtime.GOARCH
+}
