@@ -137,6 +137,9 @@ func (t *touchState) add(inside, host string, exe bool) {
 // touchedFile is the Attributor's lookup: size and ELF layout of a file.
 func (s *Series) touchedFile(inside string) *touched.File {
 	hp := s.touch.host[inside]
+	if inside == container.InitprofPath && s.e.cfg.Self != "" {
+		hp = s.e.cfg.Self // bind-mounted: the rootfs holds only its mount point
+	}
 	if hp == "" {
 		return nil
 	}
