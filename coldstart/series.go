@@ -34,6 +34,7 @@ type Series struct {
 	// others are the other initprof processes seen running during the
 	// runs (container.OtherLiveOwners), by pid, with the runs they overlapped.
 	others map[int][]int
+	touch  *touchState // what init touched: file index and ELF cache (touched.go)
 }
 
 // NewSeries builds the sandbox for exts (checked with Extensions) and
@@ -137,6 +138,9 @@ func (s *Series) Report() *profile.Report {
 	rep.Notes = append(rep.Notes, s.cpuModelNote())
 	rep.Notes = append(rep.Notes, s.storageModelNote())
 	rep.Notes = append(rep.Notes, sandboxNote(s.sb.Kind(), s.runs))
+	if n := touchedNote(s.runs); n != "" {
+		rep.Notes = append(rep.Notes, n)
+	}
 	if n := s.othersNote(); n != "" {
 		rep.Notes = append(rep.Notes, n)
 	}
@@ -242,6 +246,7 @@ func (s *Series) oneRun(ctx context.Context, i int, smp *sampling) (r profile.Ru
 		cost.EvictedPages = int64(ev.Before - ev.After)
 		cost.ResidentAfter = int64(ev.After)
 	}
+	resBefore := s.touchedBefore()
 	inst, err := sb.Create(ctx, fmt.Sprintf("initprof-%d-%d", os.Getpid(), i))
 	if err != nil {
 		return r, h, err
@@ -315,6 +320,7 @@ func (s *Series) oneRun(ctx context.Context, i int, smp *sampling) (r profile.Ru
 	if st.Dropped > 0 {
 		res.Run.Notes = append(res.Run.Notes, fmt.Sprintf("WARNING: the probes dropped %d events in this run (ring buffer full): its checkpoints may be incomplete", st.Dropped))
 	}
+	s.touchedAfter(&res.Run, evs, resBefore)
 	os.RemoveAll(inst.OutDir())
 	return res.Run, countHits(evs), nil
 }

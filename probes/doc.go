@@ -20,6 +20,21 @@
 // follows one process, not its children. Every link is a file descriptor, so
 // a tracer killed by a signal leaves nothing behind.
 //
+// # What a start touched
+//
+// Tracer.Touched returns, after a run, every file-backed 4 KiB page each
+// tracked process touched first, by (st_dev, inode, page index), with the
+// time and how: a page it caused into the page cache (filemap:
+// mm_filemap_add_to_page_cache, every page of the folio: readahead, read(2),
+// faults), a fault on a page (filemap:mm_filemap_fault, and the faulting
+// page among those fault-around mapped, filemap:mm_filemap_map_pages, found
+// from the fault's address with bpf_find_vma). They are kept in a BPF hash
+// (one entry per process and page; Stats-like drops in TouchStats), not
+// streamed. The fault tracepoints need Linux 6.11 (Debian's arm64 6.12 has
+// them); without them only the page-cache adds are seen. Cost: about 0.4 µs
+// of BPF per page (0.9 ms for a 9 MB Go binary's 2,300 pages; see
+// BenchmarkTouchedCost).
+//
 // # Checkpoints of a dynamically linked C program (glibc 2.36)
 //
 //	exec (sys_enter_execve) → exec_done (sched_process_exec)

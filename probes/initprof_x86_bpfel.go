@@ -25,6 +25,13 @@ type initprofIoCount struct {
 	Rd  uint64
 }
 
+type initprofLastFault struct {
+	_    structs.HostLayout
+	Tid  uint32
+	Pad  uint32
+	Addr uint64
+}
+
 type initprofOffcpu struct {
 	_        structs.HostLayout
 	Ts       uint64
@@ -37,6 +44,21 @@ type initprofPending struct {
 	A    [3]int64
 	Kind uint32
 	Sub  uint32
+}
+
+type initprofTouchKey struct {
+	_     structs.HostLayout
+	Tgid  uint32
+	Dev   uint32
+	Ino   uint64
+	Index uint64
+}
+
+type initprofTouchVal struct {
+	_     structs.HostLayout
+	Ts    uint64
+	Flags uint32
+	Tid   uint32
 }
 
 type initprofTrackedVal struct {
@@ -53,15 +75,21 @@ const (
 	initprofMapEvents         = "events"
 	initprofMapIoProc         = "io_proc"
 	initprofMapIoThread       = "io_thread"
+	initprofMapLastFault      = "last_fault"
 	initprofMapOffcpu         = "offcpu"
 	initprofMapPending        = "pending"
 	initprofMapSysroles       = "sysroles"
+	initprofMapTouchDrops     = "touch_drops"
+	initprofMapTouched        = "touched"
 	initprofMapTracked        = "tracked"
 	initprofProgInitprofExecd = "initprof_execd"
 	initprofProgInitprofExit  = "initprof_exit"
 	initprofProgInitprofFork  = "initprof_fork"
 	initprofProgInitprofPfev  = "initprof_pfev"
+	initprofProgInitprofPgadd = "initprof_pgadd"
+	initprofProgInitprofPgfil = "initprof_pgfil"
 	initprofProgInitprofPgflt = "initprof_pgflt"
+	initprofProgInitprofPgmap = "initprof_pgmap"
 	initprofProgInitprofSwtch = "initprof_swtch"
 	initprofProgInitprofSysI  = "initprof_sys_i"
 	initprofProgInitprofSysO  = "initprof_sys_o"
@@ -69,6 +97,7 @@ const (
 	initprofProgInitprofUm    = "initprof_um"
 	initprofProgInitprofUr    = "initprof_ur"
 	initprofProgInitprofUrm   = "initprof_urm"
+	initprofVarTouchFaults    = "touch_faults"
 )
 
 // loadInitprof returns the embedded CollectionSpec for initprof.
@@ -117,7 +146,10 @@ type initprofProgramSpecs struct {
 	InitprofExit  *ebpf.ProgramSpec `ebpf:"initprof_exit"`
 	InitprofFork  *ebpf.ProgramSpec `ebpf:"initprof_fork"`
 	InitprofPfev  *ebpf.ProgramSpec `ebpf:"initprof_pfev"`
+	InitprofPgadd *ebpf.ProgramSpec `ebpf:"initprof_pgadd"`
+	InitprofPgfil *ebpf.ProgramSpec `ebpf:"initprof_pgfil"`
 	InitprofPgflt *ebpf.ProgramSpec `ebpf:"initprof_pgflt"`
+	InitprofPgmap *ebpf.ProgramSpec `ebpf:"initprof_pgmap"`
 	InitprofSwtch *ebpf.ProgramSpec `ebpf:"initprof_swtch"`
 	InitprofSysI  *ebpf.ProgramSpec `ebpf:"initprof_sys_i"`
 	InitprofSysO  *ebpf.ProgramSpec `ebpf:"initprof_sys_o"`
@@ -131,21 +163,25 @@ type initprofProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type initprofMapSpecs struct {
-	Config   *ebpf.MapSpec `ebpf:"config"`
-	Drops    *ebpf.MapSpec `ebpf:"drops"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	IoProc   *ebpf.MapSpec `ebpf:"io_proc"`
-	IoThread *ebpf.MapSpec `ebpf:"io_thread"`
-	Offcpu   *ebpf.MapSpec `ebpf:"offcpu"`
-	Pending  *ebpf.MapSpec `ebpf:"pending"`
-	Sysroles *ebpf.MapSpec `ebpf:"sysroles"`
-	Tracked  *ebpf.MapSpec `ebpf:"tracked"`
+	Config     *ebpf.MapSpec `ebpf:"config"`
+	Drops      *ebpf.MapSpec `ebpf:"drops"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	IoProc     *ebpf.MapSpec `ebpf:"io_proc"`
+	IoThread   *ebpf.MapSpec `ebpf:"io_thread"`
+	LastFault  *ebpf.MapSpec `ebpf:"last_fault"`
+	Offcpu     *ebpf.MapSpec `ebpf:"offcpu"`
+	Pending    *ebpf.MapSpec `ebpf:"pending"`
+	Sysroles   *ebpf.MapSpec `ebpf:"sysroles"`
+	TouchDrops *ebpf.MapSpec `ebpf:"touch_drops"`
+	Touched    *ebpf.MapSpec `ebpf:"touched"`
+	Tracked    *ebpf.MapSpec `ebpf:"tracked"`
 }
 
 // initprofVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type initprofVariableSpecs struct {
+	TouchFaults *ebpf.VariableSpec `ebpf:"touch_faults"`
 }
 
 // initprofObjects contains all objects after they have been loaded into the kernel.
@@ -168,15 +204,18 @@ func (o *initprofObjects) Close() error {
 //
 // It can be passed to loadInitprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type initprofMaps struct {
-	Config   *ebpf.Map `ebpf:"config"`
-	Drops    *ebpf.Map `ebpf:"drops"`
-	Events   *ebpf.Map `ebpf:"events"`
-	IoProc   *ebpf.Map `ebpf:"io_proc"`
-	IoThread *ebpf.Map `ebpf:"io_thread"`
-	Offcpu   *ebpf.Map `ebpf:"offcpu"`
-	Pending  *ebpf.Map `ebpf:"pending"`
-	Sysroles *ebpf.Map `ebpf:"sysroles"`
-	Tracked  *ebpf.Map `ebpf:"tracked"`
+	Config     *ebpf.Map `ebpf:"config"`
+	Drops      *ebpf.Map `ebpf:"drops"`
+	Events     *ebpf.Map `ebpf:"events"`
+	IoProc     *ebpf.Map `ebpf:"io_proc"`
+	IoThread   *ebpf.Map `ebpf:"io_thread"`
+	LastFault  *ebpf.Map `ebpf:"last_fault"`
+	Offcpu     *ebpf.Map `ebpf:"offcpu"`
+	Pending    *ebpf.Map `ebpf:"pending"`
+	Sysroles   *ebpf.Map `ebpf:"sysroles"`
+	TouchDrops *ebpf.Map `ebpf:"touch_drops"`
+	Touched    *ebpf.Map `ebpf:"touched"`
+	Tracked    *ebpf.Map `ebpf:"tracked"`
 }
 
 func (m *initprofMaps) Close() error {
@@ -186,9 +225,12 @@ func (m *initprofMaps) Close() error {
 		m.Events,
 		m.IoProc,
 		m.IoThread,
+		m.LastFault,
 		m.Offcpu,
 		m.Pending,
 		m.Sysroles,
+		m.TouchDrops,
+		m.Touched,
 		m.Tracked,
 	)
 }
@@ -197,6 +239,7 @@ func (m *initprofMaps) Close() error {
 //
 // It can be passed to loadInitprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type initprofVariables struct {
+	TouchFaults *ebpf.Variable `ebpf:"touch_faults"`
 }
 
 // initprofPrograms contains all programs after they have been loaded into the kernel.
@@ -207,7 +250,10 @@ type initprofPrograms struct {
 	InitprofExit  *ebpf.Program `ebpf:"initprof_exit"`
 	InitprofFork  *ebpf.Program `ebpf:"initprof_fork"`
 	InitprofPfev  *ebpf.Program `ebpf:"initprof_pfev"`
+	InitprofPgadd *ebpf.Program `ebpf:"initprof_pgadd"`
+	InitprofPgfil *ebpf.Program `ebpf:"initprof_pgfil"`
 	InitprofPgflt *ebpf.Program `ebpf:"initprof_pgflt"`
+	InitprofPgmap *ebpf.Program `ebpf:"initprof_pgmap"`
 	InitprofSwtch *ebpf.Program `ebpf:"initprof_swtch"`
 	InitprofSysI  *ebpf.Program `ebpf:"initprof_sys_i"`
 	InitprofSysO  *ebpf.Program `ebpf:"initprof_sys_o"`
@@ -223,7 +269,10 @@ func (p *initprofPrograms) Close() error {
 		p.InitprofExit,
 		p.InitprofFork,
 		p.InitprofPfev,
+		p.InitprofPgadd,
+		p.InitprofPgfil,
 		p.InitprofPgflt,
+		p.InitprofPgmap,
 		p.InitprofSwtch,
 		p.InitprofSysI,
 		p.InitprofSysO,

@@ -29,7 +29,7 @@ func evict(t *testing.T, path string) {
 	}
 }
 
-func copyFile(t *testing.T, dst, src string, mode os.FileMode) {
+func copyFile(t testing.TB, dst, src string, mode os.FileMode) {
 	t.Helper()
 	in, err := os.Open(src)
 	if err != nil {

@@ -62,6 +62,12 @@ type Options struct {
 	// Tracer.Calibrate can measure what a hit costs here. "" = none; a binary
 	// without the symbol (stripped) leaves the tracer uncalibrated, no error.
 	Calibration string
+	// NoTouched leaves out the page-touch probes (filemap:mm_filemap_add_to_page_cache
+	// and the fault-address lookup): Touched returns nothing. For measuring their cost.
+	NoTouched bool
+	// NoTouchFaults keeps the page-cache adds but not the fault probes
+	// (no minor faults, and major ones count as readahead).
+	NoTouchFaults bool
 }
 
 // Missing is a checkpoint that could not be attached, and why.
@@ -120,6 +126,9 @@ type Tracer struct {
 	uprobeReturnNs int64
 	faultTP        bool  // page faults from the exceptions:page_fault_user tracepoint
 	perfFDs        []int // software page-fault perf events (the fallback), closed by Close
+	touchTP        bool  // the page-touch probes are attached (Touched)
+	touchFaults    bool  // ... with the fault tracepoints (minor and major faults)
+	touchBase      [2]uint64
 
 	mu        sync.Mutex
 	events    []rawEvent
@@ -180,6 +189,26 @@ func New(opts Options) (_ *Tracer, err error) {
 		delete(spec.Programs, "initprof_pfev")
 	} else {
 		delete(spec.Programs, "initprof_pgflt")
+	}
+	t.touchTP = !opts.NoTouched && haveTracepoint("filemap", "mm_filemap_add_to_page_cache")
+	t.touchFaults = t.touchTP && !opts.NoTouchFaults
+	if t.touchFaults && !(haveTracepoint("filemap", "mm_filemap_fault") && haveTracepoint("filemap", "mm_filemap_map_pages")) {
+		t.touchFaults = false
+		t.missing = append(t.missing, Missing{Checkpoint: "touched_faults", Reason: "this kernel has no filemap:mm_filemap_fault and mm_filemap_map_pages tracepoints (6.11+): touched pages are the page-cache adds only, with no minor faults"})
+	}
+	if t.touchFaults {
+		if err := spec.Variables["touch_faults"].Set(uint32(1)); err != nil {
+			return nil, fmt.Errorf("probes: enabling the fault-address lookup: %w", err)
+		}
+	} else {
+		delete(spec.Programs, "initprof_pgfil")
+		delete(spec.Programs, "initprof_pgmap")
+	}
+	if !t.touchTP {
+		delete(spec.Programs, "initprof_pgadd")
+		if !opts.NoTouched {
+			t.missing = append(t.missing, Missing{Checkpoint: "touched_pages", Reason: "this kernel has no filemap:mm_filemap_add_to_page_cache tracepoint"})
+		}
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
@@ -256,6 +285,23 @@ func (t *Tracer) attachKernel() error {
 		t.links = append(t.links, l)
 	} else if err := t.attachFaultEvents(); err != nil {
 		t.missing = append(t.missing, Missing{Checkpoint: "page_faults", Reason: err.Error()})
+	}
+	for _, tp := range []struct {
+		on         bool
+		name, prog string
+	}{
+		{t.touchTP, "mm_filemap_add_to_page_cache", "initprof_pgadd"},
+		{t.touchFaults, "mm_filemap_fault", "initprof_pgfil"},
+		{t.touchFaults, "mm_filemap_map_pages", "initprof_pgmap"},
+	} {
+		if !tp.on {
+			continue
+		}
+		l, err := link.Tracepoint("filemap", tp.name, t.coll.Programs[tp.prog], nil)
+		if err != nil {
+			return permissionError("attaching filemap:"+tp.name, err)
+		}
+		t.links = append(t.links, l)
 	}
 	roles := t.coll.Maps["sysroles"]
 	for _, r := range syscallRoles {
@@ -567,6 +613,9 @@ func (t *Tracer) reset(root, parent uint32) error {
 	t.events = nil
 	t.dropBase = t.drops()
 	t.mu.Unlock()
+	if err := t.clearTouched(); err != nil {
+		return fmt.Errorf("probes: clearing the touched pages: %w", err)
+	}
 	if root != 0 {
 		if err := t.coll.Maps["tracked"].Update(root, uint64(0), ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("probes: tracking pid %d: %w", root, err)

@@ -155,6 +155,12 @@ type Process struct {
 	// 512 KiB chunks it fetched (ChargeFetches).
 	FetchWaitNs map[string]int64 `json:"fetch_wait_ns,omitempty"`
 	FetchChunks map[string]int64 `json:"fetch_chunks,omitempty"`
+	// Touched is, per phase, the file-backed pages the process touched
+	// first in it and their 512 KiB chunks, attributed to file, section,
+	// symbol and crate/package; TouchedInit sums them over exec → next.
+	// Nil when the probes could not see page-cache adds.
+	Touched     map[string]*Touched `json:"touched,omitempty"`
+	TouchedInit *TouchedInit        `json:"touched_init,omitempty"`
 }
 
 // Run is one cold start: the platform's view of INIT and every process in it.
@@ -189,9 +195,23 @@ type Run struct {
 	Platform any `json:"platform,omitempty"`
 	// Sandbox is what the sandbox itself cost this run (create, start, delete).
 	Sandbox *SandboxCost `json:"sandbox,omitempty"`
+	// TouchedCheck compares the pages the probes saw added to the page
+	// cache with what mincore(2) found resident after the run.
+	TouchedCheck *TouchedCheck `json:"touched_check,omitempty"`
 	// Storage is the lambda storage model's account of the run (nil with
 	// --storage local).
 	Storage *Storage `json:"storage,omitempty"`
+}
+
+// TouchedCheck is the independent check of what init touched: in the
+// sandbox's files, the pages that became resident during a cold run
+// (mincore after minus before) against the pages the probes saw the
+// sandbox's processes add.
+type TouchedCheck struct {
+	Resident  int64   `json:"resident"`
+	Added     int64   `json:"added"`
+	Both      int64   `json:"both"`
+	Agreement float64 `json:"agreement"` // Both / (Resident ∪ Added)
 }
 
 // Storage is what Lambda's chunked lazy storage (container/lazyfs) charged

@@ -77,6 +77,8 @@ type ProcessReport struct {
 	// OutOfOrder counts, per "x before y", the runs where init ran in that order.
 	OutOfOrder map[string]int `json:"out_of_order,omitempty"`
 	Verdict    string         `json:"verdict,omitempty"`
+	// Touched is what init touched of the files (nil when not measured).
+	Touched *TouchedReport `json:"touched,omitempty"`
 }
 
 // PhaseReport is one phase of one process over all runs that had it.
@@ -99,6 +101,16 @@ type PhaseReport struct {
 	// in this phase (wait, and chunks the process fetched).
 	FetchWait   stats.Summary `json:"fetch_wait_ns"`
 	FetchChunks stats.Summary `json:"fetch_chunks"`
+	// Touched* are the pages (by kind) and chunks first touched in the phase.
+	TouchedPages     stats.Summary `json:"touched_pages"`
+	TouchedMajor     stats.Summary `json:"touched_major"`
+	TouchedMinor     stats.Summary `json:"touched_minor"`
+	TouchedReadahead stats.Summary `json:"touched_readahead"`
+	TouchedChunks    stats.Summary `json:"touched_chunks"`
+	// TouchedFaulted and TouchedFaultedChunks: of those, the pages the
+	// process faulted on, and the chunks holding one.
+	TouchedFaulted       stats.Summary `json:"touched_faulted"`
+	TouchedFaultedChunks stats.Summary `json:"touched_faulted_chunks"`
 	// startOffset orders phases: median start relative to exec.
 	startOffset float64
 }
@@ -245,16 +257,21 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 	pr := ProcessReport{Name: key, Role: role, Missing: map[string]int{}, OutOfOrder: map[string]int{}}
 	type acc struct {
 		dur, share, onCPU, runnable, blocked, minf, majf, read, start, fwait, fchunks []float64
+		tPages, tMaj, tMin, tRA, tChunks, tFlt, tFltC                                 []float64
 		pairs                                                                         map[[2]string]int
 	}
 	phases := map[string]*acc{}
 	var load, own, ttr, loadShare, slack, lazy, chunks, lambdaShare []float64
+	var touched []*TouchedInit
 	for i, r := range runs {
 		for _, p := range r.Processes {
 			if p.Role == RolePlatform || processKey(p) != key {
 				continue
 			}
 			pr.Runs++
+			if p.TouchedInit != nil {
+				touched = append(touched, p.TouchedInit)
+			}
 			for _, m := range Missing(p) {
 				pr.Missing[m]++
 			}
@@ -322,6 +339,15 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 					a.fwait = append(a.fwait, float64(p.FetchWaitNs[s.Name]))
 					a.fchunks = append(a.fchunks, float64(p.FetchChunks[s.Name]))
 				}
+				if tc, ok := p.Touched[s.Name]; ok && tc != nil {
+					a.tPages = append(a.tPages, float64(tc.Pages.Total))
+					a.tMaj = append(a.tMaj, float64(tc.Pages.Major))
+					a.tMin = append(a.tMin, float64(tc.Pages.Minor))
+					a.tRA = append(a.tRA, float64(tc.Pages.Readahead))
+					a.tChunks = append(a.tChunks, float64(tc.Chunks))
+					a.tFlt = append(a.tFlt, float64(tc.Pages.Faulted))
+					a.tFltC = append(a.tFltC, float64(tc.FaultedChunks))
+				}
 			}
 		}
 	}
@@ -340,6 +366,15 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 			FetchWait:   stats.Summarize(a.fwait),
 			FetchChunks: stats.Summarize(a.fchunks),
 			startOffset: stats.Median(a.start),
+
+			TouchedPages:     stats.Summarize(a.tPages),
+			TouchedMajor:     stats.Summarize(a.tMaj),
+			TouchedMinor:     stats.Summarize(a.tMin),
+			TouchedReadahead: stats.Summarize(a.tRA),
+			TouchedChunks:    stats.Summarize(a.tChunks),
+
+			TouchedFaulted:       stats.Summarize(a.tFlt),
+			TouchedFaultedChunks: stats.Summarize(a.tFltC),
 		})
 	}
 	sort.Slice(pr.Phases, func(i, j int) bool {
@@ -356,6 +391,7 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 	pr.LambdaLoadShare = medianOr0(lambdaShare)
 	pr.SlackNs = stats.Summarize(slack)
 	pr.EndedInit = crit.EndedBy[key]
+	pr.Touched = aggregateTouched(touched)
 	if len(pr.Missing) == 0 {
 		pr.Missing = nil
 	}

@@ -132,6 +132,7 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 		t.add("lambda_load", "load + lazy_load", "", "", "", pct(p.LambdaLoadShare))
 	}
 	_ = t.write(w)
+	writeTouchedText(w, p)
 	if len(p.Missing) > 0 {
 		fmt.Fprintf(w, "  missing checkpoints: %s\n", missingCell(p.Missing, p.Runs))
 	}

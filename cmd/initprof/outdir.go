@@ -17,7 +17,7 @@ import (
 var outputPatterns = []string{
 	"report.txt", "results.json", "results-*.json",
 	"compare.txt", "compare.json", "bench.txt",
-	"cpu.pb.gz", "offcpu.pb.gz", "offcpu.folded", "stacks.folded", "trace.json",
+	"cpu.pb.gz", "offcpu.pb.gz", "touched.pb.gz", "offcpu.folded", "stacks.folded", "trace.json",
 	"flame.svg", "flame-*.svg", "flame-*", "diff-*.svg",
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/pprofout"
 )
 
 func init() {
@@ -54,7 +55,12 @@ disk as it is. It needs /dev/fuse and root; without them, the default falls
 back to local and says so.
 
 Files written to --out: report.txt (what is printed), results.json (every run,
-every checkpoint, every platform event). --out must be writable and empty, or
+every checkpoint, every platform event), and touched.pb.gz: the file-backed
+4 KiB pages each process's init touched first (major and minor faults, and
+what readahead brought), by phase, file, ELF section, symbol and Rust crate or
+Go package, with the 512 KiB chunks Lambda's storage would fetch for them
+(go tool pprof -top -files touched.pb.gz ranks the crates; -tagfocus
+phase=load_deps one phase). --out must be writable and empty, or
 given with --force: then the previous run's reports, results and flamegraphs
 there are removed first. Every flag and --out are checked before the first
 cold start.
@@ -372,7 +378,11 @@ func runRun(o *runOpts, args []string) error {
 	if ctx.Err() != nil {
 		rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
 	}
-	if err := writeFiles(env.out, map[string]func(io.Writer) error{"report.txt": rep.WriteText, "results.json": rep.WriteJSON}); err != nil {
+	outs := map[string]func(io.Writer) error{"report.txt": rep.WriteText, "results.json": rep.WriteJSON}
+	if pprofout.HasTouched(s.Runs()) {
+		outs[touchedName] = func(w io.Writer) error { return pprofout.WriteTouched(w, s.Runs()) }
+	}
+	if err := writeFiles(env.out, outs); err != nil {
 		return err
 	}
 	if o.json {
@@ -383,6 +393,9 @@ func runRun(o *runOpts, args []string) error {
 		return err
 	}
 	progressf("wrote %s and %s", filepath.Join(env.out, "report.txt"), filepath.Join(env.out, "results.json"))
+	if _, ok := outs[touchedName]; ok {
+		progressf("wrote %s (what init touched; go tool pprof -top -files %s ranks the crates/packages)", filepath.Join(env.out, touchedName), filepath.Join(env.out, touchedName))
+	}
 	if o.sample.flamegraph && ctx.Err() == nil {
 		sruns, err := sampleSeries(ctx, s, &o.sample)
 		if err == nil || len(sruns) > 0 {
@@ -413,6 +426,9 @@ func statuses(runs []profile.Run) string {
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
 }
+
+// touchedName is the pprof profile of what init touched (pprofout.Touched).
+const touchedName = "touched.pb.gz"
 
 // writeFiles writes each named file into dir.
 func writeFiles(dir string, files map[string]func(io.Writer) error) error {

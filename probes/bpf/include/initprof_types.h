@@ -80,8 +80,14 @@ struct pt_regs {
 #error "initprof probes are built for amd64 and arm64 only"
 #endif
 
+struct super_block {
+	u32 s_dev; /* dev_t */
+} __attribute__((preserve_access_index));
+
 struct inode {
 	umode_t i_mode;
+	unsigned long i_ino;
+	struct super_block *i_sb;
 } __attribute__((preserve_access_index));
 
 struct qstr {
@@ -122,6 +128,49 @@ struct task_struct {
 struct task_struct___pre514 {
 	long state;
 } __attribute__((preserve_access_index));
+
+struct vm_area_struct {
+	unsigned long vm_start;
+	unsigned long vm_pgoff;
+	struct file *vm_file;
+} __attribute__((preserve_access_index));
+
+/* The mm_filemap_add_to_page_cache record (order: since about 6.10). */
+struct trace_event_raw_mm_filemap_op_page_cache {
+	unsigned long i_ino;
+	unsigned long index;
+	u32 s_dev;
+	unsigned char order;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_mm_filemap_fault {
+	unsigned long i_ino;
+	u32 s_dev;
+	unsigned long index;
+} __attribute__((preserve_access_index));
+
+/* mm_filemap_get_pages and mm_filemap_map_pages (since 6.11) */
+struct trace_event_raw_mm_filemap_op_page_cache_range {
+	unsigned long i_ino;
+	u32 s_dev;
+	unsigned long index;
+	unsigned long last_index;
+} __attribute__((preserve_access_index));
+
+/*
+ * A perf_event program's context (uapi linux/bpf_perf_event.h): regs are
+ * bpf_user_pt_regs_t (pt_regs on x86, user_pt_regs on arm64); addr is the
+ * faulting address of a software page-fault event.
+ */
+struct perf_event_ctx {
+#if defined(__TARGET_ARCH_x86)
+	struct pt_regs regs;
+#else
+	struct user_pt_regs regs;
+#endif
+	__u64 sample_period;
+	__u64 addr;
+};
 
 struct linux_binprm {
 	const char *filename;
