@@ -458,11 +458,17 @@ func runStorage(st *container.StorageStats) *profile.Storage {
 	}
 	out := &profile.Storage{Model: st.Model, Chunks: map[string]int{}, TotalChunks: st.Chunks,
 		WaitNs: st.WaitNs, ExpectedNs: st.ExpectedNs, OversleptNs: st.OversleptNs, Requests: st.Requests, ServiceNs: st.ServiceNs,
-		ReadAheadKiB: st.ReadAhead >> 10}
+		ReadAheadKiB: st.ReadAhead >> 10, CPUsAwake: st.CPUsAwake, CPUsAwakeErr: st.CPUsAwakeErr}
 	for _, f := range st.Files {
 		if f.Chunks > 0 {
 			out.Chunks[f.Path] = f.Chunks
 		}
+	}
+	for op, o := range st.Ops {
+		if out.Ops == nil {
+			out.Ops = map[string]profile.StorageOp{}
+		}
+		out.Ops[op] = profile.StorageOp{Count: o.Count, ServiceNs: o.ServiceNs}
 	}
 	return out
 }
@@ -476,12 +482,18 @@ func (s *Series) storageModelNote() string {
 	var chunks, wait, svc, over []float64
 	model := ""
 	ra := 0
+	awake := ""
 	for _, r := range s.runs {
 		if st := r.Storage; st != nil {
 			if model == "" {
 				model = st.Model + " (first run's; +1 per cold start)"
 			}
 			ra = st.ReadAheadKiB
+			if st.CPUsAwakeErr != "" {
+				awake = "; idle CPUs could not be held polling (" + st.CPUsAwakeErr + "): each FUSE round trip also pays a vCPU wake-up"
+			} else if st.CPUsAwake {
+				awake = "; idle CPUs held polling while the FUSE layer runs (PM QoS 0 µs), so its round trips do not pay this VM's vCPU wake-up"
+			}
 			chunks = append(chunks, float64(st.TotalChunks))
 			wait = append(wait, float64(st.WaitNs)/1e6)
 			svc = append(svc, float64(st.ServiceNs)/1e6)
@@ -498,6 +510,6 @@ func (s *Series) storageModelNote() string {
 		sort.Float64s(x)
 		return x[len(x)/2]
 	}
-	return fmt.Sprintf("model: %s; %d KiB readahead; %.0f chunks fetched per cold start (median of %d), modelled fetch wait %.1f ms (the sleeps overran it by %.1f ms), FUSE server's own time %.1f ms (medians); --storage local for this machine's disk",
-		model, ra, med(chunks), len(chunks), med(wait), med(over), med(svc))
+	return fmt.Sprintf("model: %s; %d KiB readahead; %.0f chunks fetched per cold start (median of %d), modelled fetch wait %.1f ms (the sleeps overran it by %.1f ms), FUSE server's own time %.1f ms (medians)%s; --storage local for this machine's disk",
+		model, ra, med(chunks), len(chunks), med(wait), med(over), med(svc), awake)
 }

@@ -233,11 +233,23 @@ type Storage struct {
 	// time answering them, the modelled sleep excluded.
 	Requests  int64 `json:"requests"`
 	ServiceNs int64 `json:"service_ns"`
+	// Ops splits Requests by FUSE operation: count and service time.
+	Ops map[string]StorageOp `json:"ops,omitempty"`
 	// UnattributedWaitNs is fetch wait no process phase holds (the
 	// platform's reads, a process before its exec).
 	UnattributedWaitNs int64 `json:"unattributed_wait_ns,omitempty"`
 	// ReadAheadKiB is the mount's readahead.
 	ReadAheadKiB int `json:"readahead_kib"`
+	// CPUsAwake: the FUSE server held idle CPUs polling (PM QoS), so its
+	// round trips did not pay a vCPU wake-up; CPUsAwakeErr is why not.
+	CPUsAwake    bool   `json:"cpus_awake,omitempty"`
+	CPUsAwakeErr string `json:"cpus_awake_err,omitempty"`
+}
+
+// StorageOp is one FUSE operation's requests in a run and their service time.
+type StorageOp struct {
+	Count     int64 `json:"count"`
+	ServiceNs int64 `json:"service_ns"`
 }
 
 // SandboxCost is the per-run cost of the sandbox, outside the platform's time.

@@ -247,8 +247,8 @@ func TestFUSEExecAndMmap(t *testing.T) {
 	if ds.Chunks != 1 || ds.Class != "base" {
 		t.Errorf("one page fault mid chunk 3: %d chunks (class %s), want 1 (base)", ds.Chunks, ds.Class)
 	}
-	if ds.Tiers["worker"] != 1 {
-		t.Errorf("base chunk tiers %v, want worker only", ds.Tiers)
+	if ds.Tiers["host"] != 1 {
+		t.Errorf("base chunk tiers %v, want host only", ds.Tiers)
 	}
 }
 

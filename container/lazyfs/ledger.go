@@ -49,11 +49,25 @@ type Stats struct {
 	Requests  int64 `json:"requests"`
 	ServiceNs int64 `json:"service_ns"`
 	ReadAhead int   `json:"readahead"`
+	// CPUsAwake says the server held idle CPUs polling (PM QoS zero wake-up
+	// latency) so FUSE round trips do not pay a halted vCPU's wake-up;
+	// CPUsAwakeErr is why not.
+	CPUsAwake    bool   `json:"cpus_awake"`
+	CPUsAwakeErr string `json:"cpus_awake_err,omitempty"`
+	// Ops splits Requests and ServiceNs by FUSE operation (Lookup, Read...):
+	// where the layer's own cost goes.
+	Ops map[string]OpStats `json:"ops,omitempty"`
 	// Fetches are the reads that waited for a chunk (their own fetch or
 	// another read's), in order: who waited (the caller's thread id, as the
 	// host sees it), from when (CLOCK_MONOTONIC, the probes' clock) and how
 	// long, so the engine can charge each wait to a process and a phase.
 	Fetches []Fetch `json:"fetches,omitempty"`
+}
+
+// OpStats counts one FUSE operation's requests and their time in the server.
+type OpStats struct {
+	Count     int64 `json:"count"`
+	ServiceNs int64 `json:"service_ns"`
 }
 
 // Fetch is one read that waited for chunks.

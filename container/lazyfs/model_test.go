@@ -75,9 +75,9 @@ func TestDrawDeterministicAndDistributed(t *testing.T) {
 			t.Errorf("tier %s: %.4f of draws, want %.4f", tier.Name, got, want)
 		}
 	}
-	// Base files: all worker.
+	// Base files: all resident on the worker (the host tier).
 	for c := int64(0); c < 1000; c++ {
-		if i, _ := m.Draw("/lib/libc.so.6", c); m.Tiers[i].Name != "worker" {
+		if i, _ := m.Draw("/lib/libc.so.6", c); m.Tiers[i].Name != "host" {
 			t.Fatalf("base chunk %d from %s", c, m.Tiers[i].Name)
 		}
 	}
@@ -103,8 +103,8 @@ func TestExpected(t *testing.T) {
 	if got := m.Expected("/opt/extensions/x"); got != want {
 		t.Errorf("function expected %v, want %v", got, want)
 	}
-	if got := m.Expected("/lib/libc.so.6"); got != time.Millisecond {
-		t.Errorf("base expected %v, want 1ms", got)
+	if got := m.Expected("/lib/libc.so.6"); got != 0 {
+		t.Errorf("base expected %v, want 0 (resident)", got)
 	}
 }
 
