@@ -7,7 +7,7 @@ GOFLAGS_B := -trimpath
 # initprof runs as PID 1 inside foreign root filesystems, so it must be static.
 export CGO_ENABLED ?= 0
 
-.PHONY: fidelity all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples rust-bottlecap-samples demo-bottlecap demo-bottlecap-compare
+.PHONY: fidelity fidelity-bench all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples rust-bottlecap-samples demo-bottlecap demo-bottlecap-compare
 
 all: build
 
@@ -40,6 +40,11 @@ test-arm64: arm64-kernel arm64-samples build-arm64
 # The functions the Lambda model is held against (README "How close to Lambda").
 fidelity:
 	$(MAKE) -C testdata/fidelity
+
+# The README's "How close to Lambda" table (writes build/fidelity/how-close.md).
+fidelity-bench: fidelity
+	cd coldstart && INITPROF_FIDELITY_RUNS=$${RUNS:-20} $(GO) test -count=1 -run '^$$' -bench Fidelity -benchtime 1x -timeout 30m .
+	cat build/fidelity/how-close.md
 
 # The sample extensions every test profiles (Go and C), built with known flags.
 samples:
