@@ -13,6 +13,7 @@ import (
 
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container/lazyfs"
+	"github.com/initprof/initprof/profile"
 )
 
 // published are lambda-perf's medians of 10 cold starts per function,
@@ -70,53 +71,57 @@ func BenchmarkFidelity(b *testing.B) {
 		views = keep
 	}
 	type cell struct {
-		series *coldstart.Series
-		got    []float64
+		got []float64
 	}
 	cells := make([][]cell, len(published))
-	for i, p := range published {
+	for i := range cells {
 		cells[i] = make([]cell, len(views))
-		for v, view := range views {
-			c := coldstart.Config{MemoryMB: p.memoryMB, Runtime: "../build/fidelity/" + p.fixture, InitCPU: initCPU}
-			view.cfg(&c)
-			eng, err := coldstart.Open(c)
+	}
+	var rep *profile.Report // the last model series', for its notes
+	// One engine at a time, as one `initprof run` is. Every open engine's
+	// probes run on every tracepoint hit of the machine (they filter by
+	// PID inside the program), so engines left open slow everyone's page
+	// faults and syscalls: with twelve open, the FUSE layer's own cost
+	// at zero latency grew from 2-4 ms to 9-12 ms per cold start.
+	cold := func(i, v int) {
+		p := published[i]
+		c := coldstart.Config{MemoryMB: p.memoryMB, Runtime: "../build/fidelity/" + p.fixture, InitCPU: initCPU}
+		views[v].cfg(&c)
+		eng, err := coldstart.Open(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer eng.Close()
+		s, err := eng.NewSeries(p.fixture, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		for r := 0; r < runs; r++ {
+			run, err := s.Run(context.Background(), r)
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer eng.Close()
-			s, err := eng.NewSeries(p.fixture, nil)
-			if err != nil {
-				b.Fatal(err)
+			if st := run.Storage; st != nil && os.Getenv("INITPROF_FIDELITY_DEBUG") != "" {
+				ops := ""
+				for k, o := range st.Ops {
+					ops += fmt.Sprintf(" %s=%d/%.2fms", k, o.Count, float64(o.ServiceNs)/1e6)
+				}
+				d, _ := run.InitDurationNs()
+				b.Logf("%s %s: init %.1f ms, %d requests, service %.2f ms:%s", p.fixture, views[v].name, float64(d)/1e6, st.Requests, float64(st.ServiceNs)/1e6, ops)
 			}
-			defer s.Close()
-			cells[i][v].series = s
+			if d, ok := run.InitDurationNs(); ok && run.InitStatus == "success" {
+				cells[i][v].got = append(cells[i][v].got, float64(d)/1e6)
+			}
+		}
+		if views[v].name == "model" {
+			rep = s.Report()
 		}
 	}
 	for b.Loop() {
-		// One view at a time, as one `initprof run` is: with every view's
-		// cold starts interleaved, the FUSE layer's own cost doubles (its
-		// server idles between its cold starts; see the note in
-		// container/lazyfs), which would charge the model for the benchmark's
-		// layout. Within a view, the cells are interleaved.
-		for v := range views {
-			for r := 0; r < runs; r++ {
-				for i := range cells {
-					run, err := cells[i][v].series.Run(context.Background(), r)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if st := run.Storage; st != nil && os.Getenv("INITPROF_FIDELITY_DEBUG") != "" {
-						ops := ""
-						for k, o := range st.Ops {
-							ops += fmt.Sprintf(" %s=%d/%.2fms", k, o.Count, float64(o.ServiceNs)/1e6)
-						}
-						d, _ := run.InitDurationNs()
-						b.Logf("%s %s: init %.1f ms, %d requests, service %.2f ms:%s", published[i].fixture, views[v].name, float64(d)/1e6, st.Requests, float64(st.ServiceNs)/1e6, ops)
-					}
-					if d, ok := run.InitDurationNs(); ok && run.InitStatus == "success" {
-						cells[i][v].got = append(cells[i][v].got, float64(d)/1e6)
-					}
-				}
+		for i := range cells {
+			for v := range views {
+				cold(i, v)
 			}
 		}
 	}
@@ -139,9 +144,8 @@ func BenchmarkFidelity(b *testing.B) {
 		b.ReportMetric(100*res, fmt.Sprintf("residual%%/%s-%d", fix, p.memoryMB))
 		b.ReportMetric(fuse0-local, fmt.Sprintf("fuse-ms/%s-%d", fix, p.memoryMB))
 	}
-	fmt.Fprintf(&t, "\nMedians of %d cold starts per cell; each view's cells interleaved, the views one after another (BenchmarkFidelity, make fidelity-bench).", runs)
-	rep := cells[0][len(views)-1].series.Report()
-	for _, n := range rep.Notes {
+	fmt.Fprintf(&t, "\nMedians of %d cold starts per cell; one engine open at a time, as in one initprof run (BenchmarkFidelity, make fidelity-bench).", runs)
+	for _, n := range notesOf(rep) {
 		if strings.HasPrefix(n, "model:") {
 			fmt.Fprintf(&t, "\n\n%s", n)
 		}
@@ -187,4 +191,11 @@ func median(x []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func notesOf(r *profile.Report) []string {
+	if r == nil {
+		return nil
+	}
+	return r.Notes
 }
