@@ -33,11 +33,10 @@ var published = []struct {
 
 // BenchmarkFidelity reproduces LAMBDA-FIDELITY.md's table with the default
 // model: each published function built as its publisher builds it (make
-// fidelity), cold-started as the runtime with no extension, interleaved, 10
-// times per memory size and view, its median Init Duration held against the
-// published one. Three views run side by side: this machine as it is
-// (--storage local), the FUSE storage layer at zero fetch latency (its own
-// cost), and the model. It writes the README's "How close to Lambda" table to
+// fidelity), cold-started as the runtime with no extension, 10 times per
+// memory size and view, its median Init Duration held against the published
+// one. Three views per cell: this machine as it is (--storage local), the FUSE
+// storage layer at zero fetch latency (its own cost), and the model. It writes the README's "How close to Lambda" table to
 // build/fidelity/how-close.md.
 //
 // INITPROF_FIDELITY_RUNS changes the runs per cell; INITPROF_FIDELITY_INIT_CPU
@@ -70,12 +69,9 @@ func BenchmarkFidelity(b *testing.B) {
 		}
 		views = keep
 	}
-	type cell struct {
-		got []float64
-	}
-	cells := make([][]cell, len(published))
-	for i := range cells {
-		cells[i] = make([]cell, len(views))
+	got := make([][][]float64, len(published)) // Init Durations (ms) by cell and view
+	for i := range got {
+		got[i] = make([][]float64, len(views))
 	}
 	var rep *profile.Report // the last model series', for its notes
 	// One engine at a time, as one `initprof run` is. Every open engine's
@@ -111,7 +107,7 @@ func BenchmarkFidelity(b *testing.B) {
 				b.Logf("%s %s: init %.1f ms, %d requests, service %.2f ms:%s", p.fixture, views[v].name, float64(d)/1e6, st.Requests, float64(st.ServiceNs)/1e6, ops)
 			}
 			if d, ok := run.InitDurationNs(); ok && run.InitStatus == "success" {
-				cells[i][v].got = append(cells[i][v].got, float64(d)/1e6)
+				got[i][v] = append(got[i][v], float64(d)/1e6)
 			}
 		}
 		if views[v].name == "model" {
@@ -119,7 +115,7 @@ func BenchmarkFidelity(b *testing.B) {
 		}
 	}
 	for b.Loop() {
-		for i := range cells {
+		for i := range got {
 			for v := range views {
 				cold(i, v)
 			}
@@ -131,7 +127,7 @@ func BenchmarkFidelity(b *testing.B) {
 		med := func(name string) float64 {
 			for v, w := range views {
 				if w.name == name {
-					return median(cells[i][v].got)
+					return median(got[i][v])
 				}
 			}
 			return math.NaN() // left out by INITPROF_FIDELITY_VIEWS

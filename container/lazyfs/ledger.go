@@ -64,7 +64,8 @@ type Stats struct {
 	Fetches []Fetch `json:"fetches,omitempty"`
 }
 
-// OpStats counts one FUSE operation's requests and their time in the server.
+// OpStats counts one FUSE operation's requests and their time in the server
+// (for Read, the modelled fetch sleeps excluded).
 type OpStats struct {
 	Count     int64 `json:"count"`
 	ServiceNs int64 `json:"service_ns"`

@@ -75,15 +75,13 @@ type Model struct {
 // Source of the ratios: Brooker, Danilov, Greenwood, Piwonka, "On-demand
 // Container Loading in AWS Lambda", USENIX ATC '23: about 67 % of chunk reads
 // hit the worker-local cache, 32 % the AZ-level cache and under 0.1 % go to
-// S3. The latencies are not published. The fit (2026-12-07, this kind of
-// machine, 16 cold starts per cell, interleaved): the latencies scaled
-// together in the ratio 1:4:30 (local SSD-backed cache, an in-AZ round trip,
-// an S3 GET), scale k in {0, 0.9, 1, 1.1, 1.25, 1.5}; k = 1 put the Go
-// function (12 function chunks, most of its Lambda init) at -2 to -8 % of
-// lambda-perf at 128 and 1024 MB, the Rust one at +23 to +40 %; k = 1.1
-// already put Go at +14 to +19 %. The base image fitted best at no cost at
-// all: Rust's 9 loader and libc chunks at even the worker's 1 ms each would
-// put it at +80 %.
+// S3. The latencies are not published. They are scaled together in the
+// ratio 1:4:30 (local SSD-backed cache, an in-AZ round trip, an S3 GET); the
+// fit of the scale is the README's "How close to Lambda" (make
+// fidelity-bench): at 1 ms, 4 ms, 30 ms the Rust function lands within 8 %
+// and the Go one 20-23 % short; at 1.1x Go is within 3 % and Rust 23-30 %
+// over. The base image fits at no cost at all: Rust's 9 loader and libc
+// chunks at even the worker's 1 ms each would put it at +80 %.
 var (
 	DefaultWorkerLatency = 1 * time.Millisecond
 	DefaultAZLatency     = 4 * time.Millisecond

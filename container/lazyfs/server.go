@@ -58,11 +58,9 @@ func (o *ServeOptions) readAhead() int {
 
 // server is the mounted file system and its accounts.
 type server struct {
-	opts    ServeOptions
-	ledger  *ledger
-	fuse    *fuse.Server
-	reqs    atomic.Int64
-	service atomic.Int64 // ns in handlers, modelled sleeps included
+	opts   ServeOptions
+	ledger *ledger
+	fuse   *fuse.Server
 	// readAhead is the mount's effective readahead, read back from sysfs.
 	readAhead int
 	slept     atomic.Int64 // ns blocked in modelled fetches (own, or waiting for another read's)
@@ -71,7 +69,7 @@ type server struct {
 	awake    *os.File
 	awakeErr error
 	opsMu    sync.Mutex
-	ops      map[string]OpStats // by FUSE operation, since the last reset
+	ops      map[string]OpStats // requests and ns in handlers (modelled sleeps included) by FUSE operation, since the last reset
 }
 
 // lazyNode is a loopback node whose reads are charged by the ledger and
@@ -167,8 +165,6 @@ type timedFS struct {
 
 func (t *timedFS) done(op string, t0 time.Time) {
 	d := int64(time.Since(t0))
-	t.srv.reqs.Add(1)
-	t.srv.service.Add(d)
 	t.srv.opsMu.Lock()
 	if t.srv.ops == nil {
 		t.srv.ops = map[string]OpStats{}
@@ -400,8 +396,6 @@ func (s *server) unmount() error {
 
 func (s *server) stats() Stats {
 	st := s.ledger.stats()
-	st.Requests = s.reqs.Load()
-	st.ServiceNs = s.service.Load() - s.slept.Load()
 	st.ReadAhead = s.readAhead
 	st.CPUsAwake = s.awake != nil
 	if s.awakeErr != nil {
@@ -411,7 +405,12 @@ func (s *server) stats() Stats {
 	if len(s.ops) > 0 {
 		st.Ops = make(map[string]OpStats, len(s.ops))
 		for k, v := range s.ops {
+			if k == "Read" {
+				v.ServiceNs -= s.slept.Load() // the layer's own time only
+			}
 			st.Ops[k] = v
+			st.Requests += v.Count
+			st.ServiceNs += v.ServiceNs
 		}
 	}
 	s.opsMu.Unlock()
@@ -420,8 +419,6 @@ func (s *server) stats() Stats {
 
 func (s *server) reset(seed uint64) {
 	s.ledger.reset(seed)
-	s.reqs.Store(0)
-	s.service.Store(0)
 	s.slept.Store(0)
 	s.opsMu.Lock()
 	s.ops = nil
