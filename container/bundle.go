@@ -102,6 +102,9 @@ func addLoadable(t, origin *tree, rootfs, p, inside, what string, depth int) err
 		if interp == "" {
 			return badInput("%s %s: a script with an empty #! line", what, p)
 		}
+		if m := emptyAtStart(interp); m != "" && t.dst != "" {
+			return badInput("%s %s: its interpreter %s is under %s, which the sandbox (like Lambda) mounts empty at start, so the script cannot run: put the interpreter elsewhere (a layer's /opt/bin, or /usr/bin) and name that on the #! line", what, p, interp, m)
+		}
 		host, err := t.materialize(interp)
 		if err != nil {
 			return badInput("%s %s: its interpreter %s is missing from %s: %v", what, p, interp, t.src, err)
@@ -213,6 +216,19 @@ func readHead(p string, n int) ([]byte, error) {
 		return nil, fmt.Errorf("empty or unreadable: %v", err)
 	}
 	return buf[:k], nil
+}
+
+// emptyAtStart returns the mount of the sandbox's spec (ociSpec) that hides
+// whatever the rootfs holds at p ("" if none): /tmp, /dev, /proc and /sys
+// start empty or virtual, on Lambda as here.
+func emptyAtStart(p string) string {
+	p = path.Clean("/" + p)
+	for _, m := range []string{"/tmp", "/dev", "/proc", "/sys"} {
+		if p == m || strings.HasPrefix(p, m+"/") {
+			return m
+		}
+	}
+	return ""
 }
 
 // scriptInterpreter returns the path on a #! line.
