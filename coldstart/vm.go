@@ -2,7 +2,6 @@ package coldstart
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,10 +48,6 @@ type VMJob struct {
 
 // VMItem is one binary for the guest.
 type VMItem struct{ Label, Path string }
-
-// guestCrashAttempts bounds the microVM boots of one job when the guest
-// kernel crashes (vm.GuestCrashError).
-const guestCrashAttempts = 3
 
 // guestRuntimes are the OCI runtimes the microVM can carry (OCIRuntime; ""
 // is runc), at their paths in the arm64 sysroot and in the guest.
@@ -155,21 +150,10 @@ func RunInVM(ctx context.Context, job VMJob, out string) (*vm.Result, error) {
 		Console:  guestProgress(job.Progress),
 		Timeout:  job.Timeout,
 	}
-	for attempt := 1; ; attempt++ {
-		res, err := vm.Run(ctx, cfg, out)
-		var crash *vm.GuestCrashError
-		if !errors.As(err, &crash) || attempt == guestCrashAttempts || ctx.Err() != nil {
-			return res, err
-		}
-		// The guest kernel's bug, not the extension's: the whole job reruns
-		// in a fresh VM, and nothing of the crashed one is kept.
+	return vm.RunRetrying(ctx, cfg, out, func(crash *vm.GuestCrashError, next int) {
 		progress("the arm64 guest kernel crashed (%s): a bug of the guest kernel, not of the extension; booting a fresh microVM (attempt %d of %d)",
-			crash.Line, attempt+1, guestCrashAttempts)
-		os.RemoveAll(out)
-		if err := os.MkdirAll(out, 0o755); err != nil {
-			return nil, kindErr(BadInput, fmt.Errorf("--out %s: %v", out, err))
-		}
-	}
+			crash.Line, next, vm.CrashAttempts)
+	})
 }
 
 // arm64Sysroot is the arm64 root file system that dynamically linked

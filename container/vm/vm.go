@@ -209,6 +209,35 @@ func Run(ctx context.Context, cfg Config, hostOutDir string) (*Result, error) {
 	return res, cfg.collect(res, d, hostOutDir)
 }
 
+// CrashAttempts bounds the boots of one job in RunRetrying when the guest
+// kernel crashes.
+const CrashAttempts = 3
+
+// RunRetrying is Run, booting a fresh VM (hostOutDir emptied first) when the
+// guest kernel crashed (*GuestCrashError), up to CrashAttempts boots in all.
+// onRetry, if not nil, hears of each crash before the next boot. Any other
+// error, or a cancelled ctx, returns at once.
+func RunRetrying(ctx context.Context, cfg Config, hostOutDir string, onRetry func(crash *GuestCrashError, nextAttempt int)) (*Result, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := Run(ctx, cfg, hostOutDir)
+		var crash *GuestCrashError
+		if !errors.As(err, &crash) || attempt == CrashAttempts || ctx.Err() != nil {
+			return res, err
+		}
+		// The guest kernel's bug, not the job's: the whole job reruns in a
+		// fresh VM, and nothing of the crashed one is kept.
+		if onRetry != nil {
+			onRetry(crash, attempt+1)
+		}
+		if err := os.RemoveAll(hostOutDir); err != nil {
+			return res, err
+		}
+		if err := os.MkdirAll(hostOutDir, 0o755); err != nil {
+			return res, fmt.Errorf("arm64 VM: out directory %s: %v", hostOutDir, err)
+		}
+	}
+}
+
 // defaults fills the zero values and checks every input, so that a bad one
 // fails before qemu starts, with a message that names it.
 func (c *Config) defaults() error {
