@@ -234,3 +234,25 @@ func TestLedgerConcurrentFetchOnce(t *testing.T) {
 		t.Errorf("fetch time charged %v, want one fetch (20ms)", total)
 	}
 }
+
+// BenchmarkSleepOvershoot reports how much longer than asked a modelled
+// fetch's sleep takes, for preciseSleep and for time.Sleep, at latencies that
+// are and are not whole milliseconds (time.Sleep rounds up to the next one).
+func BenchmarkSleepOvershoot(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		sleep func(time.Duration)
+	}{{"precise", preciseSleep}, {"time.Sleep", time.Sleep}} {
+		for _, d := range []time.Duration{time.Millisecond, 1100 * time.Microsecond, 4400 * time.Microsecond} {
+			b.Run(c.name+"/"+d.String(), func(b *testing.B) {
+				var over time.Duration
+				for i := 0; i < b.N; i++ {
+					t0 := time.Now()
+					c.sleep(d)
+					over += time.Since(t0) - d
+				}
+				b.ReportMetric(float64(over.Microseconds())/float64(b.N), "µs-over/op")
+			})
+		}
+	}
+}
