@@ -154,7 +154,7 @@ func BenchmarkFidelity(b *testing.B) {
 // applyStorageEnv sets the storage model from the environment, for fitting:
 //
 //	INITPROF_FIDELITY_STORAGE        lambda (the default) or local
-//	INITPROF_FIDELITY_CHUNK_LATENCY  e.g. worker=1ms,az=4ms,s3=30ms
+//	INITPROF_FIDELITY_CHUNK_LATENCY  e.g. worker=1.6ms,az=6.4ms,s3=48ms
 //	INITPROF_FIDELITY_CHUNK_MIX      e.g. worker=67%,az=32.9%,s3=0.1%
 //	INITPROF_FIDELITY_BASE_MIX       e.g. worker=100%
 //	INITPROF_FIDELITY_READAHEAD_KIB  e.g. 128

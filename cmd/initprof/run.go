@@ -47,9 +47,9 @@ serves function code (--storage lambda, the default): the image is cut into
 512 KiB chunks and the first read of each chunk pays a fetch from a tiered
 cache, worker-local 67 %, AZ 32.9 %, S3 0.1 % of chunk reads (Brooker et al.,
 "On-demand Container Loading in AWS Lambda", USENIX ATC '23), at
---chunk-latency each (1 ms, 4 ms, 30 ms, fitted to lambda-perf's functions:
-Rust within 8 % of its published Init Duration, Go 20 % short; README, "How
-close to Lambda"). The base image's files (/lib, /usr, /etc) are shared by every
+--chunk-latency each (1.6 ms, 6.4 ms, 48 ms, fitted to lambda-perf's Go and
+Rust functions: both within 5 % of their published Init Durations; README,
+"How close to Lambda"). The base image's files (/lib, /usr, /etc) are shared by every
 function on a worker and resident there: --base-mix, default host=100 %, no
 fetch cost. While the FUSE layer runs, idle CPUs are held polling (PM QoS), so
 its round trips do not pay this VM's vCPU wake-up. The report names the model

@@ -99,7 +99,7 @@ func TestDrawDeterministicAndDistributed(t *testing.T) {
 
 func TestExpected(t *testing.T) {
 	m := DefaultModel()
-	want := time.Duration(0.67*float64(time.Millisecond) + 0.329*4*float64(time.Millisecond) + 0.001*30*float64(time.Millisecond))
+	want := time.Duration(0.67*1.6*float64(time.Millisecond) + 0.329*6.4*float64(time.Millisecond) + 0.001*48*float64(time.Millisecond))
 	if got := m.Expected("/opt/extensions/x"); got != want {
 		t.Errorf("function expected %v, want %v", got, want)
 	}
@@ -155,7 +155,7 @@ func TestModelFromFlags(t *testing.T) {
 
 func TestModelString(t *testing.T) {
 	s := DefaultModel().String()
-	for _, want := range []string{"512 KiB chunks", "worker 1ms", "az 4ms", "s3 30ms", "worker=67%", "az=32.9%", "s3=0.1%", "base", "ATC '23", "seed 1"} {
+	for _, want := range []string{"512 KiB chunks", "worker 1.6ms", "az 6.4ms", "s3 48ms", "worker=67%", "az=32.9%", "s3=0.1%", "base", "ATC '23", "seed 1"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("Model.String() lacks %q: %s", want, s)
 		}
