@@ -42,7 +42,7 @@ fidelity:
 	$(MAKE) -C testdata/fidelity
 
 # The README's "How close to Lambda" table (writes build/fidelity/how-close.md).
-fidelity-bench: fidelity
+fidelity-bench: fidelity samples
 	cd coldstart && INITPROF_FIDELITY_RUNS=$${RUNS:-20} $(GO) test -count=1 -run '^$$' -bench Fidelity -benchtime 1x -timeout 30m .
 	cat build/fidelity/how-close.md
 
