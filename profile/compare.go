@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/initprof/initprof/profile/stats"
@@ -76,8 +77,41 @@ type CompareRow struct {
 	Process string `json:"process,omitempty"`
 	// Metric is a phase name or one of AggLoad, AggInit, AggTimeToReady,
 	// AggInitDuration.
-	Metric string        `json:"metric"`
-	Cells  []CompareCell `json:"builds"`
+	Metric string `json:"metric"`
+	// Unit is what the summaries count: "" for nanoseconds, UnitPages or
+	// UnitChunks for what init touched.
+	Unit  string        `json:"unit,omitempty"`
+	Cells []CompareCell `json:"builds"`
+}
+
+// Units of compare rows that are not durations.
+const (
+	UnitPages  = "pages"  // file-backed 4 KiB pages first touched
+	UnitChunks = "chunks" // distinct 512 KiB storage chunks of those pages
+)
+
+// Touched-metric names of compare rows. They sit after a process's phase
+// rows: init's pages and chunks in all (exec → next), the wait for Lambda's
+// lazy storage, then each phase's own share. Load on Lambda is fetching
+// chunks, so a build that moves load should move these rows too; a build
+// that moves none of them moved only CPU work.
+const (
+	MetricTouchedPages  = "touched_pages"  // exec → next
+	MetricTouchedChunks = "touched_chunks" // exec → next
+	MetricFetchWait     = "fetch_wait"     // exec → next, modelled lazy-storage wait
+	phasePagesSuffix    = " pages"
+	phaseChunksSuffix   = " chunks"
+)
+
+// rowUnit is the unit of a metric name.
+func rowUnit(metric string) string {
+	switch {
+	case metric == MetricTouchedPages, strings.HasSuffix(metric, phasePagesSuffix):
+		return UnitPages
+	case metric == MetricTouchedChunks, strings.HasSuffix(metric, phaseChunksSuffix):
+		return UnitChunks
+	}
+	return ""
 }
 
 // CompareCell is one build's distribution of a metric and, for builds after the
@@ -125,6 +159,23 @@ func samples(runs []Run) map[metricKey][]float64 {
 			}
 			for _, s := range Phases(p) {
 				add(metricKey{k, s.Name}, s.DurNs())
+			}
+			if ti := p.TouchedInit; ti != nil {
+				add(metricKey{k, MetricTouchedPages}, ti.Pages.Total)
+				add(metricKey{k, MetricTouchedChunks}, ti.Chunks)
+			}
+			if p.FetchWaitNs != nil {
+				var w int64
+				for _, v := range p.FetchWaitNs {
+					w += v
+				}
+				add(metricKey{k, MetricFetchWait}, w)
+			}
+			for ph, t := range p.Touched {
+				if t != nil {
+					add(metricKey{k, ph + phasePagesSuffix}, t.Pages.Total)
+					add(metricKey{k, ph + phaseChunksSuffix}, t.Chunks)
+				}
 			}
 		}
 	}
@@ -180,12 +231,25 @@ func Compare(builds []BuildRuns) *Comparison {
 			}
 		}
 	}
+	// What init touched, after the time rows of each process: in all, then
+	// per phase in phase order (rows no build has are dropped below).
+	for _, rep := range reports {
+		for _, p := range rep.Processes {
+			push(metricKey{p.Name, MetricTouchedPages})
+			push(metricKey{p.Name, MetricTouchedChunks})
+			push(metricKey{p.Name, MetricFetchWait})
+			for _, ph := range p.Phases {
+				push(metricKey{p.Name, ph.Name + phasePagesSuffix})
+				push(metricKey{p.Name, ph.Name + phaseChunksSuffix})
+			}
+		}
+	}
 	all := make([]map[metricKey][]float64, len(ok))
 	for i, b := range ok {
 		all[i] = samples(b.Runs)
 	}
 	for _, k := range order {
-		row := CompareRow{Process: k.proc, Metric: k.metric}
+		row := CompareRow{Process: k.proc, Metric: k.metric, Unit: rowUnit(k.metric)}
 		base := all[0][k]
 		hasAny := false
 		for i, b := range ok {
@@ -222,6 +286,16 @@ func (c *Comparison) row(proc, metric string) *CompareRow {
 		}
 	}
 	return nil
+}
+
+// isPhase says whether the row is one of a process's phases (not an
+// aggregate of them, and not what init touched).
+func (r *CompareRow) isPhase() bool {
+	switch r.Metric {
+	case AggLoad, AggInit, AggTimeToReady, AggInitDuration, MetricFetchWait:
+		return false
+	}
+	return r.Unit == ""
 }
 
 // tested returns the row's cell for the i-th compared build, if it has a test.
@@ -265,6 +339,11 @@ func (c *Comparison) pairVerdict(base, other *Report, i int) string {
 				if ph := c.biggestPhaseMove(ext, i, metric == AggLoad, cell.Shift.Estimate); ph != "" {
 					text += "; most of it in " + ph
 				}
+			}
+			// Load on Lambda is fetching chunks: say when their count moved.
+			if ch, ok := c.row(ext, MetricTouchedChunks).tested(i); ok && ch.Test.P < c.Alpha {
+				text += fmt.Sprintf("; chunks touched %s → %s (%s, %s)", strconv.FormatFloat(c.row(ext, MetricTouchedChunks).Cells[0].Summary.Median, 'f', -1, 64),
+					strconv.FormatFloat(ch.Summary.Median, 'f', -1, 64), c.row(ext, MetricTouchedChunks).formatShift(ch.Shift.Estimate), stats.FormatP(ch.Test.P))
 			}
 			parts = append(parts, text)
 		} else {
@@ -316,7 +395,7 @@ func (c *Comparison) absentPhases(proc string, i int, onlyLoad bool) string {
 	var total float64
 	for r := range c.Rows {
 		row := &c.Rows[r]
-		if row.Process != proc || row.Metric == AggLoad || row.Metric == AggInit || row.Metric == AggTimeToReady || len(row.Cells) <= i {
+		if row.Process != proc || !row.isPhase() || len(row.Cells) <= i {
 			continue
 		}
 		base, other := row.Cells[0], row.Cells[i]
@@ -339,7 +418,7 @@ func (c *Comparison) biggestPhaseMove(proc string, i int, onlyLoad bool, total f
 	best, bestAbs := "", 0.0
 	for r := range c.Rows {
 		row := &c.Rows[r]
-		if row.Process != proc || row.Metric == AggLoad || row.Metric == AggInit || row.Metric == AggTimeToReady {
+		if row.Process != proc || !row.isPhase() {
 			continue
 		}
 		cell, ok := row.tested(i)
@@ -392,8 +471,33 @@ func metricLabel(r CompareRow) string {
 		return "init (entry→next)"
 	case AggTimeToReady:
 		return "time_to_ready (exec→next)"
+	case MetricTouchedPages:
+		return "pages touched (exec→next)"
+	case MetricTouchedChunks:
+		return "chunks touched (exec→next)"
+	case MetricFetchWait:
+		return "fetch wait (Lambda storage)"
 	}
 	return r.Metric
+}
+
+// formatValue prints a summary value of a row in its unit.
+func (r CompareRow) formatValue(v float64) string {
+	if r.Unit == "" {
+		return fmtDur(v)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+// formatShift prints a signed shift in the row's unit.
+func (r CompareRow) formatShift(v float64) string {
+	if r.Unit == "" {
+		return signedDur(v)
+	}
+	if v > 0 {
+		return "+" + strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 // WriteText writes compare.txt: the builds, the verdicts, then one block per
@@ -451,9 +555,9 @@ func (c *Comparison) WriteText(w io.Writer) error {
 				t.add(label, cell.Build, "n/a")
 				continue
 			}
-			row := []string{label, cell.Build, fmtDur(cell.Summary.Median), fmtDur(cell.Summary.P10), fmtDur(cell.Summary.P90)}
+			row := []string{label, cell.Build, r.formatValue(cell.Summary.Median), r.formatValue(cell.Summary.P10), r.formatValue(cell.Summary.P90)}
 			if cell.Shift != nil && cell.Test != nil {
-				row = append(row, signedDur(cell.Shift.Estimate), signedDur(cell.Shift.Lo)+" … "+signedDur(cell.Shift.Hi), stats.FormatP(cell.Test.P), cell.Mark)
+				row = append(row, r.formatShift(cell.Shift.Estimate), r.formatShift(cell.Shift.Lo)+" … "+r.formatShift(cell.Shift.Hi), stats.FormatP(cell.Test.P), cell.Mark)
 			}
 			t.add(row...)
 		}

@@ -293,3 +293,80 @@ func TestBenchstatReadsBench(t *testing.T) {
 		}
 	}
 }
+
+// withTouched gives every run's extension what init touched: chunks in
+// exec and in relocate, pages 8 per chunk, and a fetch wait of 3 ms a chunk.
+func withTouched(runs []Run, execChunks, relocChunks int64) []Run {
+	for i := range runs {
+		for j := range runs[i].Processes {
+			p := &runs[i].Processes[j]
+			if p.Name != "ext" {
+				continue
+			}
+			jitter := int64(i % 2) // counts vary a little from run to run
+			ex, rl := execChunks+jitter, relocChunks
+			p.Touched = map[string]*Touched{
+				"exec":     {Pages: TouchedPages{Total: 8 * ex}, Chunks: ex},
+				"relocate": {Pages: TouchedPages{Total: 8 * rl}, Chunks: rl},
+			}
+			p.TouchedInit = &TouchedInit{Pages: TouchedPages{Total: 8 * (ex + rl)}, Chunks: ex + rl}
+			p.FetchWaitNs = map[string]int64{"exec": 3e6 * ex, "relocate": 3e6 * rl}
+		}
+	}
+	return runs
+}
+
+func TestCompareTouchedRows(t *testing.T) {
+	spec := synthSpec{runs: 20, runtimeNs: 180e6, relocateNs: 800_000, noise: 0.05}
+	a, b := spec, spec
+	a.build, a.seed = "a", 1
+	b.build, b.seed, b.ctorExtra = "b", 2, 2e6
+	c := Compare([]BuildRuns{
+		{Build: "a", Runs: withTouched(synthRuns(a), 10, 4)},
+		{Build: "b", Runs: withTouched(synthRuns(b), 6, 4)},
+	})
+	for _, tc := range []struct {
+		metric, unit string
+		base, other  float64 // medians
+		moved        bool
+	}{
+		{MetricTouchedChunks, UnitChunks, 14.5, 10.5, true},
+		{MetricTouchedPages, UnitPages, 116, 84, true},
+		{"exec" + phaseChunksSuffix, UnitChunks, 10.5, 6.5, true},
+		{"relocate" + phaseChunksSuffix, UnitChunks, 4, 4, false},
+		{MetricFetchWait, "", 43.5e6, 31.5e6, true},
+	} {
+		r := c.row("ext", tc.metric)
+		if r == nil {
+			t.Errorf("no row %s", tc.metric)
+			continue
+		}
+		if r.Unit != tc.unit {
+			t.Errorf("%s: unit %q, want %q", tc.metric, r.Unit, tc.unit)
+		}
+		base, other := cellOf(t, c, "ext", tc.metric, "a"), cellOf(t, c, "ext", tc.metric, "b")
+		if base.Summary.Median != tc.base || other.Summary.Median != tc.other {
+			t.Errorf("%s: medians %v, %v, want %v, %v", tc.metric, base.Summary.Median, other.Summary.Median, tc.base, tc.other)
+		}
+		if other.Test == nil || (other.Test.P < c.Alpha) != tc.moved {
+			t.Errorf("%s: test %+v, want moved=%v", tc.metric, other.Test, tc.moved)
+		}
+	}
+	// The touched rows are not phases: the verdict's phase that moved most
+	// is still constructors, and it names the chunk count's move.
+	v := c.Verdicts[0].Text
+	for _, want := range []string{"most of it in constructors", "chunks touched 14.5 → 10.5 (-4, p<0.001)"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("verdict lacks %q:\n%s", want, v)
+		}
+	}
+	var txt bytes.Buffer
+	if err := c.WriteText(&txt); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"chunks touched (exec→next)", "pages touched (exec→next)", "fetch wait (Lambda storage)", "exec chunks"} {
+		if !strings.Contains(txt.String(), want) {
+			t.Errorf("compare.txt lacks %q:\n%s", want, txt.String())
+		}
+	}
+}
