@@ -16,7 +16,6 @@ import (
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/container/vm"
-	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/flame"
 )
@@ -96,32 +95,6 @@ func parseBuilds(args []string) ([]buildArg, error) {
 	return bs, nil
 }
 
-// facts are the inspect facts that matter for load cost, side by side.
-func facts(path string) []profile.Fact {
-	info, err := elfinfo.Open(path)
-	if err != nil {
-		return []profile.Fact{{Name: "error", Value: err.Error()}}
-	}
-	yes := func(b bool) string {
-		if b {
-			return "yes"
-		}
-		return "no"
-	}
-	return []profile.Fact{
-		{Name: "size", Value: fmt.Sprintf("%d", info.FileSize)},
-		{Name: "linkage", Value: info.Linkage},
-		{Name: "BIND_NOW", Value: yes(info.BindNow || info.DF1Now)},
-		{Name: "RELR", Value: yes(info.Relr)},
-		{Name: "relocs RELATIVE", Value: fmt.Sprintf("%d", info.Relocs.Relative)},
-		{Name: "relocs GLOB_DAT", Value: fmt.Sprintf("%d", info.Relocs.GlobDat)},
-		{Name: "relocs JUMP_SLOT", Value: fmt.Sprintf("%d", info.Relocs.JumpSlot)},
-		{Name: "relocs other", Value: fmt.Sprintf("%d", info.Relocs.Other)},
-		{Name: "relocated pages", Value: fmt.Sprintf("%d", info.RelocPages)},
-		{Name: "NEEDED", Value: strings.Join(info.Needed, " ")},
-	}
-}
-
 func runCompare(o *runOpts, args []string) error {
 	cleanupStale(o.ociRuntime)
 	bs, err := parseBuilds(args)
@@ -165,7 +138,7 @@ func runCompare(o *runOpts, args []string) error {
 	results := make([]profile.BuildRuns, len(bs))
 	series := make([]*coldstart.Series, len(bs))
 	for i, b := range bs {
-		results[i] = profile.BuildRuns{Build: b.name, Facts: facts(b.path)}
+		results[i] = profile.BuildRuns{Build: b.name, Facts: profile.LoadFacts(b.path)}
 		s, err := env.eng.NewSeries(b.name, exts[i])
 		if err != nil {
 			err = engineErr(err)
