@@ -17,7 +17,7 @@ import (
 	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/profile"
-	"github.com/initprof/initprof/profile/flame"
+	"github.com/initprof/initprof/profile/sample/outputs"
 )
 
 func init() {
@@ -230,11 +230,9 @@ func runCompare(o *runOpts, args []string) error {
 
 // compareFlamegraphs makes each measured build's sampling runs, writes its
 // flamegraphs under flame-NAME/, and a differential flamegraph of every build
-// against the first (diff-BASE-vs-NAME.svg): red frames took a larger share of
-// the samples than in the baseline, blue a smaller one.
+// against the first (outputs.Diffs).
 func compareFlamegraphs(ctx context.Context, env *runEnv, ss []*coldstart.Series, results []profile.BuildRuns) error {
-	var base *flame.Folded
-	baseName := ""
+	diffs := &outputs.Diffs{Dir: env.out}
 	var errs []error
 	for j, s := range ss {
 		if s == nil || results[j].Err != "" || ctx.Err() != nil {
@@ -249,39 +247,12 @@ func compareFlamegraphs(ctx context.Context, env *runEnv, ss []*coldstart.Series
 			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, "stacks.folded"))
+		out, err := diffs.Add(s.Name(), dir)
 		if err != nil {
 			errs = append(errs, err)
-			continue
+		} else if out != "" {
+			progressf("wrote %s", out)
 		}
-		folded, err := flame.ReadFolded(f)
-		f.Close()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if base == nil {
-			base, baseName = &folded, s.Name()
-			continue
-		}
-		out := filepath.Join(env.out, "diff-"+baseName+"-vs-"+s.Name()+".svg")
-		w, err := os.Create(out)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		err = flame.WriteDiffSVG(w, *base, folded, flame.Options{
-			Title:    fmt.Sprintf("%s vs %s: share of CPU samples", s.Name(), baseName),
-			Subtitle: "red: a larger share than in " + baseName + "; blue: a smaller one",
-		})
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		progressf("wrote %s", out)
 	}
 	return errors.Join(errs...)
 }
