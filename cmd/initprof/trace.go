@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/initprof/initprof/coldstart"
+	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/probes"
 	"github.com/spf13/pflag"
 )
@@ -55,7 +54,7 @@ func runTrace(args []string, ldso string, ups []string, all bool) error {
 	}
 	bin, _ = filepath.Abs(bin)
 	if ldso == "" {
-		ldso = interpOf(bin)
+		ldso = elfinfo.Interp(bin)
 	} else if ldso == "none" {
 		ldso = ""
 	}
@@ -81,22 +80,4 @@ func runTrace(args []string, ldso string, ups []string, all bool) error {
 		return withCode(exitInterrupted, errors.New("interrupted"))
 	}
 	return nil
-}
-
-// interpOf returns bin's PT_INTERP, "" for a static binary.
-func interpOf(bin string) string {
-	f, err := elf.Open(bin)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			b := make([]byte, p.Filesz)
-			if _, err := p.ReadAt(b, 0); err == nil {
-				return strings.TrimRight(string(b), "\x00")
-			}
-		}
-	}
-	return ""
 }

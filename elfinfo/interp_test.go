@@ -1,0 +1,31 @@
+package elfinfo
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+func TestInterp(t *testing.T) {
+	text := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(text, []byte("not ELF\n"), 0o644)
+	ldso := map[string]string{"amd64": "/lib64/ld-linux-x86-64.so.2", "arm64": "/lib/ld-linux-aarch64.so.1"}[runtime.GOARCH]
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"dynamic (Debian's /bin/true)", "/bin/true", ldso},
+		{"32-bit ELF, no PT_INTERP", "testdata/elf32-i386.bin", ""},
+		{"not ELF", text, ""},
+		{"missing", filepath.Join(t.TempDir(), "gone"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == "" && tc.path == "/bin/true" {
+				t.Skip("no known loader path for " + runtime.GOARCH)
+			}
+			if got := Interp(tc.path); got != tc.want {
+				t.Errorf("Interp(%s) = %q, want %q", tc.path, got, tc.want)
+			}
+		})
+	}
+}
