@@ -15,6 +15,30 @@ import (
 	"github.com/initprof/initprof/scripts"
 )
 
+// archNames maps --arch values to elfinfo's (uname -m) names.
+var archNames = map[string]string{"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+
+// NeedsVM reports whether arch (amd64 or arm64, or their uname -m names;
+// "" is this host's) is another architecture than the host's: its cold
+// starts then run in the arm64 microVM (RunInVM). Only arm64 can be
+// emulated. Errors are of kind BadInput.
+func NeedsVM(arch string) (bool, error) {
+	if arch == "" {
+		return false, nil
+	}
+	want, ok := archNames[arch]
+	if !ok {
+		return false, kindErr(BadInput, fmt.Errorf("--arch %q: use amd64 or arm64", arch))
+	}
+	if want == HostArch() {
+		return false, nil
+	}
+	if want != "aarch64" {
+		return false, kindErr(BadInput, fmt.Errorf("--arch %s on a %s host: only arm64 can be emulated (in a qemu microVM)", arch, HostArch()))
+	}
+	return true, nil
+}
+
 // VMJob is a series of arm64 cold starts made on an x86 host: the engine
 // boots the arm64 microVM (qemu TCG) with the binaries, their arm64 loader
 // and libraries and the arm64 initprof, runs initprof's own command there
@@ -46,7 +70,8 @@ type VMJob struct {
 	Progress func(string)
 }
 
-// VMItem is one binary for the guest.
+// VMItem is one binary for the guest: an extension for run, or a NAME=PATH
+// build for compare (Label is the NAME).
 type VMItem struct{ Label, Path string }
 
 // guestRuntimes are the OCI runtimes the microVM can carry (OCIRuntime; ""

@@ -101,8 +101,8 @@ func runCompare(o *runOpts, args []string) error {
 	if err != nil {
 		return err
 	}
-	if vmRun, err := foreignArch(o.arch); err != nil {
-		return err
+	if vmRun, err := coldstart.NeedsVM(o.arch); err != nil {
+		return engineErr(err)
 	} else if vmRun {
 		return compareInVM(o, bs)
 	}

@@ -277,8 +277,8 @@ func engineErr(err error) error {
 
 func runRun(o *runOpts, args []string) error {
 	cleanupStale(o.ociRuntime)
-	if vmRun, err := foreignArch(o.arch); err != nil {
-		return err
+	if vmRun, err := coldstart.NeedsVM(o.arch); err != nil {
+		return engineErr(err)
 	} else if vmRun {
 		return runInVM(o, args)
 	}
