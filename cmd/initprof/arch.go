@@ -85,8 +85,8 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 		job.Command = append(job.Command, "--checkpoint", c)
 	}
 	if o.sample.flamegraph {
-		job.Command = append(job.Command, "--flamegraph", "--sample-hz", fmt.Sprint(o.sample.hz), "--sample-runs", fmt.Sprint(o.sample.runs))
-		if o.sample.offCPU {
+		job.Command = append(job.Command, "--flamegraph", "--sample-hz", fmt.Sprint(o.sample.Hz), "--sample-runs", fmt.Sprint(o.sample.Runs))
+		if o.sample.OffCPU {
 			job.Command = append(job.Command, "--offcpu")
 		}
 	}
