@@ -17,6 +17,7 @@ import (
 	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/outdir"
 	"github.com/initprof/initprof/profile/sample/outputs"
 )
 
@@ -210,7 +211,7 @@ func runCompare(o *runOpts, args []string) error {
 	files["compare.txt"] = cmp.WriteText
 	files["compare.json"] = cmp.WriteJSON
 	files["bench.txt"] = cmp.WriteBench
-	if err := writeFiles(env.out, files); err != nil {
+	if err := outdir.WriteFiles(env.out, files); err != nil {
 		return err
 	}
 	if o.json {

@@ -19,6 +19,7 @@ import (
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/outdir"
 	"github.com/initprof/initprof/profile/pprofout"
 )
 
@@ -348,7 +349,7 @@ func runRun(o *runOpts, args []string) error {
 	if pprofout.HasTouched(s.Runs()) {
 		outs[touchedName] = func(w io.Writer) error { return pprofout.WriteTouched(w, s.Runs()) }
 	}
-	if err := writeFiles(env.out, outs); err != nil {
+	if err := outdir.WriteFiles(env.out, outs); err != nil {
 		return err
 	}
 	if o.json {
@@ -382,24 +383,6 @@ func runRun(o *runOpts, args []string) error {
 
 // touchedName is the pprof profile of what init touched (pprofout.Touched).
 const touchedName = "touched.pb.gz"
-
-// writeFiles writes each named file into dir.
-func writeFiles(dir string, files map[string]func(io.Writer) error) error {
-	for name, write := range files {
-		fh, err := os.Create(filepath.Join(dir, name))
-		if err != nil {
-			return err
-		}
-		if err := write(fh); err != nil {
-			fh.Close()
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if err := fh.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // progress prints one line per run to stderr, rewritten in place on a terminal.
 type progress struct {

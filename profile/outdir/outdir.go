@@ -6,6 +6,7 @@ package outdir
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -112,4 +113,23 @@ func UnwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// WriteFiles writes each named file into dir with its writer (a report's
+// WriteText, WriteJSON...). An error names the file.
+func WriteFiles(dir string, files map[string]func(io.Writer) error) error {
+	for name, write := range files {
+		fh, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if err := write(fh); err != nil {
+			fh.Close()
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := fh.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

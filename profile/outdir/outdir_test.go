@@ -1,6 +1,8 @@
 package outdir
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,5 +101,45 @@ func TestPrepareDefaultName(t *testing.T) {
 	}
 	if !strings.HasPrefix(a.Dir, filepath.Join("initprof-out", "run-")) || a.Dir == b.Dir {
 		t.Errorf("default directories %q and %q: want distinct initprof-out/run-TIMESTAMP[-N]", a.Dir, b.Dir)
+	}
+}
+
+func TestWriteFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		files   map[string]func(io.Writer) error
+		want    map[string]string
+		wantErr string
+	}{
+		{"two files", map[string]func(io.Writer) error{
+			"report.txt":   func(w io.Writer) error { _, err := io.WriteString(w, "report\n"); return err },
+			"results.json": func(w io.Writer) error { _, err := io.WriteString(w, "{}\n"); return err },
+		}, map[string]string{"report.txt": "report\n", "results.json": "{}\n"}, ""},
+		{"a writer fails", map[string]func(io.Writer) error{
+			"compare.txt": func(io.Writer) error { return errors.New("no builds") },
+		}, nil, "compare.txt: no builds"},
+		{"none", nil, map[string]string{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			err := WriteFiles(dir, tc.files)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("WriteFiles = %v, want an error with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range tc.want {
+				if b, _ := os.ReadFile(filepath.Join(dir, name)); string(b) != want {
+					t.Errorf("%s holds %q, want %q", name, b, want)
+				}
+			}
+		})
+	}
+	if err := WriteFiles(filepath.Join(t.TempDir(), "gone"), map[string]func(io.Writer) error{"x": func(io.Writer) error { return nil }}); err == nil {
+		t.Error("WriteFiles into a missing directory succeeded")
 	}
 }
