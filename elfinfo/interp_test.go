@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -27,5 +28,24 @@ func TestInterp(t *testing.T) {
 				t.Errorf("Interp(%s) = %q, want %q", tc.path, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	for _, tc := range []struct {
+		infos []*Info
+		want  string
+	}{
+		{nil, "[]\n"},
+		{[]*Info{}, "[]\n"},
+		{[]*Info{{Schema: Schema, Path: "a", Linkage: "static"}}, `"linkage": "static"`},
+	} {
+		var b strings.Builder
+		if err := WriteJSON(&b, tc.infos); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("WriteJSON(%v) = %q, want %q in it", tc.infos, b.String(), tc.want)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -112,12 +111,7 @@ func runInspect(stdout, stderr io.Writer, args []string, jsonOut bool, rootfs st
 		infos = append(infos, info)
 	}
 	if jsonOut {
-		if infos == nil {
-			infos = []*elfinfo.Info{}
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(infos); err != nil {
+		if err := elfinfo.WriteJSON(stdout, infos); err != nil {
 			return err
 		}
 	} else if len(infos) > 0 {
