@@ -69,14 +69,10 @@ func runTrace(args []string, ldso string, ups []string, all bool) error {
 	for _, m := range res.Unavailable {
 		fmt.Fprintf(os.Stderr, "unavailable: %s\n", m)
 	}
-	events, st, interrupted := res.Events, res.Stats, res.Interrupted
-	probes.WriteTimeline(os.Stdout, events, all)
-	probes.WritePhases(os.Stdout, events)
-	fmt.Printf("# %d events, %d uprobe sites (uprobe_multi=%v)\n", st.Events, st.Uprobes, st.Multi)
-	if st.Dropped > 0 {
-		fmt.Printf("# WARNING: %d EVENTS WERE DROPPED (ring buffer full): the timeline has holes\n", st.Dropped)
-	}
-	if interrupted {
+	probes.WriteTimeline(os.Stdout, res.Events, all)
+	probes.WritePhases(os.Stdout, res.Events)
+	probes.WriteStats(os.Stdout, res.Stats)
+	if res.Interrupted {
 		return withCode(exitInterrupted, errors.New("interrupted"))
 	}
 	return nil
