@@ -128,7 +128,7 @@ func runCompare(o *runOpts, args []string) error {
 	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {
 		return err
 	}
-	env, err := prepare(o, "compare")
+	env, err := prepare(o)
 	if err != nil {
 		return err
 	}

@@ -243,9 +243,9 @@ func (o *runOpts) engineConfig() (coldstart.Config, error) {
 	return c, nil
 }
 
-// prepare opens the engine shared by run and compare, and makes the output
-// directory (default initprof-out/KIND-TIMESTAMP).
-func prepare(o *runOpts, kind string) (*runEnv, error) {
+// prepare opens the engine shared by run and compare; the caller has
+// settled the output directory (outDir) first.
+func prepare(o *runOpts) (*runEnv, error) {
 	cfg, err := o.engineConfig()
 	if err != nil {
 		return nil, err
@@ -254,15 +254,7 @@ func prepare(o *runOpts, kind string) (*runEnv, error) {
 	if err != nil {
 		return nil, engineErr(err)
 	}
-	env := &runEnv{o: o, eng: eng, out: o.out}
-	if env.out == "" {
-		// Callers settle it with outDir before prepare; this is the fallback.
-		if env.out, err = outDir("", false, kind); err != nil {
-			eng.Close()
-			return nil, err
-		}
-	}
-	return env, nil
+	return &runEnv{o: o, eng: eng, out: o.out}, nil
 }
 
 // engineErr gives an engine error its exit code.
@@ -303,7 +295,7 @@ func runRun(o *runOpts, args []string) error {
 	if o.out, err = outDir(o.out, o.force, "run"); err != nil {
 		return err
 	}
-	env, err := prepare(o, "run")
+	env, err := prepare(o)
 	if err != nil {
 		return err
 	}
