@@ -57,3 +57,20 @@ func TestSampleOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestVMStorageArgs(t *testing.T) {
+	for _, tc := range []struct {
+		s    VMStorage
+		want string
+	}{
+		{VMStorage{Warm: true, Storage: "lambda"}, "--cache warm --storage local"},
+		{VMStorage{Storage: "local"}, "--cache warm --storage local"},
+		{VMStorage{ReadAheadKiB: 128}, "--cache cold --storage lambda --readahead 128"},
+		{VMStorage{Storage: "lambda", ReadAheadKiB: 512, ChunkLatency: "worker=0,az=0,s3=0", ChunkMix: "worker=100%", BaseMix: "host=100%", Seed: 7},
+			"--cache cold --storage lambda --readahead 512 --chunk-latency worker=0,az=0,s3=0 --chunk-mix worker=100% --base-mix host=100% --storage-seed 7"},
+	} {
+		if got := strings.Join(tc.s.args(), " "); got != tc.want {
+			t.Errorf("%+v.args() = %q, want %q", tc.s, got, tc.want)
+		}
+	}
+}

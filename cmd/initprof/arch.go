@@ -65,13 +65,14 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 	job := coldstart.VMJob{
 		Name: o.name, Rootfs: o.rootfs, OCI: o.sandboxSet && o.sandbox == "oci", OCIRuntime: o.ociRuntime,
 		MemoryMB: o.memory, Items: items, Progress: func(s string) { progressf("%s", s) },
+		Storage: coldstart.VMStorage{Warm: o.cache == "warm", Storage: o.storage, ReadAheadKiB: o.readAheadKiB,
+			ChunkLatency: o.model.latency, ChunkMix: o.model.mix, BaseMix: o.model.baseMix, Seed: o.model.seed},
 		Timeout: time.Duration(o.runs*len(items))*(o.initTimeout+30*time.Second) + 5*time.Minute,
 		Command: []string{cmd,
 			"-n", fmt.Sprint(o.runs), "--memory", fmt.Sprint(o.memory), "--invokes", fmt.Sprint(o.invokes),
 			"--init-timeout", o.initTimeout.String(), "--runtime-init", o.runtimeInit.String(),
 			"--runtime-invoke", o.runtimeInvoke.String(), "--init-cpu", fmt.Sprint(o.initCPU)},
 	}
-	job.Command = append(job.Command, guestStorageArgs(o)...)
 	if cmd == "compare" && o.seed != 0 {
 		job.Command = append(job.Command, "--seed", fmt.Sprint(o.seed))
 	}
@@ -126,30 +127,4 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 
 func indent(s string) string {
 	return "  | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  | ")
-}
-
-// guestStorageArgs are the guest's cache and storage flags. Everything in
-// the microVM lives in its initramfs (a tmpfs, never evicted), so local
-// storage there is a warm cache. The guest kernel (Debian's cloud-arm64
-// 6.12) has FUSE built in, so lambda storage works there: the FUSE mount's
-// page cache can be evicted whatever the backing is, and the cold starts are
-// cold again.
-func guestStorageArgs(o *runOpts) []string {
-	if o.cache == "warm" || o.storage == "local" {
-		return []string{"--cache", "warm", "--storage", "local"}
-	}
-	args := []string{"--cache", "cold", "--storage", "lambda", "--readahead", fmt.Sprint(o.readAheadKiB)}
-	if o.model.latency != "" {
-		args = append(args, "--chunk-latency", o.model.latency)
-	}
-	if o.model.mix != "" {
-		args = append(args, "--chunk-mix", o.model.mix)
-	}
-	if o.model.baseMix != "" {
-		args = append(args, "--base-mix", o.model.baseMix)
-	}
-	if o.model.seed != 0 {
-		args = append(args, "--storage-seed", fmt.Sprint(o.model.seed))
-	}
-	return args
 }
