@@ -189,6 +189,24 @@ func Interp(path string) string {
 	return ""
 }
 
+// OpenAll opens every path (Open) and resolves its closure under rootfs
+// ("" for this host's /): the facts of the usable binaries, in order, and
+// an error for each file that is not one.
+func OpenAll(paths []string, rootfs string) ([]*Info, []error) {
+	var infos []*Info
+	var errs []error
+	for _, p := range paths {
+		info, err := Open(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		info.ResolveClosure(rootfs)
+		infos = append(infos, info)
+	}
+	return infos, errs
+}
+
 // ResolveClosure fills Closure (or ClosureError) for the binary under rootfs.
 func (i *Info) ResolveClosure(rootfs string) {
 	if i.Linkage == "static" || i.Linkage == "static-pie" {

@@ -49,3 +49,26 @@ func TestWriteJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenAll(t *testing.T) {
+	text := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(text, []byte("not ELF\n"), 0o644)
+	for _, tc := range []struct {
+		paths      []string
+		infos, bad int
+	}{
+		{nil, 0, 0},
+		{[]string{"/bin/true"}, 1, 0},
+		{[]string{"/bin/true", text, "testdata/elf32-i386.bin", "/bin/true"}, 2, 2},
+	} {
+		infos, errs := OpenAll(tc.paths, "")
+		if len(infos) != tc.infos || len(errs) != tc.bad {
+			t.Errorf("OpenAll(%v): %d infos, %d errors (%v); want %d, %d", tc.paths, len(infos), len(errs), errs, tc.infos, tc.bad)
+		}
+		for _, i := range infos {
+			if i.Linkage != "static" && i.Linkage != "static-pie" && i.Closure == nil && i.ClosureError == "" {
+				t.Errorf("%s: the closure was not resolved", i.Path)
+			}
+		}
+	}
+}
