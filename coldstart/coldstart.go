@@ -190,23 +190,15 @@ type Engine struct {
 	costs *Costs // measured by the first series' tracer
 }
 
-// Open checks privileges and the options, mounts tracefs when the machine
+// Open checks the options (Validate) and privileges, mounts tracefs when the machine
 // booted without it, and finds the static initprof for the sandbox.
 func Open(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg.defaults()
 	if os.Geteuid() != 0 {
 		return nil, kindErr(Privileges, errors.New("profiling needs root (BPF, perf events, cgroups and the OCI runtime): run it with sudo, or see 'initprof doctor'"))
-	}
-	if cfg.Sandbox != "oci" && cfg.Sandbox != "process" {
-		return nil, kindErr(BadInput, fmt.Errorf("sandbox %q: use 'oci' or 'process'", cfg.Sandbox))
-	}
-	if cfg.MemoryMB < 128 || cfg.MemoryMB > 10240 {
-		return nil, kindErr(BadInput, fmt.Errorf("memory %d MB: Lambda allows 128 to 10240 MB", cfg.MemoryMB))
-	}
-	if cfg.Runtime != "sim" {
-		if _, err := os.Stat(cfg.Runtime); err != nil {
-			return nil, kindErr(BadInput, fmt.Errorf("runtime %s: %v (give 'sim' or the path of a bootstrap executable)", cfg.Runtime, err))
-		}
 	}
 	if err := ensureTracefs(); err != nil {
 		return nil, kindErr(Privileges, err)

@@ -15,6 +15,30 @@ import (
 	"github.com/initprof/initprof/scripts"
 )
 
+// archNames maps --arch values to elfinfo's (uname -m) names.
+var archNames = map[string]string{"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+
+// NeedsVM reports whether arch (amd64 or arm64, or their uname -m names;
+// "" is this host's) is another architecture than the host's: its cold
+// starts then run in the arm64 microVM (RunInVM). Only arm64 can be
+// emulated. Errors are of kind BadInput.
+func NeedsVM(arch string) (bool, error) {
+	if arch == "" {
+		return false, nil
+	}
+	want, ok := archNames[arch]
+	if !ok {
+		return false, kindErr(BadInput, fmt.Errorf("--arch %q: use amd64 or arm64", arch))
+	}
+	if want == HostArch() {
+		return false, nil
+	}
+	if want != "aarch64" {
+		return false, kindErr(BadInput, fmt.Errorf("--arch %s on a %s host: only arm64 can be emulated (in a qemu microVM)", arch, HostArch()))
+	}
+	return true, nil
+}
+
 // VMJob is a series of arm64 cold starts made on an x86 host: the engine
 // boots the arm64 microVM (qemu TCG) with the binaries, their arm64 loader
 // and libraries and the arm64 initprof, runs initprof's own command there
@@ -39,6 +63,9 @@ type VMJob struct {
 	// under the guest's cgroup v2; else in its process sandbox.
 	OCI        bool
 	OCIRuntime string
+	// Storage is the storage the guest's cold starts use (its cache and
+	// storage flags).
+	Storage VMStorage
 	// MemoryMB is the function's memory; the guest gets 512 MB more.
 	MemoryMB int
 	Timeout  time.Duration
@@ -46,7 +73,8 @@ type VMJob struct {
 	Progress func(string)
 }
 
-// VMItem is one binary for the guest.
+// VMItem is one binary for the guest: an extension for run, or a NAME=PATH
+// build for compare (Label is the NAME).
 type VMItem struct{ Label, Path string }
 
 // guestRuntimes are the OCI runtimes the microVM can carry (OCIRuntime; ""
@@ -134,6 +162,7 @@ func RunInVM(ctx context.Context, job VMJob, out string) (*vm.Result, error) {
 	// --force: the guest's /out already holds the console's stdout.txt.
 	argv = append(argv, "--out", "/out", "--force", "--emulated")
 	argv = append(argv, job.Command[1:]...)
+	argv = append(argv, job.Storage.args()...)
 	if job.Name != "" {
 		argv = append(argv, "--name", job.Name)
 	}
@@ -204,4 +233,40 @@ func (g guestProgress) Write(b []byte) (int, error) {
 		g("arm64 guest: " + l)
 	}
 	return len(b), nil
+}
+
+// VMStorage is the storage model the guest's cold starts use, as the
+// host's flags gave it: Lambda's lazy storage (its model's flags as given,
+// "" keeping a default) unless the cache is warm or the storage local.
+type VMStorage struct {
+	Warm                            bool
+	Storage                         string // "", "lambda" or "local"
+	ReadAheadKiB                    int
+	ChunkLatency, ChunkMix, BaseMix string
+	Seed                            uint64
+}
+
+// args are the guest's cache and storage flags. Everything in the microVM
+// lives in its initramfs (a tmpfs, never evicted), so local storage there
+// is a warm cache. The guest kernel (Debian's cloud-arm64 6.12) has FUSE
+// built in, so lambda storage works there: the FUSE mount's page cache can
+// be evicted whatever the backing is, and the cold starts are cold again.
+func (s VMStorage) args() []string {
+	if s.Warm || s.Storage == "local" {
+		return []string{"--cache", "warm", "--storage", "local"}
+	}
+	args := []string{"--cache", "cold", "--storage", "lambda", "--readahead", fmt.Sprint(s.ReadAheadKiB)}
+	if s.ChunkLatency != "" {
+		args = append(args, "--chunk-latency", s.ChunkLatency)
+	}
+	if s.ChunkMix != "" {
+		args = append(args, "--chunk-mix", s.ChunkMix)
+	}
+	if s.BaseMix != "" {
+		args = append(args, "--base-mix", s.BaseMix)
+	}
+	if s.Seed != 0 {
+		args = append(args, "--storage-seed", fmt.Sprint(s.Seed))
+	}
+	return args
 }

@@ -169,6 +169,44 @@ func Open(path string) (*Info, error) {
 	return info, nil
 }
 
+// Interp is the PT_INTERP (the dynamic loader) of the ELF file at path, ""
+// for a static binary or a file that is not ELF at all: unlike Open, it
+// reads nothing else, so any ELF will do (32-bit, foreign, stripped).
+func Interp(path string) string {
+	f, err := elf.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err == nil {
+				return strings.TrimRight(string(b), "\x00")
+			}
+		}
+	}
+	return ""
+}
+
+// OpenAll opens every path (Open) and resolves its closure under rootfs
+// ("" for this host's /): the facts of the usable binaries, in order, and
+// an error for each file that is not one.
+func OpenAll(paths []string, rootfs string) ([]*Info, []error) {
+	var infos []*Info
+	var errs []error
+	for _, p := range paths {
+		info, err := Open(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		info.ResolveClosure(rootfs)
+		infos = append(infos, info)
+	}
+	return infos, errs
+}
+
 // ResolveClosure fills Closure (or ClosureError) for the binary under rootfs.
 func (i *Info) ResolveClosure(rootfs string) {
 	if i.Linkage == "static" || i.Linkage == "static-pie" {

@@ -1,6 +1,7 @@
 package elfinfo
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -223,4 +224,15 @@ func WriteTable(w io.Writer, infos []*Info) {
 			fmt.Fprintf(w, "  warning: %s\n", warn)
 		}
 	}
+}
+
+// WriteJSON writes infos as an indented JSON array (schema Schema); none is
+// "[]", not null.
+func WriteJSON(w io.Writer, infos []*Info) error {
+	if infos == nil {
+		infos = []*Info{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(infos)
 }

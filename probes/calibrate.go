@@ -332,3 +332,18 @@ func (t *Tracer) calibrationChild(argv []string, follow bool) (l loopTimes, err 
 	}
 	return l, nil
 }
+
+// CalibrationChild is the main of a program started with CalibrationArg:
+// args are what follows it (the loop count). It runs RunCalibrationLoops
+// and returns the exit code, saying on stderr what went wrong.
+func CalibrationChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	n := 0
+	if len(args) == 1 {
+		fmt.Sscan(args[0], &n)
+	}
+	if err := RunCalibrationLoops(n, stdin, stdout); err != nil {
+		fmt.Fprintln(stderr, "initprof calibration:", err)
+		return 1
+	}
+	return 0
+}

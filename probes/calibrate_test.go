@@ -145,3 +145,24 @@ func TestLoopTimesParse(t *testing.T) {
 		}
 	}
 }
+
+// TestCalibrationChild: the child's main runs the loops after a line on
+// stdin and prints one CALIB line; a missing or bad count is exit code 1.
+func TestCalibrationChild(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string // prefix of stdout
+		err  string // in stderr
+	}{
+		{[]string{"3"}, 0, "CALIB ", ""},
+		{nil, 1, "", "initprof calibration:"},
+		{[]string{"zero"}, 1, "", "0 loops"},
+	} {
+		var stdout, stderr strings.Builder
+		code := CalibrationChild(tc.args, strings.NewReader("go\n"), &stdout, &stderr)
+		if code != tc.code || !strings.HasPrefix(stdout.String(), tc.out) || !strings.Contains(stderr.String(), tc.err) {
+			t.Errorf("CalibrationChild(%q) = %d, stdout %q, stderr %q; want %d, %q…, %q", tc.args, code, stdout.String(), stderr.String(), tc.code, tc.out, tc.err)
+		}
+	}
+}

@@ -112,3 +112,13 @@ func WritePhases(w io.Writer, events []Event) {
 			float64(total)/1e3, float64(on)/1e3, float64(runnable)/1e3, float64(blocked)/1e3, b.Faults-a.Faults)
 	}
 }
+
+// WriteStats ends `initprof trace`'s view: how many events and uprobe
+// sites, and a warning when the ring buffer dropped events (the timeline
+// above then has holes).
+func WriteStats(w io.Writer, st Stats) {
+	fmt.Fprintf(w, "# %d events, %d uprobe sites (uprobe_multi=%v)\n", st.Events, st.Uprobes, st.Multi)
+	if st.Dropped > 0 {
+		fmt.Fprintf(w, "# WARNING: %d EVENTS WERE DROPPED (ring buffer full): the timeline has holes\n", st.Dropped)
+	}
+}

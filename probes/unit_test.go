@@ -277,3 +277,25 @@ func TestPlanBadInput(t *testing.T) {
 		t.Errorf("%d entry probes for one binary named twice", entries)
 	}
 }
+
+func TestWriteStats(t *testing.T) {
+	for _, tc := range []struct {
+		st   Stats
+		want []string
+		not  string
+	}{
+		{Stats{Events: 12, Uprobes: 3, Multi: true}, []string{"# 12 events, 3 uprobe sites (uprobe_multi=true)"}, "DROPPED"},
+		{Stats{Events: 5, Dropped: 2}, []string{"# 5 events", "# WARNING: 2 EVENTS WERE DROPPED"}, "\n\n"},
+	} {
+		var b strings.Builder
+		WriteStats(&b, tc.st)
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("WriteStats(%+v) = %q, lacks %q", tc.st, b.String(), w)
+			}
+		}
+		if strings.Contains(b.String(), tc.not) {
+			t.Errorf("WriteStats(%+v) = %q, has %q", tc.st, b.String(), tc.not)
+		}
+	}
+}

@@ -11,8 +11,10 @@
 package profile
 
 import (
+	"fmt"
 	"math"
 	"sort"
+	"strings"
 )
 
 // Canonical checkpoint names, in the order an extension passes them during init
@@ -501,6 +503,21 @@ func (r Run) InitDurationNs() (int64, bool) {
 		return r.InitEndNs - r.InitStartNs, true
 	}
 	return 0, false
+}
+
+// InitStatuses counts the runs by init status, as "failure×2, success×8"
+// (sorted), for a message that says how a series went.
+func InitStatuses(runs []Run) string {
+	n := map[string]int{}
+	for _, r := range runs {
+		n[r.InitStatus]++
+	}
+	var parts []string
+	for k, v := range n {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
 
 // RunCritical is who ended INIT in one run and by how much.

@@ -203,3 +203,22 @@ func TestInitDuration(t *testing.T) {
 		t.Error("nothing known: want not ok")
 	}
 }
+
+func TestInitStatuses(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"success"}, "success×1"},
+		{[]string{"success", "timeout", "success", "error"}, "error×1, success×2, timeout×1"},
+	} {
+		var runs []Run
+		for _, s := range tc.in {
+			runs = append(runs, Run{InitStatus: s})
+		}
+		if got := InitStatuses(runs); got != tc.want {
+			t.Errorf("InitStatuses(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -15,28 +15,6 @@ import (
 	"github.com/initprof/initprof/container/vm"
 )
 
-// archNames maps --arch values to elfinfo's (uname -m) names.
-var archNames = map[string]string{"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
-
-// foreignArch reports whether --arch asks for another architecture than the
-// host's, in which case the run goes to the arm64 microVM.
-func foreignArch(arch string) (bool, error) {
-	if arch == "" {
-		return false, nil
-	}
-	want, ok := archNames[arch]
-	if !ok {
-		return false, badInput("--arch %q: use amd64 or arm64", arch)
-	}
-	if want == coldstart.HostArch() {
-		return false, nil
-	}
-	if want != "aarch64" {
-		return false, badInput("--arch %s on a %s host: only arm64 can be emulated (in a qemu microVM)", arch, coldstart.HostArch())
-	}
-	return true, nil
-}
-
 // runInVM profiles arm64 extensions on an x86 host: it boots the arm64
 // microVM with the extensions, their arm64 loader and libraries, and the
 // arm64 initprof as PID 1, runs `initprof run --sandbox process` there, and
@@ -47,9 +25,9 @@ func runInVM(o *runOpts, args []string) error {
 	if err := o.validate(args); err != nil {
 		return err
 	}
-	items := make([]vmItem, len(args))
+	items := make([]coldstart.VMItem, len(args))
 	for i, a := range args {
-		items[i] = vmItem{path: a}
+		items[i] = coldstart.VMItem{Path: a}
 	}
 	return inVM(o, "run", items)
 }
@@ -60,9 +38,9 @@ func compareInVM(o *runOpts, bs []buildArg) error {
 	if err := o.validate([]string{"-"}); err != nil {
 		return err
 	}
-	items := make([]vmItem, len(bs))
+	items := make([]coldstart.VMItem, len(bs))
 	for i, b := range bs {
-		items[i] = vmItem{label: b.name, path: b.path}
+		items[i] = coldstart.VMItem{Label: b.name, Path: b.path}
 	}
 	if o.name == "" {
 		// Every build runs under one name, as compare does on the host.
@@ -71,13 +49,9 @@ func compareInVM(o *runOpts, bs []buildArg) error {
 	return inVM(o, "compare", items)
 }
 
-// vmItem is one binary to carry into the guest: an extension for run, or a
-// NAME=PATH build for compare (label is the NAME).
-type vmItem struct{ label, path string }
-
 // inVM runs `initprof CMD` in the arm64 microVM over items (the engine's
 // coldstart.RunInVM) and brings its output directory back to --out.
-func inVM(o *runOpts, cmd string, items []vmItem) error {
+func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
@@ -90,17 +64,15 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 	}
 	job := coldstart.VMJob{
 		Name: o.name, Rootfs: o.rootfs, OCI: o.sandboxSet && o.sandbox == "oci", OCIRuntime: o.ociRuntime,
-		MemoryMB: o.memory, Progress: func(s string) { progressf("%s", s) },
+		MemoryMB: o.memory, Items: items, Progress: func(s string) { progressf("%s", s) },
+		Storage: coldstart.VMStorage{Warm: o.cache == "warm", Storage: o.storage, ReadAheadKiB: o.readAheadKiB,
+			ChunkLatency: o.model.latency, ChunkMix: o.model.mix, BaseMix: o.model.baseMix, Seed: o.model.seed},
 		Timeout: time.Duration(o.runs*len(items))*(o.initTimeout+30*time.Second) + 5*time.Minute,
 		Command: []string{cmd,
 			"-n", fmt.Sprint(o.runs), "--memory", fmt.Sprint(o.memory), "--invokes", fmt.Sprint(o.invokes),
 			"--init-timeout", o.initTimeout.String(), "--runtime-init", o.runtimeInit.String(),
 			"--runtime-invoke", o.runtimeInvoke.String(), "--init-cpu", fmt.Sprint(o.initCPU)},
 	}
-	for _, it := range items {
-		job.Items = append(job.Items, coldstart.VMItem{Label: it.label, Path: it.path})
-	}
-	job.Command = append(job.Command, guestStorageArgs(o)...)
 	if cmd == "compare" && o.seed != 0 {
 		job.Command = append(job.Command, "--seed", fmt.Sprint(o.seed))
 	}
@@ -114,8 +86,8 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 		job.Command = append(job.Command, "--checkpoint", c)
 	}
 	if o.sample.flamegraph {
-		job.Command = append(job.Command, "--flamegraph", "--sample-hz", fmt.Sprint(o.sample.hz), "--sample-runs", fmt.Sprint(o.sample.runs))
-		if o.sample.offCPU {
+		job.Command = append(job.Command, "--flamegraph", "--sample-hz", fmt.Sprint(o.sample.Hz), "--sample-runs", fmt.Sprint(o.sample.Runs))
+		if o.sample.OffCPU {
 			job.Command = append(job.Command, "--offcpu")
 		}
 	}
@@ -155,30 +127,4 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 
 func indent(s string) string {
 	return "  | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  | ")
-}
-
-// guestStorageArgs are the guest's cache and storage flags. Everything in
-// the microVM lives in its initramfs (a tmpfs, never evicted), so local
-// storage there is a warm cache. The guest kernel (Debian's cloud-arm64
-// 6.12) has FUSE built in, so lambda storage works there: the FUSE mount's
-// page cache can be evicted whatever the backing is, and the cold starts are
-// cold again.
-func guestStorageArgs(o *runOpts) []string {
-	if o.cache == "warm" || o.storage == "local" {
-		return []string{"--cache", "warm", "--storage", "local"}
-	}
-	args := []string{"--cache", "cold", "--storage", "lambda", "--readahead", fmt.Sprint(o.readAheadKiB)}
-	if o.model.latency != "" {
-		args = append(args, "--chunk-latency", o.model.latency)
-	}
-	if o.model.mix != "" {
-		args = append(args, "--chunk-mix", o.model.mix)
-	}
-	if o.model.baseMix != "" {
-		args = append(args, "--base-mix", o.model.baseMix)
-	}
-	if o.model.seed != 0 {
-		args = append(args, "--storage-seed", fmt.Sprint(o.model.seed))
-	}
-	return args
 }

@@ -16,9 +16,9 @@ import (
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/container/vm"
-	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/profile"
-	"github.com/initprof/initprof/profile/flame"
+	"github.com/initprof/initprof/profile/outdir"
+	"github.com/initprof/initprof/profile/sample/outputs"
 )
 
 func init() {
@@ -96,40 +96,14 @@ func parseBuilds(args []string) ([]buildArg, error) {
 	return bs, nil
 }
 
-// facts are the inspect facts that matter for load cost, side by side.
-func facts(path string) []profile.Fact {
-	info, err := elfinfo.Open(path)
-	if err != nil {
-		return []profile.Fact{{Name: "error", Value: err.Error()}}
-	}
-	yes := func(b bool) string {
-		if b {
-			return "yes"
-		}
-		return "no"
-	}
-	return []profile.Fact{
-		{Name: "size", Value: fmt.Sprintf("%d", info.FileSize)},
-		{Name: "linkage", Value: info.Linkage},
-		{Name: "BIND_NOW", Value: yes(info.BindNow || info.DF1Now)},
-		{Name: "RELR", Value: yes(info.Relr)},
-		{Name: "relocs RELATIVE", Value: fmt.Sprintf("%d", info.Relocs.Relative)},
-		{Name: "relocs GLOB_DAT", Value: fmt.Sprintf("%d", info.Relocs.GlobDat)},
-		{Name: "relocs JUMP_SLOT", Value: fmt.Sprintf("%d", info.Relocs.JumpSlot)},
-		{Name: "relocs other", Value: fmt.Sprintf("%d", info.Relocs.Other)},
-		{Name: "relocated pages", Value: fmt.Sprintf("%d", info.RelocPages)},
-		{Name: "NEEDED", Value: strings.Join(info.Needed, " ")},
-	}
-}
-
 func runCompare(o *runOpts, args []string) error {
 	cleanupStale(o.ociRuntime)
 	bs, err := parseBuilds(args)
 	if err != nil {
 		return err
 	}
-	if vmRun, err := foreignArch(o.arch); err != nil {
-		return err
+	if vmRun, err := coldstart.NeedsVM(o.arch); err != nil {
+		return engineErr(err)
 	} else if vmRun {
 		return compareInVM(o, bs)
 	}
@@ -154,7 +128,7 @@ func runCompare(o *runOpts, args []string) error {
 	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {
 		return err
 	}
-	env, err := prepare(o, "compare")
+	env, err := prepare(o)
 	if err != nil {
 		return err
 	}
@@ -165,7 +139,7 @@ func runCompare(o *runOpts, args []string) error {
 	results := make([]profile.BuildRuns, len(bs))
 	series := make([]*coldstart.Series, len(bs))
 	for i, b := range bs {
-		results[i] = profile.BuildRuns{Build: b.name, Facts: facts(b.path)}
+		results[i] = profile.BuildRuns{Build: b.name, Facts: profile.LoadFacts(b.path)}
 		s, err := env.eng.NewSeries(b.name, exts[i])
 		if err != nil {
 			err = engineErr(err)
@@ -237,7 +211,7 @@ func runCompare(o *runOpts, args []string) error {
 	files["compare.txt"] = cmp.WriteText
 	files["compare.json"] = cmp.WriteJSON
 	files["bench.txt"] = cmp.WriteBench
-	if err := writeFiles(env.out, files); err != nil {
+	if err := outdir.WriteFiles(env.out, files); err != nil {
 		return err
 	}
 	if o.json {
@@ -257,11 +231,9 @@ func runCompare(o *runOpts, args []string) error {
 
 // compareFlamegraphs makes each measured build's sampling runs, writes its
 // flamegraphs under flame-NAME/, and a differential flamegraph of every build
-// against the first (diff-BASE-vs-NAME.svg): red frames took a larger share of
-// the samples than in the baseline, blue a smaller one.
+// against the first (outputs.Diffs).
 func compareFlamegraphs(ctx context.Context, env *runEnv, ss []*coldstart.Series, results []profile.BuildRuns) error {
-	var base *flame.Folded
-	baseName := ""
+	diffs := &outputs.Diffs{Dir: env.out}
 	var errs []error
 	for j, s := range ss {
 		if s == nil || results[j].Err != "" || ctx.Err() != nil {
@@ -276,39 +248,12 @@ func compareFlamegraphs(ctx context.Context, env *runEnv, ss []*coldstart.Series
 			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, "stacks.folded"))
+		out, err := diffs.Add(s.Name(), dir)
 		if err != nil {
 			errs = append(errs, err)
-			continue
+		} else if out != "" {
+			progressf("wrote %s", out)
 		}
-		folded, err := flame.ReadFolded(f)
-		f.Close()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if base == nil {
-			base, baseName = &folded, s.Name()
-			continue
-		}
-		out := filepath.Join(env.out, "diff-"+baseName+"-vs-"+s.Name()+".svg")
-		w, err := os.Create(out)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		err = flame.WriteDiffSVG(w, *base, folded, flame.Options{
-			Title:    fmt.Sprintf("%s vs %s: share of CPU samples", s.Name(), baseName),
-			Subtitle: "red: a larger share than in " + baseName + "; blue: a smaller one",
-		})
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		progressf("wrote %s", out)
 	}
 	return errors.Join(errs...)
 }

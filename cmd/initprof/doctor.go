@@ -57,7 +57,7 @@ Examples:
 						return err
 					}
 				}
-				results := append(doctor.Run(), staleResult())
+				results := append(doctor.Run(), doctor.Leftovers())
 				if *asJSON {
 					enc := json.NewEncoder(os.Stdout)
 					enc.SetIndent("", "  ")

@@ -91,7 +91,7 @@ func TestDoctorCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &results); err != nil {
 		t.Fatalf("doctor --json is not a JSON array of results: %v\n%s", err, out)
 	}
-	// Every check, then what dead initprofs left behind (staleResult).
+	// Every check, then what dead initprofs left behind (doctor.Leftovers).
 	if len(results) != len(doctor.Checks())+1 {
 		t.Fatalf("%d results, want %d (the checks and the leftovers line)", len(results), len(doctor.Checks())+1)
 	}

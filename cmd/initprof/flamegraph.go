@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/pflag"
 
-	"github.com/initprof/initprof/profile/flame"
 	"github.com/initprof/initprof/profile/pprofout"
 )
 
@@ -94,65 +91,16 @@ func runFlamegraph(o flameOpts, args []string, stdout io.Writer) error {
 	if o.width < 200 {
 		return badInput("--width %d is too narrow: use at least 200 pixels", o.width)
 	}
-	vi := 0
-	switch o.value {
-	case "samples":
-	case "cpu", "offcpu", "time":
-		vi = 1
-	case "auto", "":
-		vi = -1
-	default:
-		return badInput("--value %q: want samples, time or auto", o.value)
-	}
-	filters := o.filters()
-	cur, total, vi, err := pprofout.LoadFolded(args[0], filters, vi)
+	f, err := pprofout.LoadFlame(args[0], o.diff, o.filters(), o.value)
 	if err != nil {
 		return badInput("%v", err)
 	}
-	var base flame.Folded
-	if o.diff != "" {
-		if base, _, _, err = pprofout.LoadFolded(o.diff, filters, vi); err != nil {
-			return badInput("%v", err)
-		}
-	}
 	out := o.out
 	if out == "" {
-		switch {
-		case o.folded:
-			out = "stacks.folded"
-		case o.diff != "":
-			out = "flame-diff.svg"
-		case o.phase != "":
-			out = "flame-" + sanitize(o.phase) + ".svg"
-		default:
-			out = "flame.svg"
-		}
-	}
-	title := o.title
-	if title == "" {
-		title = filepath.Base(args[0])
-		if o.diff != "" {
-			title = fmt.Sprintf("%s vs %s", title, filepath.Base(o.diff))
-		}
-	}
-	sub := pprofout.DescribeFilters(filters)
-	if sub == "" {
-		sub = "all samples"
-	}
-	sub += fmt.Sprintf(" — %d %s", cur.Total(), pprofout.UnitName(vi))
-	if total > cur.Total() {
-		sub += fmt.Sprintf(" of %d", total)
+		out = pprofout.FlameFileName(o.folded, o.diff != "", o.phase)
 	}
 	var buf bytes.Buffer
-	switch {
-	case o.folded:
-		err = cur.Write(&buf)
-	case o.diff != "":
-		err = flame.WriteDiffSVG(&buf, base, cur, flame.Options{Title: title, Subtitle: sub + fmt.Sprintf("; base %d", base.Total()), Width: o.width, Unit: pprofout.UnitName(vi)})
-	default:
-		err = flame.WriteSVG(&buf, cur, flame.Options{Title: title, Subtitle: sub, Width: o.width, Unit: pprofout.UnitName(vi)})
-	}
-	if err != nil {
+	if err := f.Write(&buf, o.folded, o.title, o.width); err != nil {
 		return err
 	}
 	if out == "-" {
@@ -162,15 +110,6 @@ func runFlamegraph(o flameOpts, args []string, stdout io.Writer) error {
 	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		return badInput("cannot write %s: %v", out, err)
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%d %s)\n", out, cur.Total(), pprofout.UnitName(vi))
+	fmt.Fprintf(os.Stderr, "wrote %s (%d %s)\n", out, f.Cur.Total(), f.Unit())
 	return nil
-}
-
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == os.PathSeparator || r == ' ' {
-			return '_'
-		}
-		return r
-	}, s)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -96,36 +95,23 @@ func runInspect(stdout, stderr io.Writer, args []string, jsonOut bool, rootfs st
 			return badInput("--rootfs %s: not a directory", rootfs)
 		}
 	}
-	var infos []*elfinfo.Info
-	bad := 0
-	for _, p := range args {
-		info, err := elfinfo.Open(p)
-		if err != nil {
-			if len(args) == 1 {
-				return badInput("%v", err)
-			}
-			fmt.Fprintf(stderr, "initprof inspect: %v\n", err)
-			bad++
-			continue
-		}
-		info.ResolveClosure(rootfs)
-		infos = append(infos, info)
+	infos, errs := elfinfo.OpenAll(args, rootfs)
+	if len(args) == 1 && len(errs) == 1 {
+		return badInput("%v", errs[0])
+	}
+	for _, err := range errs {
+		fmt.Fprintf(stderr, "initprof inspect: %v\n", err)
 	}
 	if jsonOut {
-		if infos == nil {
-			infos = []*elfinfo.Info{}
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(infos); err != nil {
+		if err := elfinfo.WriteJSON(stdout, infos); err != nil {
 			return err
 		}
 	} else if len(infos) > 0 {
 		elfinfo.WriteTable(stdout, infos)
 	}
-	if bad > 0 {
+	if len(errs) > 0 {
 		// Each bad file already has its own line on stderr.
-		return badInput("%d of %d files could not be inspected", bad, len(args))
+		return badInput("%d of %d files could not be inspected", len(errs), len(args))
 	}
 	return nil
 }

@@ -119,15 +119,7 @@ func run(args []string) int {
 	}
 	if args[0] == probes.CalibrationArg {
 		// The calibration child of a profiling run (probes.Calibrate).
-		n := 0
-		if len(args) == 2 {
-			fmt.Sscan(args[1], &n)
-		}
-		if err := probes.RunCalibrationLoops(n, os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "initprof calibration:", err)
-			return 1
-		}
-		return exitOK
+		return probes.CalibrationChild(args[1:], os.Stdin, os.Stdout, os.Stderr)
 	}
 	if args[0] == "--version" || args[0] == "version" {
 		fmt.Println("initprof", version())

@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"regexp"
 	"syscall"
 	"time"
 
@@ -55,19 +51,19 @@ Examples:
   initprof platform --extensions ./exts --init-timeout 1s --env INITPROF_SAMPLE_H18=1`,
 		setup: func(fs *pflag.FlagSet) func([]string) error {
 			o := platformOpts{}
-			fs.StringVar(&o.extensions, "extensions", "", "directory of external extensions (Lambda's /opt/extensions)")
-			fs.StringVar(&o.runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
-			fs.DurationVar(&o.runtimeInit, "runtime-init", 0, "sim runtime: time before its first /next")
-			fs.DurationVar(&o.runtimeInvoke, "runtime-invoke", 0, "sim runtime: time to answer each invoke")
-			fs.IntVar(&o.invokes, "invokes", 1, "invocations after init")
-			fs.DurationVar(&o.initTimeout, "init-timeout", 10*time.Second, "init limit; past it init ends with status timeout")
-			fs.StringVar(&o.addr, "addr", "127.0.0.1:9001", "API listen address (AWS_LAMBDA_RUNTIME_API); port 0 picks a free one")
-			fs.StringVar(&o.timeline, "timeline", "", "write the timeline as JSON lines to PATH or fd:N")
-			fs.IntVar(&o.memory, "memory", 1024, "function memory in MB (128-10240), reported to processes and in reports")
-			fs.StringVar(&o.function, "function-name", "initprof-function", "function name (AWS_LAMBDA_FUNCTION_NAME)")
-			fs.StringArrayVar(&o.env, "env", nil, "customer environment variable K=V for the runtime and extensions; repeatable")
+			fs.StringVar(&o.ExtensionsDir, "extensions", "", "directory of external extensions (Lambda's /opt/extensions)")
+			fs.StringVar(&o.Runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
+			fs.DurationVar(&o.RuntimeInit, "runtime-init", 0, "sim runtime: time before its first /next")
+			fs.DurationVar(&o.RuntimeInvoke, "runtime-invoke", 0, "sim runtime: time to answer each invoke")
+			fs.IntVar(&o.Invokes, "invokes", 1, "invocations after init")
+			fs.DurationVar(&o.InitTimeout, "init-timeout", 10*time.Second, "init limit; past it init ends with status timeout")
+			fs.StringVar(&o.Addr, "addr", "127.0.0.1:9001", "API listen address (AWS_LAMBDA_RUNTIME_API); port 0 picks a free one")
+			fs.StringVar(&o.Timeline, "timeline", "", "write the timeline as JSON lines to PATH or fd:N")
+			fs.IntVar(&o.MemoryMB, "memory", 1024, "function memory in MB (128-10240), reported to processes and in reports")
+			fs.StringVar(&o.FunctionName, "function-name", "initprof-function", "function name (AWS_LAMBDA_FUNCTION_NAME)")
+			fs.StringArrayVar(&o.Env, "env", nil, "customer environment variable K=V for the runtime and extensions; repeatable")
 			fs.IntVar(&o.waitFD, "wait-fd", -1, "block until this fd is readable or closed before initStart (lets probes attach first)")
-			fs.StringArrayVar(&o.keepLogs, "keep-log", nil, "keep every output line matching REGEX in the timeline (others: the first and last lines per stream and phase); repeatable")
+			fs.StringArrayVar(&o.KeepLogs, "keep-log", nil, "keep every output line matching REGEX in the timeline (others: the first and last lines per stream and phase); repeatable")
 			fs.StringVar(&o.initEndNotify, "init-end-notify", "", "unix socket to tell when INIT ends, waiting for its answer (the sandbox switches to the invoke CPU quota there)")
 			fs.MarkHidden("init-end-notify")
 			fs.BoolVar(&o.output, "output", false, "echo every process's output lines to stderr, prefixed with its name")
@@ -76,13 +72,13 @@ Examples:
 	})
 }
 
+// platformOpts are the platform's options (extension.Standalone) and the
+// flags that tie it to the sandbox initprof run drives.
 type platformOpts struct {
-	extensions, runtime, addr, timeline, function string
-	initEndNotify                                 string
-	runtimeInit, runtimeInvoke, initTimeout       time.Duration
-	invokes, memory, waitFD                       int
-	env, keepLogs                                 []string
-	output                                        bool
+	extension.Standalone
+	initEndNotify string
+	waitFD        int
+	output        bool
 }
 
 func runPlatform(o platformOpts, args []string) error {
@@ -95,81 +91,17 @@ func runPlatform(o platformOpts, args []string) error {
 	if len(args) > 0 {
 		return badInput("unexpected argument %q: platform takes only flags (extensions come from --extensions DIR)", args[0])
 	}
-	if o.invokes < 0 {
-		return badInput("--invokes %d: must be 0 or more", o.invokes)
+	cfg, sink, err := o.Config()
+	if errors.Is(err, extension.ErrBadOption) {
+		return badInput("%v", err)
+	} else if err != nil {
+		return err
 	}
-	if o.initTimeout <= 0 {
-		return badInput("--init-timeout %s: must be positive", o.initTimeout)
-	}
-	if o.runtimeInit < 0 || o.runtimeInvoke < 0 {
-		return badInput("--runtime-init/--runtime-invoke: must not be negative")
-	}
-	if o.memory < 128 || o.memory > 10240 {
-		return badInput("--memory %d: Lambda allows 128 to 10240 MB", o.memory)
-	}
-	if err := extension.ValidateEnv(o.env); err != nil {
-		return badInput("--env: %v", err)
-	}
-	if o.extensions != "" {
-		if st, err := os.Stat(o.extensions); err != nil || !st.IsDir() {
-			return badInput("--extensions %s: not a directory", o.extensions)
-		}
-	}
-	var keep []*regexp.Regexp
-	for _, k := range o.keepLogs {
-		re, err := regexp.Compile(k)
-		if err != nil {
-			return badInput("--keep-log %q: %v", k, err)
-		}
-		keep = append(keep, re)
-	}
-	var rt extension.RuntimeSpec
-	if o.runtime == "sim" {
-		exe, err := os.Executable() // reads /proc/self/exe
-		if err != nil {
-			// A sandbox without /proc: fall back to how we were started.
-			if exe, err = exec.LookPath(os.Args[0]); err == nil {
-				exe, err = filepath.Abs(exe)
-			}
-			if err != nil {
-				return fmt.Errorf("locating this binary for the sim runtime (no /proc/self/exe, and argv[0] %q): %w", os.Args[0], err)
-			}
-		}
-		rt = extension.SimRuntime(exe, o.runtimeInit, o.runtimeInvoke)
-	} else {
-		p, err := filepath.Abs(o.runtime)
-		if err != nil {
-			return badInput("--runtime %s: %v", o.runtime, err)
-		}
-		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return badInput("--runtime %s: not an executable file (use 'sim' for the simulated runtime)", o.runtime)
-		}
-		rt = extension.RuntimeSpec{Path: p}
-	}
-
-	var sink io.WriteCloser
-	if o.timeline != "" {
-		var err error
-		if sink, err = extension.OpenTimelineSink(o.timeline); err != nil {
-			return badInput("--timeline: %v", err)
-		}
+	if sink != nil {
 		defer sink.Close()
-	}
-	cfg := extension.Config{
-		ExtensionsDir: o.extensions,
-		Runtime:       rt,
-		Function:      extension.FunctionConfig{FunctionName: o.function, MemoryMB: o.memory},
-		Env:           o.env,
-		Addr:          o.addr,
-		Invokes:       o.invokes,
-		InitTimeout:   o.initTimeout,
-		KeepLogs:      keep,
 	}
 	if o.initEndNotify != "" {
 		cfg.OnInitEnd = func() error { return container.NotifyInitEnd(o.initEndNotify) }
-	}
-	if sink != nil {
-		cfg.Timeline = extension.NewTimeline(sink)
 	}
 	if o.output {
 		cfg.Output = os.Stderr
@@ -222,15 +154,8 @@ func runPlatform(o platformOpts, args []string) error {
 		}
 		return err
 	}
-	if res.InitStatus != "success" {
-		msg := "init " + res.InitStatus
-		if res.InitErrorType != "" {
-			msg += " (" + res.InitErrorType + ")"
-		}
-		if res.EndedBy != "" {
-			msg += ": " + res.EndedBy
-		}
-		return withCode(exitInitFailed, errors.New(msg))
+	if err := res.InitError(); err != nil {
+		return withCode(exitInitFailed, err)
 	}
 	return nil
 }

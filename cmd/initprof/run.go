@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/outdir"
 	"github.com/initprof/initprof/profile/pprofout"
 )
 
@@ -171,6 +171,9 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 	fs.MarkHidden("emulated")
 }
 
+// validate checks the arguments and the flags that coldstart.Config does not
+// see as given (run counts, --cache, and the zero values that the Config
+// reads as defaults), then the engine's configuration (Config.Validate).
 func (o *runOpts) validate(args []string) error {
 	if len(args) == 0 && o.runtime == "sim" {
 		return badInput("no extension given; usage: initprof run [flags] EXTENSION..., or profile a function's own init with --runtime BOOTSTRAP and no extension")
@@ -178,32 +181,17 @@ func (o *runOpts) validate(args []string) error {
 	if o.runs < 1 {
 		return badInput("--runs must be at least 1")
 	}
-	if o.memory < 128 || o.memory > 10240 {
-		return badInput("--memory %d: Lambda allows 128 to 10240 MB", o.memory)
-	}
-	if o.initCPU < 0 || o.initCPU > 6 {
+	if o.initCPU < 0 {
 		return badInput("--init-cpu %g: give 0 (the invoke quota) or up to 6 vCPUs (Lambda's most)", o.initCPU)
-	}
-	if o.sandbox != "oci" && o.sandbox != "process" {
-		return badInput("--sandbox %q: use 'oci' or 'process'", o.sandbox)
 	}
 	if o.cache != "cold" && o.cache != "warm" {
 		return badInput("--cache %q: use 'cold' or 'warm'", o.cache)
 	}
-	switch o.storage {
-	case "", "local":
-	case "lambda":
-		if o.cache == "warm" {
-			return badInput("--storage lambda with --cache warm: a warm cache fetches nothing; use --cache cold (the default), or --storage local")
-		}
-	default:
-		return badInput("--storage %q: use 'lambda' or 'local'", o.storage)
-	}
 	if o.readAheadKiB < 4 || o.readAheadKiB > 64<<10 {
 		return badInput("--readahead %d: give KiB between 4 and 65536 (128 is Linux's default)", o.readAheadKiB)
 	}
-	if _, err := o.model.model(); err != nil {
-		return badInput("%v", err)
+	if o.initTimeout <= 0 {
+		return badInput("--init-timeout %s: must be positive (Lambda's is 10s)", o.initTimeout)
 	}
 	if o.name != "" && len(args) > 1 {
 		return badInput("--name renames one extension; %d were given", len(args))
@@ -213,36 +201,11 @@ func (o *runOpts) validate(args []string) error {
 			return badInput("--name: %s (Lambda names an extension after its file in /opt/extensions)", e.Message)
 		}
 	}
-	if o.invokes < 0 {
-		return badInput("--invokes %d: must be 0 or more", o.invokes)
+	cfg, err := o.engineConfig()
+	if err != nil {
+		return err
 	}
-	if o.initTimeout <= 0 {
-		return badInput("--init-timeout %s: must be positive (Lambda's is 10s)", o.initTimeout)
-	}
-	if o.runtimeInit < 0 || o.runtimeInvoke < 0 {
-		return badInput("--runtime-init/--runtime-invoke: must not be negative")
-	}
-	if err := extension.ValidateEnv(o.env); err != nil {
-		return badInput("--env: %v", err)
-	}
-	for _, s := range o.checkpoints {
-		if _, err := regexp.Compile(s); err != nil {
-			return badInput("--checkpoint %q: %v", s, err)
-		}
-	}
-	for _, u := range o.uprobes {
-		if strings.TrimSpace(u) == "" || strings.HasSuffix(u, ":") {
-			return badInput("--uprobe %q: want SYMBOL or FILE:SYMBOL", u)
-		}
-	}
-	if o.runtime != "sim" {
-		if st, err := os.Stat(o.runtime); err != nil {
-			return badInput("--runtime %s: %v (give 'sim' or the path of a bootstrap executable)", o.runtime, unwrapPath(err))
-		} else if st.IsDir() || st.Mode()&0o111 == 0 {
-			return badInput("--runtime %s: not an executable file (give 'sim' or the path of a bootstrap executable)", o.runtime)
-		}
-	}
-	return nil
+	return engineErr(cfg.Validate())
 }
 
 // runEnv is what every series of a command shares: the engine and the
@@ -280,9 +243,9 @@ func (o *runOpts) engineConfig() (coldstart.Config, error) {
 	return c, nil
 }
 
-// prepare opens the engine shared by run and compare, and makes the output
-// directory (default initprof-out/KIND-TIMESTAMP).
-func prepare(o *runOpts, kind string) (*runEnv, error) {
+// prepare opens the engine shared by run and compare; the caller has
+// settled the output directory (outDir) first.
+func prepare(o *runOpts) (*runEnv, error) {
 	cfg, err := o.engineConfig()
 	if err != nil {
 		return nil, err
@@ -291,15 +254,7 @@ func prepare(o *runOpts, kind string) (*runEnv, error) {
 	if err != nil {
 		return nil, engineErr(err)
 	}
-	env := &runEnv{o: o, eng: eng, out: o.out}
-	if env.out == "" {
-		// Callers settle it with outDir before prepare; this is the fallback.
-		if env.out, err = outDir("", false, kind); err != nil {
-			eng.Close()
-			return nil, err
-		}
-	}
-	return env, nil
+	return &runEnv{o: o, eng: eng, out: o.out}, nil
 }
 
 // engineErr gives an engine error its exit code.
@@ -315,8 +270,8 @@ func engineErr(err error) error {
 
 func runRun(o *runOpts, args []string) error {
 	cleanupStale(o.ociRuntime)
-	if vmRun, err := foreignArch(o.arch); err != nil {
-		return err
+	if vmRun, err := coldstart.NeedsVM(o.arch); err != nil {
+		return engineErr(err)
 	} else if vmRun {
 		return runInVM(o, args)
 	}
@@ -340,7 +295,7 @@ func runRun(o *runOpts, args []string) error {
 	if o.out, err = outDir(o.out, o.force, "run"); err != nil {
 		return err
 	}
-	env, err := prepare(o, "run")
+	env, err := prepare(o)
 	if err != nil {
 		return err
 	}
@@ -386,7 +341,7 @@ func runRun(o *runOpts, args []string) error {
 	if pprofout.HasTouched(s.Runs()) {
 		outs[touchedName] = func(w io.Writer) error { return pprofout.WriteTouched(w, s.Runs()) }
 	}
-	if err := writeFiles(env.out, outs); err != nil {
+	if err := outdir.WriteFiles(env.out, outs); err != nil {
 		return err
 	}
 	if o.json {
@@ -413,44 +368,13 @@ func runRun(o *runOpts, args []string) error {
 	case ctx.Err() != nil:
 		return withCode(exitInterrupted, errors.New("interrupted"))
 	case s.InitFailed():
-		return withCode(exitInitFailed, fmt.Errorf("init failed in some runs (see the report); status: %s", statuses(s.Runs())))
+		return withCode(exitInitFailed, fmt.Errorf("init failed in some runs (see the report); status: %s", profile.InitStatuses(s.Runs())))
 	}
 	return nil
-}
-
-func statuses(runs []profile.Run) string {
-	n := map[string]int{}
-	for _, r := range runs {
-		n[r.InitStatus]++
-	}
-	var parts []string
-	for k, v := range n {
-		parts = append(parts, fmt.Sprintf("%s×%d", k, v))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
 }
 
 // touchedName is the pprof profile of what init touched (pprofout.Touched).
 const touchedName = "touched.pb.gz"
-
-// writeFiles writes each named file into dir.
-func writeFiles(dir string, files map[string]func(io.Writer) error) error {
-	for name, write := range files {
-		fh, err := os.Create(filepath.Join(dir, name))
-		if err != nil {
-			return err
-		}
-		if err := write(fh); err != nil {
-			fh.Close()
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if err := fh.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // progress prints one line per run to stderr, rewritten in place on a terminal.
 type progress struct {

@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/initprof/initprof/coldstart"
+	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/probes"
 	"github.com/spf13/pflag"
 )
@@ -55,7 +54,7 @@ func runTrace(args []string, ldso string, ups []string, all bool) error {
 	}
 	bin, _ = filepath.Abs(bin)
 	if ldso == "" {
-		ldso = interpOf(bin)
+		ldso = elfinfo.Interp(bin)
 	} else if ldso == "none" {
 		ldso = ""
 	}
@@ -70,33 +69,11 @@ func runTrace(args []string, ldso string, ups []string, all bool) error {
 	for _, m := range res.Unavailable {
 		fmt.Fprintf(os.Stderr, "unavailable: %s\n", m)
 	}
-	events, st, interrupted := res.Events, res.Stats, res.Interrupted
-	probes.WriteTimeline(os.Stdout, events, all)
-	probes.WritePhases(os.Stdout, events)
-	fmt.Printf("# %d events, %d uprobe sites (uprobe_multi=%v)\n", st.Events, st.Uprobes, st.Multi)
-	if st.Dropped > 0 {
-		fmt.Printf("# WARNING: %d EVENTS WERE DROPPED (ring buffer full): the timeline has holes\n", st.Dropped)
-	}
-	if interrupted {
+	probes.WriteTimeline(os.Stdout, res.Events, all)
+	probes.WritePhases(os.Stdout, res.Events)
+	probes.WriteStats(os.Stdout, res.Stats)
+	if res.Interrupted {
 		return withCode(exitInterrupted, errors.New("interrupted"))
 	}
 	return nil
-}
-
-// interpOf returns bin's PT_INTERP, "" for a static binary.
-func interpOf(bin string) string {
-	f, err := elf.Open(bin)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			b := make([]byte, p.Filesz)
-			if _, err := p.ReadAt(b, 0); err == nil {
-				return strings.TrimRight(string(b), "\x00")
-			}
-		}
-	}
-	return ""
 }

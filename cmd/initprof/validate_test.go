@@ -103,33 +103,3 @@ func TestBadInputFailsBeforeTheFirstColdStart(t *testing.T) {
 		t.Errorf("a refused run touched the non-empty --out's report.txt")
 	}
 }
-
-// TestOutDirForce: --force removes a previous run's outputs (flamegraphs
-// included) and keeps what initprof did not write; without it a non-empty
-// directory is refused.
-func TestOutDirForce(t *testing.T) {
-	dir := t.TempDir()
-	old := []string{"report.txt", "results.json", "flame.svg", "flame-loader.svg", "cpu.pb.gz", "stacks.folded", "trace.json"}
-	for _, f := range append(old, "notes.md") {
-		os.WriteFile(filepath.Join(dir, f), []byte("old"), 0o644)
-	}
-	os.MkdirAll(filepath.Join(dir, "flame-b"), 0o755)
-	if _, err := outDir(dir, false, "run"); err == nil {
-		t.Fatal("a non-empty --out was accepted without --force")
-	}
-	if _, err := outDir(dir, true, "run"); err != nil {
-		t.Fatal(err)
-	}
-	ents, _ := os.ReadDir(dir)
-	var left []string
-	for _, e := range ents {
-		left = append(left, e.Name())
-	}
-	if strings.Join(left, ",") != "notes.md" {
-		t.Errorf("after --force the directory holds %v, want only notes.md", left)
-	}
-	d, err := outDir(filepath.Join(dir, "new", "deeper"), false, "run")
-	if err != nil || d != filepath.Join(dir, "new", "deeper") {
-		t.Errorf("a new nested --out: %q, %v", d, err)
-	}
-}

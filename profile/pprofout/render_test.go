@@ -1,0 +1,106 @@
+package pprofout
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/initprof/initprof/profile/sample"
+)
+
+// flameFixture writes a cpu.pb.gz with relocN relocate and 5 constructors samples.
+func flameFixture(t *testing.T, dir, name string, relocN int) string {
+	t.Helper()
+	m := &sample.Mapping{Start: 0x1000, End: 0x9000, Path: "/lib64/ld-linux-x86-64.so.2"}
+	fr := func(n string) sample.Frame { return sample.Frame{Func: n, Mapping: m, Addr: 0x1000 + uint64(len(n))} }
+	var stacks []sample.Stack
+	for i := 0; i < relocN; i++ {
+		stacks = append(stacks, sample.Stack{Phase: "relocate", Process: "cext", Run: "1", Build: name,
+			Frames: []sample.Frame{fr("do_lookup_x"), fr("_dl_relocate_object"), fr("dl_main"), fr("_dl_start")}})
+	}
+	for i := 0; i < 5; i++ {
+		stacks = append(stacks, sample.Stack{Phase: "constructors", Process: "cext", Run: "1", Build: name,
+			Frames: []sample.Frame{fr("cext_hot_spin"), fr("hot_ctor"), fr("_dl_init"), fr("_dl_start_user")}})
+	}
+	p := filepath.Join(dir, name+".pb.gz")
+	if err := WriteFile(p, stacks, Meta{PeriodNs: 250000}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadFlame(t *testing.T) {
+	dir := t.TempDir()
+	a := flameFixture(t, dir, "a", 10)
+	b := flameFixture(t, dir, "b", 30)
+	folded := filepath.Join(dir, "stacks.folded")
+	os.WriteFile(folded, []byte("main;work 3\nmain;idle 1\n"), 0o644)
+	for _, tc := range []struct {
+		name     string
+		path     string
+		base     string
+		filters  map[string]string
+		value    string
+		folded   bool
+		wantErr  string
+		subtitle string
+		title    string
+		contains string
+	}{
+		{name: "whole", path: a, value: "samples", subtitle: "all samples — 15 samples", title: "a.pb.gz", contains: "cext_hot_spin"},
+		{name: "phase", path: a, filters: map[string]string{LabelPhase: "relocate"}, subtitle: "phase=relocate — 10 samples of 15", contains: "do_lookup_x"},
+		{name: "time", path: a, value: "cpu", subtitle: "all samples — 3750000 ns"},
+		{name: "diff", path: b, base: a, title: "b.pb.gz vs a.pb.gz", contains: "rgb(255,"},
+		{name: "folded text", path: folded, folded: true, subtitle: "all samples — 4 samples", contains: "main;work 3"},
+		{name: "bad value", path: a, value: "bytes", wantErr: "want samples, time or auto"},
+		{name: "unknown phase", path: a, filters: map[string]string{LabelPhase: "nope"}, wantErr: "phase values present: constructors, relocate"},
+		{name: "filter on folded", path: folded, filters: map[string]string{LabelPhase: "x"}, wantErr: "no labels"},
+		{name: "missing", path: filepath.Join(dir, "gone.pb.gz"), wantErr: "does not exist"},
+		{name: "missing base", path: a, base: filepath.Join(dir, "gone.pb.gz"), wantErr: "does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := LoadFlame(tc.path, tc.base, tc.filters, tc.value)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("LoadFlame = %v, want an error with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.subtitle != "" && f.Subtitle() != tc.subtitle {
+				t.Errorf("Subtitle() = %q, want %q", f.Subtitle(), tc.subtitle)
+			}
+			if tc.title != "" && f.Title() != tc.title {
+				t.Errorf("Title() = %q, want %q", f.Title(), tc.title)
+			}
+			var buf bytes.Buffer
+			if err := f.Write(&buf, tc.folded, "", 1200); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(buf.String(), tc.contains) {
+				t.Errorf("output lacks %q", tc.contains)
+			}
+		})
+	}
+}
+
+func TestFlameFileName(t *testing.T) {
+	for _, tc := range []struct {
+		folded, diff bool
+		phase, want  string
+	}{
+		{false, false, "", "flame.svg"},
+		{false, false, "relocate", "flame-relocate.svg"},
+		{false, false, "a/b c", "flame-a_b_c.svg"},
+		{false, true, "relocate", "flame-diff.svg"},
+		{true, true, "relocate", "stacks.folded"},
+	} {
+		if got := FlameFileName(tc.folded, tc.diff, tc.phase); got != tc.want {
+			t.Errorf("FlameFileName(%v, %v, %q) = %q, want %q", tc.folded, tc.diff, tc.phase, got, tc.want)
+		}
+	}
+}
