@@ -667,3 +667,18 @@ func indexRanges(l []int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// CriticalPathText is report.txt's critical-path line ("the runtime ended
+// init in 10 of 10 runs, 2.10 ms [...] after cext"), for other writers.
+func (r *Report) CriticalPathText() string { return criticalCell(r) }
+
+// OverheadText is report.txt's probe-overhead line ("not measured" when nil).
+func (r *Report) OverheadText() string {
+	if r.Overhead == nil {
+		return "not measured"
+	}
+	return overheadCell(r.Overhead)
+}
+
+// FormatBytes prints a byte count as report.txt does ("3.1 MiB").
+func FormatBytes(b float64) string { return fmtBytes(b) }
