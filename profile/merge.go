@@ -75,7 +75,7 @@ func comparisonFiles(dir string) []string {
 	}
 	rank := map[string]int{}
 	for i, b := range c.Builds {
-		rank[filepath.Join(dir, "results-"+b.Name+".json")] = i + 1
+		rank[filepath.Join(dir, ResultsFileName(b.Name))] = i + 1
 	}
 	sort.SliceStable(files, func(i, j int) bool {
 		ri, rj := rank[files[i]], rank[files[j]]
@@ -85,6 +85,19 @@ func comparisonFiles(dir string) []string {
 		return ri < rj
 	})
 	return files
+}
+
+// ResultsFileName is the file of one build's results in a directory of
+// several (compare, merge): results-NAME.json, with the characters a file
+// name cannot hold ('/', spaces: a run's build is named after its paths)
+// replaced by '_'.
+func ResultsFileName(build string) string {
+	return "results-" + strings.Map(func(r rune) rune {
+		if r == '/' || r == ' ' || r == '\t' || r == 0 {
+			return '_'
+		}
+		return r
+	}, build) + ".json"
 }
 
 func unwrapPathErr(err error) error {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container/vm"
+	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/htmlreport"
 )
 
 // archNames maps --arch values to elfinfo's (uname -m) names.
@@ -68,7 +70,20 @@ func compareInVM(o *runOpts, bs []buildArg) error {
 		// Every build runs under one name, as compare does on the host.
 		o.name = filepath.Base(bs[0].path)
 	}
-	return inVM(o, "compare", items)
+	if err := inVM(o, "compare", items); err != nil || o.ci == nil {
+		return err
+	}
+	// The guest printed the --format; --export-json and --fail-if are
+	// the host's, from what the guest wrote.
+	in, err := htmlreport.FromDir(o.out)
+	if err != nil {
+		return err
+	}
+	var builds []profile.BuildRuns
+	for _, b := range in.Builds {
+		builds = append(builds, profile.BuildRuns{Build: b.Name, Runs: b.Report.Runs})
+	}
+	return o.ci.finish(in.Comparison, builds, os.Stdout)
 }
 
 // vmItem is one binary to carry into the guest: an extension for run, or a
@@ -88,6 +103,7 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 	if err != nil {
 		return err
 	}
+	o.out = out
 	job := coldstart.VMJob{
 		Name: o.name, Rootfs: o.rootfs, OCI: o.sandboxSet && o.sandbox == "oci", OCIRuntime: o.ociRuntime,
 		MemoryMB: o.memory, Progress: func(s string) { progressf("%s", s) },
@@ -103,6 +119,9 @@ func inVM(o *runOpts, cmd string, items []vmItem) error {
 	job.Command = append(job.Command, guestStorageArgs(o)...)
 	if cmd == "compare" && o.seed != 0 {
 		job.Command = append(job.Command, "--seed", fmt.Sprint(o.seed))
+	}
+	if cmd == "compare" && o.ci != nil {
+		job.Command = append(job.Command, "--format", o.ci.format)
 	}
 	for _, kv := range o.env {
 		job.Command = append(job.Command, "--env", kv)

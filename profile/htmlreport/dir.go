@@ -57,7 +57,7 @@ func FromDir(dir string) (Input, error) {
 		if b.Err != "" {
 			continue
 		}
-		files, err := profile.LoadResults(filepath.Join(dir, "results-"+b.Name+".json"))
+		files, err := profile.LoadResults(filepath.Join(dir, profile.ResultsFileName(b.Name)))
 		if err != nil {
 			return Input{}, fmt.Errorf("compare.json lists build %s: %w", b.Name, err)
 		}
@@ -99,7 +99,9 @@ func dirFlames(dir string) ([]Flame, error) {
 		}
 		phases = append(phases, n)
 	}
-	sort.SliceStable(phases, func(i, j int) bool { return rank(phases[i]) < rank(phases[j]) || (rank(phases[i]) == rank(phases[j]) && phases[i] < phases[j]) })
+	sort.SliceStable(phases, func(i, j int) bool {
+		return rank(phases[i]) < rank(phases[j]) || (rank(phases[i]) == rank(phases[j]) && phases[i] < phases[j])
+	})
 	for _, n := range phases {
 		b, err := os.ReadFile(filepath.Join(dir, n))
 		if err != nil {

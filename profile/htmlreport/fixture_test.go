@@ -69,7 +69,7 @@ func (f fixture) make() []profile.Run {
 			}
 			if f.touched {
 				p.TouchedInit = &profile.TouchedInit{
-					Pages: profile.TouchedPages{Major: 40, Minor: 200, Readahead: 2000 + int64(rng.IntN(50)), Total: 2240, Faulted: 240},
+					Pages:  profile.TouchedPages{Major: 40, Minor: 200, Readahead: 2000 + int64(rng.IntN(50)), Total: 2240, Faulted: 240},
 					Chunks: 19, FaultedChunks: 13,
 					Files: []profile.TouchedFile{
 						{Path: "/opt/extensions/" + name, Size: 9_600_000, Exe: true, Pages: profile.TouchedPages{Total: 2209, Faulted: 200}, Chunks: 19, FaultedChunks: 13,

@@ -102,12 +102,12 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.0f %%", 100*f)
 	},
-	"bytes": profile.FormatBytes,
-	"ns":    func(f float64) string { return fmt.Sprintf("%.0f", f) },
-	"label": export.RowLabel,
+	"bytes":  profile.FormatBytes,
+	"ns":     func(f float64) string { return fmt.Sprintf("%.0f", f) },
+	"label":  export.RowLabel,
 	"mul100": func(f float64) float64 { return 100 * f },
 	"f64":    func(n int64) float64 { return float64(n) },
-	"css":   func(f float64) template.CSS { return template.CSS(fmt.Sprintf("%.3f%%", f)) },
+	"css":    func(f float64) template.CSS { return template.CSS(fmt.Sprintf("%.3f%%", f)) },
 }
 
 // page is the template's data.
@@ -156,11 +156,11 @@ type touchedView struct {
 }
 
 type fileView struct {
-	Path                     string
-	Size                     int64
-	Bytes                    float64
-	Chunks, TotalChunks      int64
-	FaultedChunks            int64
+	Path                      string
+	Size                      int64
+	Bytes                     float64
+	Chunks, TotalChunks       int64
+	FaultedChunks             int64
 	BytePct, ChunkPct, FltPct float64
 }
 

@@ -76,6 +76,10 @@ func TestReportInChromium(t *testing.T) {
 				i := bytes.Index(html, m)
 				t.Errorf("report.html references %q: %s", m, html[max(0, i-60):min(len(html), i+60)])
 			}
+			if d := os.Getenv("INITPROF_ARTIFACTS"); d != "" {
+				// For a human to look at.
+				_ = os.WriteFile(filepath.Join(d, "report-"+strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)+".html"), html, 0o644)
+			}
 			doc := readDoc(t, filepath.Join(dir, "results.json"))
 			p := testutil.OpenPage(t, path)
 			var spans int
