@@ -166,3 +166,66 @@ func TestFromDirErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareReportInChromium: a comparison's page (compare.json and its
+// results-NAME.json) shows the shift table with Init Duration first, the
+// same numbers as compare.json, a waterfall per build, and no console error.
+func TestCompareReportInChromium(t *testing.T) {
+	dir := t.TempDir()
+	base := fixture{build: "prod", runs: 12, exts: 2, seed: 5}.make()
+	slow := fixture{build: "o3", runs: 12, exts: 2, seed: 6, slower: 600_000}.make()
+	builds := []profile.BuildRuns{{Build: "prod", Runs: base}, {Build: "o3", Runs: slow}}
+	for _, b := range builds {
+		var buf bytes.Buffer
+		must(t, profile.Aggregate(b.Runs).WriteJSON(&buf))
+		must(t, os.WriteFile(filepath.Join(dir, profile.ResultsFileName(b.Build)), buf.Bytes(), 0o644))
+	}
+	cmp := profile.Compare(builds)
+	var buf bytes.Buffer
+	must(t, cmp.WriteJSON(&buf))
+	must(t, os.WriteFile(filepath.Join(dir, "compare.json"), buf.Bytes(), 0o644))
+	path, err := WriteDir(dir)
+	must(t, err)
+	p := testutil.OpenPage(t, path)
+	var rows []struct{ Metric, Build, Median string }
+	p.Eval(t, `Array.from(document.querySelectorAll("#shift-table tr[data-metric]")).map(function (r) { return {Metric: r.dataset.metric, Build: r.dataset.build, Median: r.cells[2].dataset.ns || ""}; })`, &rows)
+	var want []struct{ Metric, Build, Median string }
+	for _, r := range cmp.Rows {
+		for _, c := range r.Cells {
+			m := ""
+			if c.Summary.N > 0 {
+				m = fmtNs(c.Summary.Median)
+			}
+			want = append(want, struct{ Metric, Build, Median string }{r.Metric, c.Build, m})
+		}
+	}
+	if len(rows) == 0 || rows[0].Metric != profile.AggInitDuration {
+		t.Fatalf("shift table does not start with Init Duration: %+v", rows)
+	}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Errorf("shift table:\n got  %v\n want %v", rows, want)
+	}
+	var wfs int
+	p.Eval(t, `document.querySelectorAll(".wf-build .wf .row").length`, &wfs)
+	if wfs != 2*3 {
+		t.Errorf("waterfalls have %d rows, want 3 processes × 2 builds", wfs)
+	}
+	if errs := p.Errors(); len(errs) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// BenchmarkWrite100x10 is the Go side of report.html at the size the issue
+// names: 100 runs of 10 processes (TestReportInChromium has the browser's).
+func BenchmarkWrite100x10(b *testing.B) {
+	dir := b.TempDir()
+	writeRunDir(b, dir, fixture{build: "big", runs: 100, exts: 9, seed: 4, touched: true}.make(), true)
+	in, err := FromDir(dir)
+	must(b, err)
+	var buf bytes.Buffer
+	for b.Loop() {
+		buf.Reset()
+		must(b, Write(&buf, in))
+	}
+	b.ReportMetric(float64(buf.Len()), "bytes")
+}
