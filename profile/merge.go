@@ -116,8 +116,10 @@ func unwrapPathErr(err error) error {
 //
 // Each run keeps its Host and Arch labels; a run without them (written
 // before initprof recorded them) is labelled with its file's directory.
-// Merge refuses two different binaries under one build name (Binaries
-// hashes): pooling them would report one build's figures made of two. The
+// Merge refuses two different binaries of one architecture under one build
+// name (Binaries hashes): pooling them would report one build's figures
+// made of two. The x86_64 and arm64 binaries of a build differ by nature
+// and are merged, each run labelled with its Arch. The
 // probe overhead is kept when every input measured the same one, else
 // dropped with a note (it is a property of each machine).
 func Merge(files []ResultsFile) ([]*Report, error) {
@@ -126,8 +128,8 @@ func Merge(files []ResultsFile) ([]*Report, error) {
 	}
 	type group struct {
 		runs     []Run
-		binaries map[string]string // process → hash
-		from     map[string]string // process → file that set the hash
+		binaries map[string]string // arch, process → hash
+		from     map[string]string // arch, process → file that set the hash
 		overhead []*Overhead
 		unhashed []string
 	}
@@ -149,11 +151,14 @@ func Merge(files []ResultsFile) ([]*Report, error) {
 				g.unhashed = appendOnce(g.unhashed, f.Path)
 			}
 			for proc, h := range r.Binaries {
-				if prev, ok := g.binaries[proc]; ok && prev != h {
-					return nil, fmt.Errorf("build %q: %s ran %s with %s, but %s ran it with %s: different binaries under one build name; give the builds different names (initprof compare NAME=PATH) or merge them separately",
-						buildLabel(r.Build), f.Path, proc, short(h), g.from[proc], short(prev))
+				// One build is one binary per architecture: the x86_64 and
+				// the arm64 compile of one source are one build.
+				k := r.Arch + "\x00" + proc
+				if prev, ok := g.binaries[k]; ok && prev != h {
+					return nil, fmt.Errorf("build %q: %s ran %s (%s) with %s, but %s ran it with %s: different binaries under one build name; give the builds different names (initprof compare NAME=PATH) or merge them separately",
+						buildLabel(r.Build), f.Path, proc, orUnknown(r.Arch), short(h), g.from[k], short(prev))
 				}
-				g.binaries[proc], g.from[proc] = h, f.Path
+				g.binaries[k], g.from[k] = h, f.Path
 			}
 			if r.Host == "" {
 				r.Host = "unlabelled (" + label + ")"
@@ -206,6 +211,13 @@ func appendOnce(l []string, s string) []string {
 		}
 	}
 	return append(l, s)
+}
+
+func orUnknown(arch string) string {
+	if arch == "" {
+		return "arch unknown"
+	}
+	return arch
 }
 
 func buildLabel(b string) string {

@@ -30,8 +30,11 @@ compare.json, the first build is the baseline). report.html is written in
 both cases.
 
 merge refuses, with the file to blame: results of another schema version (a
-different initprof), and two different binaries (by SHA-256) under one build
-name, which would pool two builds as one.
+different initprof), and two different binaries (by SHA-256) of one
+architecture under one build name, which would pool two builds as one (the
+x86_64 and arm64 binaries of a build differ by nature, and merge). docs/ci.md
+has a GitHub Actions workflow that runs on x86_64 and arm64 runners and
+merges their results.
 
 Examples:
   initprof merge --out merged results-x86_64/ results-arm64/
