@@ -14,3 +14,9 @@ require (
 )
 
 require github.com/hanwen/go-fuse/v2 v2.12.1
+
+require (
+	github.com/chromedp/cdproto v0.160.1 // indirect
+	github.com/chromedp/chromedp v0.24.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+)

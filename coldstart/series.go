@@ -2,8 +2,11 @@ package coldstart
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -35,6 +38,11 @@ type Series struct {
 	// runs (container.OtherLiveOwners), by pid, with the runs they overlapped.
 	others map[int][]int
 	touch  *touchState // what init touched: file index and ELF cache (touched.go)
+	// binaries are the SHA-256 of each extension's (and a real runtime's)
+	// file, and host this machine's name: every run carries them, so that
+	// initprof merge can tell runs of one build from another's.
+	binaries map[string]string
+	host     string
 }
 
 // NewSeries builds the sandbox for exts (checked with Extensions) and
@@ -67,7 +75,22 @@ func (e *Engine) NewSeries(name string, exts []container.Extension) (*Series, er
 	} else {
 		cfg.Bootstrap, _ = filepath.Abs(c.Runtime)
 	}
-	s := &Series{e: e, name: name, static: staticSet(exts, cfg.Bootstrap)}
+	s := &Series{e: e, name: name, static: staticSet(exts, cfg.Bootstrap), binaries: map[string]string{}}
+	s.host, _ = os.Hostname()
+	for _, x := range exts {
+		h, err := fileHash(x.Path)
+		if err != nil {
+			return nil, kindErr(BadInput, err)
+		}
+		s.binaries[x.Name] = h
+	}
+	if cfg.Bootstrap != "" {
+		h, err := fileHash(cfg.Bootstrap)
+		if err != nil {
+			return nil, kindErr(BadInput, fmt.Errorf("--runtime: %w", err))
+		}
+		s.binaries[extension.NameRuntime] = h
+	}
 	var err error
 	if cfg.Storage, s.storageNote, err = c.storage(); err != nil {
 		return nil, err
@@ -113,7 +136,7 @@ func (s *Series) Run(ctx context.Context, i int) (profile.Run, error) {
 	if err != nil {
 		return r, err
 	}
-	r.Build = s.name
+	r.Build, r.Host, r.Arch, r.Binaries = s.name, s.host, HostArch(), s.binaries
 	s.runs = append(s.runs, r)
 	s.hits = append(s.hits, h)
 	return r, nil
@@ -512,4 +535,18 @@ func (s *Series) storageModelNote() string {
 	}
 	return fmt.Sprintf("model: %s; %d KiB readahead; %.0f chunks fetched per cold start (median of %d), modelled fetch wait %.1f ms (the sleeps overran it by %.1f ms), FUSE server's own time %.1f ms (medians)%s; --storage local for this machine's disk",
 		model, ra, med(chunks), len(chunks), med(wait), med(over), med(svc), awake)
+}
+
+// fileHash is "sha256:HEX" of a file's contents.
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -61,12 +61,13 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 // ReadResults reads a results.json written by WriteJSON back into a Report (the
 // runs are re-aggregated, so a newer initprof recomputes every figure; the
-// measured probe overhead is kept). It fails with a one-line error naming the
+// measured probe overhead and the notes are kept). It fails with a one-line error naming the
 // problem: not JSON, or another schema.
 func ReadResults(r io.Reader) (*Report, error) {
 	var doc struct {
 		Schema   string    `json:"schema"`
 		Overhead *Overhead `json:"probe_overhead"`
+		Notes    []string  `json:"notes"`
 		Runs     []struct {
 			Run
 			Processes []Process `json:"processes"`
@@ -86,5 +87,16 @@ func ReadResults(r io.Reader) (*Report, error) {
 	}
 	rep := Aggregate(runs)
 	rep.Overhead = doc.Overhead
+	// The engine's notes (the CPU and storage models, the sandbox) are
+	// not in the runs: keep them, after the ones re-aggregation made.
+	have := map[string]bool{}
+	for _, n := range rep.Notes {
+		have[n] = true
+	}
+	for _, n := range doc.Notes {
+		if !have[n] {
+			rep.Notes = append(rep.Notes, n)
+		}
+	}
 	return rep, nil
 }

@@ -203,6 +203,15 @@ type Run struct {
 	// Storage is the lambda storage model's account of the run (nil with
 	// --storage local).
 	Storage *Storage `json:"storage,omitempty"`
+	// Host and Arch label the machine the run was made on (its hostname and
+	// architecture, "x86_64" or "aarch64"), so that results merged from
+	// several machines (initprof merge) still say where each run came from.
+	Host string `json:"host,omitempty"`
+	Arch string `json:"arch,omitempty"`
+	// Binaries is, per process name, the SHA-256 of the file that ran
+	// ("sha256:HEX"): merge refuses two different binaries under one build
+	// name, since their runs would be pooled as if they were one build.
+	Binaries map[string]string `json:"binaries,omitempty"`
 }
 
 // TouchedCheck is the independent check of what init touched: in the

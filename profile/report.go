@@ -596,6 +596,14 @@ func pct(f float64) string {
 	return fmt.Sprintf("%.0f %%", 100*f)
 }
 
+// FormatDuration is how every initprof report prints a duration in
+// nanoseconds ("6.71 ms", "709.5 µs"): the HTML and Markdown writers use it
+// so that their figures read exactly as report.txt's.
+func FormatDuration(ns float64) string { return fmtDur(ns) }
+
+// FormatSignedDuration is FormatDuration with an explicit sign, for shifts.
+func FormatSignedDuration(ns float64) string { return signedDur(ns) }
+
 // fmtDur prints nanoseconds with a unit that keeps 3–4 significant digits.
 func fmtDur(ns float64) string {
 	a := math.Abs(ns)
@@ -659,3 +667,18 @@ func indexRanges(l []int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// CriticalPathText is report.txt's critical-path line ("the runtime ended
+// init in 10 of 10 runs, 2.10 ms [...] after cext"), for other writers.
+func (r *Report) CriticalPathText() string { return criticalCell(r) }
+
+// OverheadText is report.txt's probe-overhead line ("not measured" when nil).
+func (r *Report) OverheadText() string {
+	if r.Overhead == nil {
+		return "not measured"
+	}
+	return overheadCell(r.Overhead)
+}
+
+// FormatBytes prints a byte count as report.txt does ("3.1 MiB").
+func FormatBytes(b float64) string { return fmtBytes(b) }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container/vm"
+	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/htmlreport"
 )
 
 // runInVM profiles arm64 extensions on an x86 host: it boots the arm64
@@ -46,7 +48,20 @@ func compareInVM(o *runOpts, bs []buildArg) error {
 		// Every build runs under one name, as compare does on the host.
 		o.name = filepath.Base(bs[0].path)
 	}
-	return inVM(o, "compare", items)
+	if err := inVM(o, "compare", items); err != nil || o.ci == nil {
+		return err
+	}
+	// The guest printed the --format; --export-json and --fail-if are
+	// the host's, from what the guest wrote.
+	in, err := htmlreport.FromDir(o.out)
+	if err != nil {
+		return err
+	}
+	var builds []profile.BuildRuns
+	for _, b := range in.Builds {
+		builds = append(builds, profile.BuildRuns{Build: b.Name, Runs: b.Report.Runs})
+	}
+	return o.ci.finish(in.Comparison, builds, os.Stdout)
 }
 
 // inVM runs `initprof CMD` in the arm64 microVM over items (the engine's
@@ -62,6 +77,7 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 	if err != nil {
 		return err
 	}
+	o.out = out
 	job := coldstart.VMJob{
 		Name: o.name, Rootfs: o.rootfs, OCI: o.sandboxSet && o.sandbox == "oci", OCIRuntime: o.ociRuntime,
 		MemoryMB: o.memory, Items: items, Progress: func(s string) { progressf("%s", s) },
@@ -75,6 +91,9 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 	}
 	if cmd == "compare" && o.seed != 0 {
 		job.Command = append(job.Command, "--seed", fmt.Sprint(o.seed))
+	}
+	if cmd == "compare" && o.ci != nil {
+		job.Command = append(job.Command, "--format", o.ci.format)
 	}
 	for _, kv := range o.env {
 		job.Command = append(job.Command, "--env", kv)

@@ -17,6 +17,7 @@ import (
 	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/export"
 	"github.com/initprof/initprof/profile/outdir"
 	"github.com/initprof/initprof/profile/sample/outputs"
 )
@@ -41,9 +42,28 @@ which phase moved and whether it reached Init Duration.
 A build that cannot start (say a DT_RELR build on a glibc older than 2.36) fails
 the comparison only for itself: the report says why and compares the others.
 
+For PRs and CI: --format markdown prints a GitHub-flavoured table (Init
+Duration first, the phases collapsed below it, then the verdict lines) that a
+PR comment can hold as is; compare.md has it whatever --format says.
+--export-json FILE writes the JSON that hyperfine --export-json writes,
+{"results":[{"command","mean","stddev","median","user","system","min","max",
+"times","exit_codes"}]}, so tools made for hyperfine read the builds as
+commands. What differs: "command" is the build name; the times are Lambda's
+Init Duration of each cold start, in seconds (not a process's wall time);
+"user" is the mean on-CPU time of all sandbox processes during init (user
+and kernel together: the probes do not split them) and "system" is 0;
+"exit_codes" is 0 for a run whose init succeeded, 1 otherwise.
+--fail-if 'METRIC>THRESHOLD[,...]' exits with code 5 when a build (against
+the first) has a significant slowdown (Mann–Whitney p < 0.05) whose
+Hodges–Lehmann estimate passes THRESHOLD, a percentage of the baseline's
+median (+5%) or a duration (+2ms, 500us). METRIC is init_duration, or
+PROCESS:NAME with NAME one of load, init, time_to_ready or a phase, as in
+compare.txt: 'init_duration>+5%,datadog-agent:load>+1ms'. A shift inside the
+noise never trips it, so CI does not flake.
+
 Every build runs under the same extension name (--name, default the first
 build's file name), so only the binary differs. Files written to --out:
-compare.txt (what is printed), compare.json, bench.txt (Go benchmark format:
+compare.txt (what is printed), compare.json, compare.md, report.html, bench.txt (Go benchmark format:
 'benchstat -col /build bench.txt' reads it) and results-NAME.json per build.
 With --flamegraph, each build also gets sampling runs and its flamegraphs in
 flame-NAME/, and every build a differential flamegraph against the first,
@@ -64,10 +84,76 @@ func setupCompare(fs *pflag.FlagSet) func([]string) error {
 	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions for every build (default: the first build's file name)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the per-round shuffled run order (0: pick one; the report gives it)")
 	sampleFlags(fs, &o.sample)
+	var c ciOpts
+	fs.StringVar(&c.format, "format", "text", "what to print: text (compare.txt), markdown (a GitHub table for a PR comment, also written to compare.md) or json")
+	fs.StringVar(&c.exportJSON, "export-json", "", "also write hyperfine's --export-json shape to FILE (Init Duration in seconds; see above)")
+	fs.StringVar(&c.failIf, "fail-if", "", "exit 5 when a build's significant slowdown passes a threshold, e.g. 'init_duration>+5%' (see above)")
 	return func(args []string) error {
 		o.sandboxSet = fs.Changed("sandbox")
+		if err := c.parse(o); err != nil {
+			return err
+		}
+		o.ci = &c
 		return runCompare(o, args)
 	}
+}
+
+// ciOpts are compare's outputs for PRs and CI.
+type ciOpts struct {
+	format, exportJSON, failIf string
+	gates                      []profile.FailIf
+}
+
+func (c *ciOpts) parse(o *runOpts) error {
+	switch c.format {
+	case "text", "markdown", "md":
+	case "json":
+		o.json = true
+	default:
+		return badInput("--format %q: use text, markdown or json", c.format)
+	}
+	if c.failIf != "" {
+		g, err := profile.ParseFailIf(c.failIf)
+		if err != nil {
+			return badInput("%v", err)
+		}
+		c.gates = g
+	}
+	return nil
+}
+
+// finish writes the CI outputs of a finished comparison and applies
+// --fail-if; an error carries exit code 5 (exitRegression).
+func (c *ciOpts) finish(cmp *profile.Comparison, results []profile.BuildRuns, stdout io.Writer) error {
+	if c.exportJSON != "" {
+		f, err := os.Create(c.exportJSON)
+		if err != nil {
+			return badInput("--export-json: %v", err)
+		}
+		err = export.WriteHyperfine(f, results)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		progressf("wrote %s (hyperfine's JSON shape)", c.exportJSON)
+	}
+	if len(c.gates) == 0 {
+		return nil
+	}
+	regs, err := cmp.Regressions(c.gates)
+	if err != nil {
+		return badInput("%v", err)
+	}
+	for _, r := range regs {
+		fmt.Fprintln(stdout, r)
+	}
+	if len(regs) > 0 {
+		return withCode(exitRegression, fmt.Errorf("--fail-if %s: %d regression(s)", c.failIf, len(regs)))
+	}
+	progressf("--fail-if %s: no significant regression past the threshold", c.failIf)
+	return nil
 }
 
 // buildArg is one NAME=PATH argument.
@@ -190,7 +276,7 @@ func runCompare(o *runOpts, args []string) error {
 			if intr != nil {
 				rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
 			}
-			files["results-"+bs[j].name+".json"] = rep.WriteJSON
+			files[profile.ResultsFileName(bs[j].name)] = rep.WriteJSON
 		}
 	}
 	cmp := profile.Compare(results)
@@ -210,21 +296,29 @@ func runCompare(o *runOpts, args []string) error {
 	}
 	files["compare.txt"] = cmp.WriteText
 	files["compare.json"] = cmp.WriteJSON
+	files["compare.md"] = func(w io.Writer) error { return export.CompareMarkdown(w, cmp) }
 	files["bench.txt"] = cmp.WriteBench
 	if err := outdir.WriteFiles(env.out, files); err != nil {
 		return err
 	}
-	if o.json {
+	switch {
+	case o.json:
 		err = cmp.WriteJSON(os.Stdout)
-	} else {
+	case o.ci != nil && (o.ci.format == "markdown" || o.ci.format == "md"):
+		err = export.CompareMarkdown(os.Stdout, cmp)
+	default:
 		err = cmp.WriteText(os.Stdout)
 	}
 	if err != nil {
 		return err
 	}
-	progressf("wrote compare.txt, compare.json, bench.txt and results-*.json in %s", env.out)
+	progressf("wrote compare.txt, compare.md, compare.json, bench.txt and results-*.json in %s", env.out)
+	writeReportHTML(env.out)
 	if ctx.Err() != nil {
 		return withCode(exitInterrupted, errors.New("interrupted"))
+	}
+	if o.ci != nil {
+		return o.ci.finish(cmp, results, os.Stdout)
 	}
 	return nil
 }

@@ -182,3 +182,56 @@ func BenchmarkCompareInjectedDelay(b *testing.B) {
 		b.ReportMetric(d.Test.P, "p-"+v)
 	}
 }
+
+// TestCompareCIOutputs: --format markdown prints a table with an Init
+// Duration row, --export-json writes hyperfine's shape, and --fail-if
+// exits 5 when the dynamically linked build's load (ld.so mapping and
+// relocating, ~4 ms here) regresses past 10 % of the static-pie build's,
+// and 0 when the threshold is out of reach. (The 2 ms constructor delay of
+// cext-delay is too close to this machine's noise for a gate test: see
+// TestCompareInjectedDelay.) Needs root.
+func TestCompareCIOutputs(t *testing.T) {
+	requireRunEnv(t)
+	bin := testutil.BuildInitprof(t)
+	for _, tc := range []struct {
+		name, failIf string
+		code         int
+	}{
+		{"regression trips", "cmini:load>+10%", exitRegression},
+		{"threshold out of reach", "cmini:load>+1000%", exitOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			hf := filepath.Join(out, "hyperfine.json")
+			stdout, stderr, code := runInitprof(t, bin, "compare", "--out", out, "-n", "8", "--cache", "warm", "--memory", "3538", "--name", "cmini",
+				"--format", "markdown", "--export-json", hf, "--fail-if", tc.failIf,
+				"base="+testutil.Sample(t, "cmini-static-pie"), "dynamic="+testutil.Sample(t, "cmini"))
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s\n%s", code, tc.code, stdout, stderr)
+			}
+			if !strings.Contains(stdout, "| **Init Duration** | base |") || !strings.Contains(stdout, "**VERDICT** dynamic vs base:") {
+				t.Errorf("markdown has no Init Duration row or verdict:\n%s", stdout)
+			}
+			if tc.code == exitRegression && !strings.Contains(stdout, "REGRESSION cmini:load>+10%: dynamic vs base:") {
+				t.Errorf("no REGRESSION line:\n%s", stdout)
+			}
+			var doc struct {
+				Results []struct {
+					Command string    `json:"command"`
+					Median  float64   `json:"median"`
+					Times   []float64 `json:"times"`
+				} `json:"results"`
+			}
+			b, err := os.ReadFile(hf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &doc); err != nil || len(doc.Results) != 2 || doc.Results[0].Command != "base" || len(doc.Results[1].Times) != 8 {
+				t.Errorf("hyperfine JSON (%v):\n%s", err, b)
+			}
+			if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
+				t.Errorf("compare wrote no report.html: %v", err)
+			}
+		})
+	}
+}

@@ -24,6 +24,7 @@ const (
 	exitBadInput    = 2 // bad flags, missing or unusable files
 	exitPrivileges  = 3 // the kernel refused: missing capability or feature
 	exitInitFailed  = 4 // the extension under test failed its init
+	exitRegression  = 5 // compare --fail-if: a significant slowdown passed the threshold
 	exitInterrupted = 130
 )
 

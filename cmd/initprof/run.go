@@ -59,7 +59,9 @@ disk as it is. It needs /dev/fuse and root; without them, the default falls
 back to local and says so.
 
 Files written to --out: report.txt (what is printed), results.json (every run,
-every checkpoint, every platform event), and touched.pb.gz: the file-backed
+every checkpoint, every platform event, each run labelled with its host, arch
+and binaries' SHA-256), report.html (the same as pictures, one offline file:
+'initprof report --help'), and touched.pb.gz: the file-backed
 4 KiB pages each process's init touched first (major and minor faults, and
 what readahead brought), by phase, file, ELF section, symbol and Rust crate or
 Go package, with the 512 KiB chunks Lambda's storage would fetch for them
@@ -130,6 +132,7 @@ type runOpts struct {
 	arch          string
 	emulated      bool
 	sample        sampleOpts
+	ci            *ciOpts // compare's PR/CI outputs
 }
 
 func setupRun(fs *pflag.FlagSet) func([]string) error {
@@ -364,6 +367,7 @@ func runRun(o *runOpts, args []string) error {
 			return err
 		}
 	}
+	writeReportHTML(env.out)
 	switch {
 	case ctx.Err() != nil:
 		return withCode(exitInterrupted, errors.New("interrupted"))

@@ -7,7 +7,10 @@ const script = `"use strict";
 var svg, frames, details, matchedtxt, unzoombtn, searchbtn, total, unit, fullW, pad = 10, fontW = 12 * 0.59;
 var zoomed = null, term = null;
 function init(evt) {
-  svg = document.documentElement;
+  // Once only: inline in an HTML page (htmlreport), the page calls init
+  // too, since an inline <svg> need not fire its onload there.
+  if (svg) return;
+  svg = document.querySelector("svg");
   frames = Array.prototype.slice.call(document.querySelectorAll("g.f"));
   details = document.getElementById("details").firstChild;
   matchedtxt = document.getElementById("matched");

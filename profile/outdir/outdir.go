@@ -19,8 +19,8 @@ import (
 // before reusing a directory, so that a new run's results never sit beside
 // a previous run's flamegraphs.
 var Patterns = []string{
-	"report.txt", "results.json", "results-*.json",
-	"compare.txt", "compare.json", "bench.txt",
+	"report.txt", "report.html", "results.json", "results-*.json",
+	"compare.txt", "compare.json", "compare.md", "bench.txt",
 	"cpu.pb.gz", "offcpu.pb.gz", "touched.pb.gz", "offcpu.folded", "stacks.folded", "trace.json",
 	"flame.svg", "flame-*.svg", "flame-*", "diff-*.svg",
 }
