@@ -343,7 +343,7 @@ func (c *Comparison) pairVerdict(base, other *Report, i int) string {
 			// Load on Lambda is fetching chunks: say when their count moved.
 			if ch, ok := c.row(ext, MetricTouchedChunks).tested(i); ok && ch.Test.P < c.Alpha {
 				text += fmt.Sprintf("; chunks touched %s → %s (%s, %s)", strconv.FormatFloat(c.row(ext, MetricTouchedChunks).Cells[0].Summary.Median, 'f', -1, 64),
-					strconv.FormatFloat(ch.Summary.Median, 'f', -1, 64), c.row(ext, MetricTouchedChunks).formatShift(ch.Shift.Estimate), stats.FormatP(ch.Test.P))
+					strconv.FormatFloat(ch.Summary.Median, 'f', -1, 64), c.row(ext, MetricTouchedChunks).FormatShift(ch.Shift.Estimate), stats.FormatP(ch.Test.P))
 			}
 			parts = append(parts, text)
 		} else {
@@ -460,8 +460,8 @@ func (c *Comparison) isLoadPhase(proc, phase string) bool {
 	return false
 }
 
-// metricLabel is how a row is titled in compare.txt.
-func metricLabel(r CompareRow) string {
+// Label is how the row is titled in compare.txt (without its process).
+func (r CompareRow) Label() string {
 	switch r.Metric {
 	case AggInitDuration:
 		return "Init Duration"
@@ -481,16 +481,17 @@ func metricLabel(r CompareRow) string {
 	return r.Metric
 }
 
-// formatValue prints a summary value of a row in its unit.
-func (r CompareRow) formatValue(v float64) string {
+// FormatValue prints a summary value of the row in its unit: a duration, or
+// a count of pages or chunks.
+func (r CompareRow) FormatValue(v float64) string {
 	if r.Unit == "" {
 		return fmtDur(v)
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
-// formatShift prints a signed shift in the row's unit.
-func (r CompareRow) formatShift(v float64) string {
+// FormatShift prints a signed shift in the row's unit.
+func (r CompareRow) FormatShift(v float64) string {
 	if r.Unit == "" {
 		return signedDur(v)
 	}
@@ -547,7 +548,7 @@ func (c *Comparison) WriteText(w io.Writer) error {
 			t.add("metric", "build", "median", "p10", "p90", "shift", "95 % CI", "p", "")
 		}
 		for i, cell := range r.Cells {
-			label := metricLabel(r)
+			label := r.Label()
 			if i > 0 {
 				label = ""
 			}
@@ -555,9 +556,9 @@ func (c *Comparison) WriteText(w io.Writer) error {
 				t.add(label, cell.Build, "n/a")
 				continue
 			}
-			row := []string{label, cell.Build, r.formatValue(cell.Summary.Median), r.formatValue(cell.Summary.P10), r.formatValue(cell.Summary.P90)}
+			row := []string{label, cell.Build, r.FormatValue(cell.Summary.Median), r.FormatValue(cell.Summary.P10), r.FormatValue(cell.Summary.P90)}
 			if cell.Shift != nil && cell.Test != nil {
-				row = append(row, r.formatShift(cell.Shift.Estimate), r.formatShift(cell.Shift.Lo)+" … "+r.formatShift(cell.Shift.Hi), stats.FormatP(cell.Test.P), cell.Mark)
+				row = append(row, r.FormatShift(cell.Shift.Estimate), r.FormatShift(cell.Shift.Lo)+" … "+r.FormatShift(cell.Shift.Hi), stats.FormatP(cell.Test.P), cell.Mark)
 			}
 			t.add(row...)
 		}

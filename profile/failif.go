@@ -106,9 +106,9 @@ func (c *Comparison) Regressions(gates []FailIf) ([]string, error) {
 			}
 			if cell.Test.P < c.Alpha && cell.Shift.Estimate > limit {
 				out = append(out, fmt.Sprintf("REGRESSION %s: %s vs %s: %s %s (%s of the baseline's %s; %.0f %% CI %s … %s, %s) passes %s",
-					g.Text, cell.Build, row.Cells[0].Build, metricLabel(*row), signedDur(cell.Shift.Estimate),
-					pctSigned(cell.Shift.Estimate, base), fmtDur(base), 100*c.Confidence,
-					signedDur(cell.Shift.Lo), signedDur(cell.Shift.Hi), stats.FormatP(cell.Test.P), thresholdText(g)))
+					g.Text, cell.Build, row.Cells[0].Build, row.Label(), row.FormatShift(cell.Shift.Estimate),
+					pctSigned(cell.Shift.Estimate, base), row.FormatValue(base), 100*c.Confidence,
+					row.FormatShift(cell.Shift.Lo), row.FormatShift(cell.Shift.Hi), stats.FormatP(cell.Test.P), thresholdText(g)))
 			}
 		}
 	}

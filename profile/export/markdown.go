@@ -91,12 +91,12 @@ func writeCompareTable(bw *bufio.Writer, c *profile.Comparison, rows []profile.C
 			}
 			shift, ci, p, mark := "", "", "", ""
 			if cl.Shift != nil && cl.Test != nil {
-				shift = profile.FormatSignedDuration(cl.Shift.Estimate)
-				ci = profile.FormatSignedDuration(cl.Shift.Lo) + " … " + profile.FormatSignedDuration(cl.Shift.Hi)
+				shift = r.FormatShift(cl.Shift.Estimate)
+				ci = r.FormatShift(cl.Shift.Lo) + " … " + r.FormatShift(cl.Shift.Hi)
 				p, mark = stats.FormatP(cl.Test.P), cl.Mark
 			}
 			fmt.Fprintf(bw, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, cell(cl.Build),
-				profile.FormatDuration(cl.Summary.Median), profile.FormatDuration(cl.Summary.P10), profile.FormatDuration(cl.Summary.P90),
+				r.FormatValue(cl.Summary.Median), r.FormatValue(cl.Summary.P10), r.FormatValue(cl.Summary.P90),
 				shift, ci, p, cell(mark))
 		}
 	}
@@ -105,18 +105,10 @@ func writeCompareTable(bw *bufio.Writer, c *profile.Comparison, rows []profile.C
 // RowLabel names a comparison row as compare.txt does, with its process:
 // "Init Duration", "datadog-agent load (exec→entry)", "runtime relocate".
 func RowLabel(r profile.CompareRow) string {
-	m := r.Metric
-	switch m {
-	case profile.AggInitDuration:
+	if r.Metric == profile.AggInitDuration {
 		return "Init Duration"
-	case profile.AggLoad:
-		m = "load (exec→entry)"
-	case profile.AggInit:
-		m = "init (entry→next)"
-	case profile.AggTimeToReady:
-		m = "time_to_ready (exec→next)"
 	}
-	return r.Process + " " + m
+	return r.Process + " " + r.Label()
 }
 
 // ReportMarkdown writes one build's report (a run, or a merge of runs from
