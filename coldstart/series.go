@@ -35,6 +35,11 @@ type Series struct {
 	// runs (container.OtherLiveOwners), by pid, with the runs they overlapped.
 	others map[int][]int
 	touch  *touchState // what init touched: file index and ELF cache (touched.go)
+	// pendingInit is the last cold start's pages of each extension's own
+	// executable (touchedAfter); initPages keeps them per timing run, in
+	// step with runs (SymbolTouches).
+	pendingInit map[string]exeInit
+	initPages   []map[string]exeInit
 }
 
 // NewSeries builds the sandbox for exts (checked with Extensions) and
@@ -109,6 +114,7 @@ func (s *Series) SandboxKind() string { return s.sb.Kind() }
 // Run performs cold start i and keeps it.
 func (s *Series) Run(ctx context.Context, i int) (profile.Run, error) {
 	s.noteOthers(i)
+	s.pendingInit = nil
 	r, h, err := s.oneRun(ctx, i, nil)
 	if err != nil {
 		return r, err
@@ -116,6 +122,7 @@ func (s *Series) Run(ctx context.Context, i int) (profile.Run, error) {
 	r.Build = s.name
 	s.runs = append(s.runs, r)
 	s.hits = append(s.hits, h)
+	s.initPages = append(s.initPages, s.pendingInit)
 	return r, nil
 }
 

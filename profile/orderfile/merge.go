@@ -1,7 +1,12 @@
 package orderfile
 
 import (
+	"bufio"
+	"debug/elf"
+	"fmt"
+	"io"
 	"sort"
+	"strings"
 
 	"github.com/initprof/initprof/profile/touched"
 )
@@ -72,4 +77,108 @@ func isText(sec string) bool {
 		return true
 	}
 	return len(sec) >= 5 && sec[:5] == ".text"
+}
+
+// Result is an orderfile made from cold starts: what Make kept and why.
+type Result struct {
+	Kept    []Touch  // in first-touch order: the file's lines
+	Skipped []string // touched but not defined by the binary to relink
+	Runs    int      // cold starts merged
+	MinRuns int      // touched in at least this many to be kept
+	// Funcs and Objects count Kept by kind; Bytes sums their sizes.
+	Funcs, Objects int
+	Bytes          uint64
+	// Extended counts the symbols that came first from a previous
+	// orderfile (Extend).
+	Extended int
+}
+
+// Make merges the runs' first touches (Merge) and keeps the symbols syms
+// defines (Order).
+func Make(runs [][]touched.SymbolTouch, syms *Symbols, minRuns int) *Result {
+	if minRuns <= 0 {
+		minRuns = len(runs)/2 + 1
+	}
+	r := &Result{Runs: len(runs), MinRuns: minRuns}
+	r.Kept, r.Skipped = Order(Merge(runs, minRuns), syms)
+	for _, k := range r.Kept {
+		if k.Object {
+			r.Objects++
+		} else {
+			r.Funcs++
+		}
+		r.Bytes += k.Size
+	}
+	return r
+}
+
+// Summary is one line for people: how much init touched and was kept.
+func (r *Result) Summary() string {
+	s := fmt.Sprintf("%d symbols in first-touch order (%d functions, %d data objects, %.1f KiB), each touched by init in at least %d of %d cold starts",
+		len(r.Kept), r.Funcs, r.Objects, float64(r.Bytes)/1024, r.MinRuns, r.Runs)
+	if r.Extended > 0 {
+		s += fmt.Sprintf("; the first %d from the previous orderfile, %d new", r.Extended, len(r.Kept)-r.Extended)
+	}
+	if len(r.Skipped) > 0 {
+		s += fmt.Sprintf("; %d touched symbols skipped (not defined by the binary to relink)", len(r.Skipped))
+	}
+	return s
+}
+
+// Extend puts the symbols of a previous orderfile (lld format: one symbol a
+// line) first, in their order, and this profile's new ones after them.
+//
+// Why: the probes see the pages a process faulted on, and fault-around
+// maps up to 16 cached pages around each fault without further faults, so
+// one profile misses functions init ran on those pages. Profiling the
+// relinked build (with symbols) finds the ones it missed, now faulted on
+// away from the hot ones; extending the previous file with them, round
+// after round, converges on what init runs. Symbols of prev the binary no
+// longer defines are dropped.
+func (r *Result) Extend(prev io.Reader, syms *Symbols) error {
+	var head []Touch
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(prev)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		name := strings.TrimSpace(sc.Text())
+		if name == "" || strings.HasPrefix(name, "#") || seen[name] {
+			continue
+		}
+		seen[name] = true
+		typ, ok := syms.Defined[name]
+		if !ok {
+			continue
+		}
+		head = append(head, Touch{Symbol: name, Object: typ == elf.STT_OBJECT, FirstNs: -1})
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading the previous orderfile: %w", err)
+	}
+	byName := map[string]Touch{}
+	var tail []Touch
+	for _, k := range r.Kept {
+		if seen[k.Symbol] {
+			byName[k.Symbol] = k
+			continue
+		}
+		tail = append(tail, k)
+	}
+	for i, h := range head {
+		if k, ok := byName[h.Symbol]; ok {
+			head[i] = k // this profile's figures where it touched the symbol too
+		}
+	}
+	r.Extended = len(head)
+	r.Kept = append(head, tail...)
+	r.Funcs, r.Objects, r.Bytes = 0, 0, 0
+	for _, k := range r.Kept {
+		if k.Object {
+			r.Objects++
+		} else {
+			r.Funcs++
+		}
+		r.Bytes += k.Size
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package orderfile
 
 import (
+	"debug/elf"
 	"strings"
 	"testing"
 
@@ -70,6 +71,40 @@ func TestAdvice(t *testing.T) {
 			}
 			if tc.noAdvice != (how == "") || !strings.Contains(how, tc.how) {
 				t.Errorf("advice %q, want one containing %q", how, tc.how)
+			}
+		})
+	}
+}
+
+func TestExtend(t *testing.T) {
+	syms := &Symbols{Defined: map[string]elf.SymType{"a": elf.STT_FUNC, "b": elf.STT_FUNC, "c": elf.STT_FUNC, "tbl": elf.STT_OBJECT}}
+	for _, tc := range []struct {
+		name, prev string
+		kept       []string
+		want       string
+		extended   int
+	}{
+		// b and tbl stay first; gone (no longer defined) is dropped; c is new.
+		{"keeps the previous order", "b\n# comment\ntbl\ngone\n", []string{"a", "c", "b"}, "b tbl a c", 2},
+		{"empty previous file", "", []string{"c", "a"}, "c a", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Result{}
+			for _, k := range tc.kept {
+				r.Kept = append(r.Kept, Touch{Symbol: k, Size: 10})
+			}
+			if err := r.Extend(strings.NewReader(tc.prev), syms); err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, k := range r.Kept {
+				names = append(names, k.Symbol)
+			}
+			if got := strings.Join(names, " "); got != tc.want || r.Extended != tc.extended {
+				t.Errorf("order %q (%d extended), want %q (%d)", got, r.Extended, tc.want, tc.extended)
+			}
+			if r.Funcs+r.Objects != len(r.Kept) {
+				t.Errorf("counts %d+%d for %d symbols", r.Funcs, r.Objects, len(r.Kept))
 			}
 		})
 	}
