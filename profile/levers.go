@@ -95,7 +95,7 @@ func Levers(p *ProcessReport) []Lever {
 	debug := share(func(s string) bool {
 		return strings.HasPrefix(s, ".debug") || s == ".symtab" || s == ".strtab" || s == ".comment"
 	})
-	if debug > 0 {
+	if debug >= PageSize { // a page at least: .comment shares a page with data
 		add("strip/debuginfo", 0, 0, "init touched %s of debug and symbol-table sections (read ahead beside the code; never used): stripping spares those reads, at most the chunks holding nothing else", kib(debug))
 	} else {
 		add("strip/debuginfo", 0, 0, "init touched no debug or symbol-table page (they are not loaded): stripping saves nothing in init, only download size")
