@@ -7,7 +7,7 @@ GOFLAGS_B := -trimpath
 # initprof runs as PID 1 inside foreign root filesystems, so it must be static.
 export CGO_ENABLED ?= 0
 
-.PHONY: fidelity fidelity-bench all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples rust-bottlecap-samples demo-bottlecap demo-bottlecap-compare
+.PHONY: fidelity fidelity-bench all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples rust-ordered rust-bottlecap-samples demo-bottlecap demo-bottlecap-compare
 
 all: build
 
@@ -83,11 +83,11 @@ deps:
 # Lambda-like container with a simulated provided.al2023-like runtime.
 DEMO_OUT ?= out/demo
 DEMO_RUNS ?= 20
-RUST_VARIANTS := prod o3 lazy relr static-pie nonpie
+RUST_VARIANTS := prod o3 lazy relr static-pie nonpie ordered
 # The bottlecap-sized sample (crates.io dependencies, ~8 MB stripped): the
 # variants its Makefile's `demo` target builds.
 BOTTLECAP_VARIANTS := prod o3 lazy static-pie
-demo: deps build samples rust-samples rust-bottlecap-samples
+demo: deps build samples rust-samples rust-ordered rust-bottlecap-samples
 	@echo "== initprof doctor"; ./$(BIN) doctor || true
 	@echo; echo "== initprof inspect (load-cost facts of the builds)"
 	./$(BIN) inspect build/samples/rustext-prod build/samples/rustext-lazy build/samples/rustext-static-pie
@@ -114,6 +114,11 @@ demo-bottlecap-compare:
 # The bottlecap-shaped Rust sample and its variants (offline, Debian's crates).
 rust-samples:
 	$(MAKE) -C testdata/rustext
+
+# prod relinked with lld and an orderfile from `initprof orderfile` of the syms
+# variant's cold starts (needs root and BPF, like the demo's compare).
+rust-ordered: build rust-samples
+	$(MAKE) -C testdata/rustext ordered
 
 # The bottlecap-sized Rust sample (crates.io, pinned by its Cargo.lock; the first
 # build fetches the crates into CARGO_HOME) and the variants `make demo` compares.

@@ -43,6 +43,11 @@ type Series struct {
 	// initprof merge can tell runs of one build from another's.
 	binaries map[string]string
 	host     string
+	// pendingInit is the last cold start's pages of each extension's own
+	// executable (touchedAfter); initPages keeps them per timing run, in
+	// step with runs (SymbolTouches).
+	pendingInit map[string]exeInit
+	initPages   []map[string]exeInit
 }
 
 // NewSeries builds the sandbox for exts (checked with Extensions) and
@@ -132,6 +137,7 @@ func (s *Series) SandboxKind() string { return s.sb.Kind() }
 // Run performs cold start i and keeps it.
 func (s *Series) Run(ctx context.Context, i int) (profile.Run, error) {
 	s.noteOthers(i)
+	s.pendingInit = nil
 	r, h, err := s.oneRun(ctx, i, nil)
 	if err != nil {
 		return r, err
@@ -139,6 +145,7 @@ func (s *Series) Run(ctx context.Context, i int) (profile.Run, error) {
 	r.Build, r.Host, r.Arch, r.Binaries = s.name, s.host, HostArch(), s.binaries
 	s.runs = append(s.runs, r)
 	s.hits = append(s.hits, h)
+	s.initPages = append(s.initPages, s.pendingInit)
 	return r, nil
 }
 

@@ -1,6 +1,7 @@
 package coldstart
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -77,13 +78,122 @@ func (s *Series) touchedAfter(r *profile.Run, evs []probes.Event, before residen
 		}
 		tp = append(tp, touched.Page{PID: int(p.PID), File: name, Index: p.Index, Time: int64(p.Time), Kind: p.Kind.String(), Faulted: p.Faulted})
 	}
+	s.pendingInit = map[string]exeInit{}
 	for i := range r.Processes {
 		pr := &r.Processes[i]
 		if pr.Role == profile.RolePlatform {
 			continue
 		}
 		ts.attrib.Process(pr, tp, exe[pr.PID])
+		if pr.Role == profile.RoleExtension {
+			s.pendingInit[pr.Name] = initPagesOf(pr, tp, exe[pr.PID], ts.host[exe[pr.PID]])
+		}
 	}
+}
+
+// exeInit is what one extension's init (exec → /next) touched of its own
+// executable in one run: the raw pages, kept for SymbolTouches (an
+// orderfile needs times per page, which the per-phase rows sum away).
+type exeInit struct {
+	host   string // the executable's host path
+	origin int64  // its exec (CLOCK_MONOTONIC ns)
+	pages  []touched.Page
+}
+
+func initPagesOf(p *profile.Process, pages []touched.Page, exe, host string) exeInit {
+	from, ok := p.Checkpoint(profile.CkExec)
+	if !ok {
+		from, _ = p.Checkpoint(profile.CkExecDone)
+	}
+	to, ok := p.Checkpoint(profile.CkNext)
+	if !ok {
+		to = int64(^uint64(0) >> 1) // no /next: everything after exec
+	}
+	ei := exeInit{host: host, origin: from}
+	for _, pg := range pages {
+		if pg.PID == p.PID && pg.File == exe && pg.Time >= from && pg.Time < to {
+			ei.pages = append(ei.pages, pg)
+		}
+	}
+	return ei
+}
+
+// SymbolTouches is, for each timing run so far, when the init (exec →
+// /next) of extension ext first touched each symbol of its executable, in
+// ns since its exec (touched.SymbolTouches, faulted pages only: what init
+// used, not what readahead brought along). It is what an orderfile is made
+// of (profile/orderfile.Merge).
+//
+// symbols names the ELF file to take the symbols from: "" reads the
+// executable itself; a stripped extension needs an unstripped build of the
+// same code (same layout: Rust's -C strip=none, C without -s), checked by
+// its sections.
+func (s *Series) SymbolTouches(ext, symbols string) ([][]touched.SymbolTouch, error) {
+	if !s.tr.TouchAvailable() {
+		return nil, errors.New("the page-touch probes are not attached (the kernel lacks the filemap tracepoints): no first touches to order by")
+	}
+	var runs [][]touched.SymbolTouch
+	layouts := map[string]*elfinfo.Layout{}
+	for i, byExt := range s.initPages {
+		ei, ok := byExt[ext]
+		if !ok {
+			return nil, fmt.Errorf("run %d: no extension process named %q (the extension's name in /opt/extensions)", i+1, ext)
+		}
+		if ei.host == "" {
+			return nil, fmt.Errorf("run %d: %s's executable was not seen exec'd", i+1, ext)
+		}
+		l := layouts[ei.host]
+		if l == nil {
+			var err error
+			if l, err = symbolLayout(ei.host, symbols); err != nil {
+				return nil, err
+			}
+			layouts[ei.host] = l
+		}
+		runs = append(runs, touched.SymbolTouches(l, ei.pages, ei.origin, true))
+	}
+	if len(runs) == 0 {
+		return nil, errors.New("no cold start has run yet")
+	}
+	return runs, nil
+}
+
+// symbolLayout is the layout whose symbols name exe's pages: exe's own, or
+// that of symbols, an unstripped build with the same sections.
+func symbolLayout(exe, symbols string) (*elfinfo.Layout, error) {
+	l, err := elfinfo.OpenLayout(exe)
+	if err != nil {
+		return nil, err
+	}
+	if symbols == "" {
+		if l.Stripped {
+			return nil, kindErr(BadInput, fmt.Errorf("%s is stripped: it has no symbols to order; give --symbols with an unstripped build of the same code (Rust: the same profile with -C strip=none; C: the build before strip)", exe))
+		}
+		return l, nil
+	}
+	sl, err := elfinfo.OpenLayout(symbols)
+	if err != nil {
+		return nil, kindErr(BadInput, fmt.Errorf("--symbols: %w", err))
+	}
+	if sl.Stripped {
+		return nil, kindErr(BadInput, fmt.Errorf("--symbols %s is stripped too: give a build with its symbol table", symbols))
+	}
+	for _, name := range []string{".text", ".rodata", ".data.rel.ro"} {
+		a, b := section(l, name), section(sl, name)
+		if a != b {
+			return nil, kindErr(BadInput, fmt.Errorf("--symbols %s is not a build of the profiled code: its %s is at %#x+%#x, the extension's at %#x+%#x", symbols, name, b.Off, b.Size, a.Off, a.Size))
+		}
+	}
+	return sl, nil
+}
+
+func section(l *elfinfo.Layout, name string) elfinfo.Range {
+	for _, s := range l.Sections {
+		if s.Name == name {
+			return s
+		}
+	}
+	return elfinfo.Range{}
 }
 
 // touchIndex maps the sandbox's files to their (dev, ino): every file the

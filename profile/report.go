@@ -79,6 +79,9 @@ type ProcessReport struct {
 	Verdict    string         `json:"verdict,omitempty"`
 	// Touched is what init touched of the files (nil when not measured).
 	Touched *TouchedReport `json:"touched,omitempty"`
+	// Levers price the build changes teams ask about from these medians
+	// (Levers): what each can change at most.
+	Levers []Lever `json:"levers,omitempty"`
 }
 
 // PhaseReport is one phase of one process over all runs that had it.
@@ -392,6 +395,9 @@ func aggregateProcess(key, role string, runs []Run, endOf map[int]int64, crit Cr
 	pr.SlackNs = stats.Summarize(slack)
 	pr.EndedInit = crit.EndedBy[key]
 	pr.Touched = aggregateTouched(touched)
+	if role == RoleExtension && pr.Load.N > 0 {
+		pr.Levers = Levers(&pr)
+	}
 	if len(pr.Missing) == 0 {
 		pr.Missing = nil
 	}

@@ -133,6 +133,12 @@ func writeProcessText(w io.Writer, p *ProcessReport) {
 	}
 	_ = t.write(w)
 	writeTouchedText(w, p)
+	if len(p.Levers) > 0 {
+		fmt.Fprintf(w, "  levers, priced from these medians (the most each can change; compare measures it):\n")
+		for _, l := range p.Levers {
+			fmt.Fprintf(w, "    %-16s %s\n", l.Name, l.Text)
+		}
+	}
 	if len(p.Missing) > 0 {
 		fmt.Fprintf(w, "  missing checkpoints: %s\n", missingCell(p.Missing, p.Runs))
 	}

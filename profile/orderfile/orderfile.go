@@ -47,6 +47,9 @@ type Touch struct {
 	Object  bool   // a data object, not a function
 	Size    uint64
 	Runs    int // in how many runs it was touched
+	// Off is its file offset in the profiled build: symbols first touched
+	// at the same time (on one page) keep their address order.
+	Off uint64
 }
 
 // Symbols is what a binary defines: its function and object symbols.
@@ -133,6 +136,9 @@ func Order(touches []Touch, syms *Symbols) (kept []Touch, skipped []string) {
 		if t[i].FirstNs != t[j].FirstNs {
 			return t[i].FirstNs < t[j].FirstNs
 		}
+		if t[i].Off != t[j].Off {
+			return t[i].Off < t[j].Off
+		}
 		return t[i].Symbol < t[j].Symbol
 	})
 	seen := map[string]bool{}
@@ -141,10 +147,12 @@ func Order(touches []Touch, syms *Symbols) (kept []Touch, skipped []string) {
 			continue
 		}
 		seen[x.Symbol] = true
-		if _, ok := syms.Defined[x.Symbol]; !ok {
+		typ, ok := syms.Defined[x.Symbol]
+		if !ok {
 			skipped = append(skipped, x.Symbol)
 			continue
 		}
+		x.Object = x.Object || typ == elf.STT_OBJECT
 		kept = append(kept, x)
 	}
 	return kept, skipped
@@ -189,4 +197,28 @@ func Write(w io.Writer, f Format, touches []Touch) error {
 		return fmt.Errorf("orderfile: unknown format %q", f)
 	}
 	return err
+}
+
+// Advice says how to link a build of the binary with the orderfile at file
+// in format f, and warns when the file cannot be applied as it is (a Go
+// binary; C compiled without function sections). Why it is here, not in
+// the command: a user's own tool calling this package needs the same words.
+func (s *Symbols) Advice(file string, f Format) (warn, how string) {
+	switch {
+	case s.Lang == "go":
+		return "WARNING: " + s.Why, ""
+	case s.Lang == "rust":
+		if f == GNU {
+			return "", fmt.Sprintf("relink with gold: -C link-arg=-fuse-ld=gold -C link-arg=-Wl,--section-ordering-file=%s (cargo rustc --release -- FLAGS, or RUSTFLAGS)", file)
+		}
+		return "", fmt.Sprintf("relink with lld: -C link-arg=-fuse-ld=lld -C link-arg=-Wl,--symbol-ordering-file=%s (cargo rustc --release -- FLAGS, or RUSTFLAGS); add -C link-arg=-Wl,--no-warn-symbol-ordering when the profiled build's symbol hashes differ from the relinked one's", file)
+	}
+	how = fmt.Sprintf("compile with -ffunction-sections -fdata-sections and link with -fuse-ld=lld -Wl,--symbol-ordering-file=%s", file)
+	if f == GNU {
+		how = fmt.Sprintf("compile with -ffunction-sections -fdata-sections and link with -fuse-ld=gold -Wl,--section-ordering-file=%s", file)
+	}
+	if !s.FunctionSections {
+		warn = "WARNING: " + s.Why
+	}
+	return warn, how
 }
