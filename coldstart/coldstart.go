@@ -42,6 +42,13 @@ type Config struct {
 	// Runtime is "sim" (initprof's simulated runtime; "" means it too) or the
 	// path of a bootstrap executable.
 	Runtime string
+	// Function is a function's deployment zip: unpacked at /var/task, its
+	// bootstrap is the runtime (Runtime is then ignored).
+	Function string
+	// Image is a container image tarball (docker save, or an OCI layout in
+	// a tar): it becomes the rootfs, its ENTRYPOINT+CMD the runtime, and
+	// the files of its /opt/extensions run as extensions.
+	Image string
 	// RuntimeInit and RuntimeInvoke time the simulated runtime. 0: 15 ms, 1 ms.
 	RuntimeInit, RuntimeInvoke time.Duration
 	// Invokes after init in each cold start. 0: 1.
@@ -203,7 +210,12 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.MemoryMB < 128 || cfg.MemoryMB > 10240 {
 		return nil, kindErr(BadInput, fmt.Errorf("memory %d MB: Lambda allows 128 to 10240 MB", cfg.MemoryMB))
 	}
-	if cfg.Runtime != "sim" {
+	for _, p := range []string{cfg.Function, cfg.Image} {
+		if _, err := os.Stat(p); p != "" && err != nil {
+			return nil, kindErr(BadInput, fmt.Errorf("%s: %v", p, err))
+		}
+	}
+	if cfg.Runtime != "sim" && cfg.Function == "" && cfg.Image == "" {
 		if _, err := os.Stat(cfg.Runtime); err != nil {
 			return nil, kindErr(BadInput, fmt.Errorf("runtime %s: %v (give 'sim' or the path of a bootstrap executable)", cfg.Runtime, err))
 		}

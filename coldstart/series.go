@@ -61,13 +61,17 @@ func (e *Engine) NewSeries(name string, exts []container.Extension) (*Series, er
 		// extension (others are cut to the first and last lines).
 		cfg.PlatformArgs = append(cfg.PlatformArgs, "--keep-log", re.String())
 	}
-	if c.Runtime == "sim" {
+	cfg.Function, cfg.Image = c.Function, c.Image
+	switch {
+	case c.Function != "" || c.Image != "":
+		// The package brings its runtime.
+	case c.Runtime == "sim":
 		cfg.PlatformArgs = append(cfg.PlatformArgs, "--runtime", "sim",
 			"--runtime-init", c.RuntimeInit.String(), "--runtime-invoke", c.RuntimeInvoke.String())
-	} else {
+	default:
 		cfg.Bootstrap, _ = filepath.Abs(c.Runtime)
 	}
-	s := &Series{e: e, name: name, static: staticSet(exts, cfg.Bootstrap)}
+	s := &Series{e: e, name: name}
 	var err error
 	if cfg.Storage, s.storageNote, err = c.storage(); err != nil {
 		return nil, err
@@ -79,7 +83,15 @@ func (e *Engine) NewSeries(name string, exts []container.Extension) (*Series, er
 		return nil, err
 	}
 	e.progressf("%s: sandbox %s", name, s.sb.Kind())
-	if s.tr, err = newTracer(s.sb, exts, cfg.Bootstrap, c.Uprobes, c.Self, c.Rootfs); err != nil {
+	// The sandbox knows every extension (layers and images bring theirs)
+	// and where the runtime is; probes and checkpoints follow its copies.
+	exts = s.sb.Extensions()
+	bootstrap := ""
+	if p := s.sb.RuntimePath(); p != "" {
+		bootstrap = s.sb.HostPath(p)
+	}
+	s.static = staticSet(exts, bootstrap)
+	if s.tr, err = newTracer(s.sb, exts, bootstrap, c.Uprobes, c.Self, c.Rootfs); err != nil {
 		s.sb.Close()
 		return nil, err
 	}
@@ -189,7 +201,7 @@ func newTracer(sb container.Sandbox, exts []container.Extension, bootstrap strin
 		targets = append(targets, target{container.ExtensionsDir + "/" + e.Name, e.Path})
 	}
 	if len(exts) == 0 && bootstrap != "" {
-		targets = append(targets, target{container.BootstrapPath, bootstrap})
+		targets = append(targets, target{sb.RuntimePath(), bootstrap})
 	}
 	for _, e := range targets {
 		p := sb.HostPath(e.inside)

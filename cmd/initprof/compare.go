@@ -15,6 +15,7 @@ import (
 
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/container/layers"
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/profile"
@@ -98,6 +99,9 @@ func parseBuilds(args []string) ([]buildArg, error) {
 
 // facts are the inspect facts that matter for load cost, side by side.
 func facts(path string) []profile.Fact {
+	if layers.IsZip(path) {
+		return []profile.Fact{{Name: "layer", Value: filepath.Base(path)}}
+	}
 	info, err := elfinfo.Open(path)
 	if err != nil {
 		return []profile.Fact{{Name: "error", Value: err.Error()}}
@@ -147,7 +151,10 @@ func runCompare(o *runOpts, args []string) error {
 	// not a build that "failed to start".
 	exts := make([][]container.Extension, len(bs))
 	for i, b := range bs {
-		if exts[i], err = coldstart.Extensions([]string{b.path}, name, o.rootfs); err != nil {
+		if exts[i], err = coldstart.Extensions([]string{b.path}, name, o.rootfs); err == nil {
+			err = coldstart.CheckPackages(exts[i], o.function, o.runtime != "sim")
+		}
+		if err != nil {
 			return engineErr(err)
 		}
 	}

@@ -57,6 +57,7 @@ Examples:
 			o := platformOpts{}
 			fs.StringVar(&o.extensions, "extensions", "", "directory of external extensions (Lambda's /opt/extensions)")
 			fs.StringVar(&o.runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
+			fs.StringArrayVar(&o.runtimeArgs, "runtime-arg", nil, "an argument for the runtime executable (an image's CMD after its ENTRYPOINT); repeatable")
 			fs.DurationVar(&o.runtimeInit, "runtime-init", 0, "sim runtime: time before its first /next")
 			fs.DurationVar(&o.runtimeInvoke, "runtime-invoke", 0, "sim runtime: time to answer each invoke")
 			fs.IntVar(&o.invokes, "invokes", 1, "invocations after init")
@@ -81,7 +82,7 @@ type platformOpts struct {
 	initEndNotify                                 string
 	runtimeInit, runtimeInvoke, initTimeout       time.Duration
 	invokes, memory, waitFD                       int
-	env, keepLogs                                 []string
+	env, keepLogs, runtimeArgs                    []string
 	output                                        bool
 }
 
@@ -144,7 +145,7 @@ func runPlatform(o platformOpts, args []string) error {
 		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			return badInput("--runtime %s: not an executable file (use 'sim' for the simulated runtime)", o.runtime)
 		}
-		rt = extension.RuntimeSpec{Path: p}
+		rt = extension.RuntimeSpec{Path: p, Args: o.runtimeArgs}
 	}
 
 	var sink io.WriteCloser
