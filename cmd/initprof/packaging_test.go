@@ -223,6 +223,10 @@ func TestRunLayerZip(t *testing.T) {
 		rep, _, _ := runResults(t, bin, "-n", "3", "--cache", "warm", layer)
 		checkInits(t, rep, 3, "telemetry-ext")
 	})
+	t.Run("process sandbox", func(t *testing.T) {
+		rep, _, _ := runResults(t, bin, "-n", "1", "--cache", "warm", "--sandbox", "process", layer)
+		checkInits(t, rep, 1, "telemetry-ext")
+	})
 	t.Run("layer and a plain executable", func(t *testing.T) {
 		rep, _, _ := runResults(t, bin, "-n", "1", "--cache", "warm", layer, testutil.Sample(t, "goext"))
 		checkInits(t, rep, 1, "telemetry-ext", "goext")
@@ -295,6 +299,7 @@ func TestRunBadArchives(t *testing.T) {
 		{"no extensions", []string{noExt}, "no extensions/ in any layer"},
 		{"function without bootstrap", []string{"--function", noBoot, noExt}, "no bootstrap"},
 		{"function and runtime", []string{"--function", noBoot, "--runtime", self}, "--runtime with --function"},
+		{"name and a layer", []string{"--name", "x", noExt}, "--name renames a plain executable"},
 	}
 	if arm := armBinary(t); arm != "" && runtime.GOARCH == "amd64" {
 		armZip := zipOf(t, filepath.Join(dir, "arm.zip"), map[string]string{"extensions/goext": arm}, nil)

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/coldstart"
+	"github.com/initprof/initprof/container/layers"
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
@@ -230,6 +231,9 @@ func (o *runOpts) validate(args []string) error {
 	}
 	if o.name != "" && len(args) > 1 {
 		return badInput("--name renames one extension; %d were given", len(args))
+	}
+	if o.name != "" && len(args) == 1 && layers.IsZip(args[0]) {
+		return badInput("--name renames a plain executable; a layer names its extensions by their files in extensions/")
 	}
 	if o.name != "" {
 		if e := extension.CheckExtensionName(o.name); e != nil {
