@@ -42,6 +42,13 @@ type Config struct {
 	// Runtime is "sim" (initprof's simulated runtime; "" means it too) or the
 	// path of a bootstrap executable.
 	Runtime string
+	// Function is a function's deployment zip: unpacked at /var/task, its
+	// bootstrap is the runtime (Runtime is then ignored).
+	Function string
+	// Image is a container image tarball (docker save, or an OCI layout in
+	// a tar): it becomes the rootfs, its ENTRYPOINT+CMD the runtime, and
+	// the files of its /opt/extensions run as extensions.
+	Image string
 	// RuntimeInit and RuntimeInvoke time the simulated runtime. 0: 15 ms, 1 ms.
 	RuntimeInit, RuntimeInvoke time.Duration
 	// Invokes after init in each cold start. 0: 1.

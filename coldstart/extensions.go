@@ -7,15 +7,24 @@ import (
 	"strings"
 
 	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/container/layers"
 	"github.com/initprof/initprof/elfinfo"
 )
 
 // Extensions checks that every path is an executable ELF for this machine
-// whose libraries resolve, and names it as Lambda will see it.
+// whose libraries resolve, and names it as Lambda will see it. A path that
+// is a zip is a layer (container.Extension.Layer): the sandbox lays it out
+// under /opt, and its extensions/* are checked and named there (name does
+// not rename them; the layer names its own).
 func Extensions(args []string, name, rootfs string) ([]container.Extension, error) {
 	var exts []container.Extension
 	seen := map[string]bool{}
 	for _, a := range args {
+		if layers.IsZip(a) {
+			abs, _ := filepath.Abs(a)
+			exts = append(exts, container.Extension{Layer: abs})
+			continue
+		}
 		elfPath := a
 		if _, _, script, err := container.ScriptInterpreter(a); err != nil && !script {
 			return nil, kindErr(BadInput, err)
@@ -70,4 +79,26 @@ func HostArch() string {
 		return "aarch64"
 	}
 	return runtime.GOARCH
+}
+
+// CheckPackages checks the layer zips among exts and the function zip
+// together, as Lambda does at deploy time (paths, links, architecture,
+// 5 layers, 250 MB unzipped), from their directories alone: a bad archive
+// is refused before the engine opens, with no privileges needed.
+func CheckPackages(exts []container.Extension, function string, runtimeGiven bool) error {
+	d := layers.Deployment{Function: function, Others: runtimeGiven}
+	for _, e := range exts {
+		if e.Layer != "" {
+			d.Layers = append(d.Layers, e.Layer)
+		} else {
+			d.Others = true
+		}
+	}
+	if len(d.Layers) == 0 && function == "" {
+		return nil
+	}
+	if _, err := layers.Check(d, layers.Options{}); err != nil {
+		return kindErr(BadInput, err)
+	}
+	return nil
 }

@@ -74,28 +74,18 @@ func (e *Engine) NewSeries(name string, exts []container.Extension) (*Series, er
 		// extension (others are cut to the first and last lines).
 		cfg.PlatformArgs = append(cfg.PlatformArgs, "--keep-log", re.String())
 	}
-	if c.Runtime == "sim" {
+	cfg.Function, cfg.Image = c.Function, c.Image
+	switch {
+	case c.Function != "" || c.Image != "":
+		// The package brings its runtime.
+	case c.Runtime == "sim":
 		cfg.PlatformArgs = append(cfg.PlatformArgs, "--runtime", "sim",
 			"--runtime-init", c.RuntimeInit.String(), "--runtime-invoke", c.RuntimeInvoke.String())
-	} else {
+	default:
 		cfg.Bootstrap, _ = filepath.Abs(c.Runtime)
 	}
-	s := &Series{e: e, name: name, static: staticSet(exts, cfg.Bootstrap), binaries: map[string]string{}}
+	s := &Series{e: e, name: name, binaries: map[string]string{}}
 	s.host, _ = os.Hostname()
-	for _, x := range exts {
-		h, err := fileHash(x.Path)
-		if err != nil {
-			return nil, kindErr(BadInput, err)
-		}
-		s.binaries[x.Name] = h
-	}
-	if cfg.Bootstrap != "" {
-		h, err := fileHash(cfg.Bootstrap)
-		if err != nil {
-			return nil, kindErr(BadInput, fmt.Errorf("--runtime: %w", err))
-		}
-		s.binaries[extension.NameRuntime] = h
-	}
 	var err error
 	if cfg.Storage, s.storageNote, err = c.storage(); err != nil {
 		return nil, err
@@ -107,7 +97,33 @@ func (e *Engine) NewSeries(name string, exts []container.Extension) (*Series, er
 		return nil, err
 	}
 	e.progressf("%s: sandbox %s", name, s.sb.Kind())
-	if s.tr, err = newTracer(s.sb, exts, cfg.Bootstrap, c.Uprobes, c.Self, c.Rootfs); err != nil {
+	// The sandbox knows every extension (layers and images bring theirs)
+	// and where the runtime is; probes and checkpoints follow its copies.
+	exts = s.sb.Extensions()
+	bootstrap := ""
+	if p := s.sb.RuntimePath(); p != "" {
+		bootstrap = s.sb.HostPath(p)
+	}
+	s.static = staticSet(exts, bootstrap)
+	// Every run carries the SHA-256 of each binary, so that initprof merge
+	// can tell runs of one build from another's.
+	for _, x := range exts {
+		h, err := fileHash(x.Path)
+		if err != nil {
+			s.sb.Close()
+			return nil, kindErr(BadInput, err)
+		}
+		s.binaries[x.Name] = h
+	}
+	if bootstrap != "" {
+		h, err := fileHash(bootstrap)
+		if err != nil {
+			s.sb.Close()
+			return nil, kindErr(BadInput, fmt.Errorf("runtime: %w", err))
+		}
+		s.binaries[extension.NameRuntime] = h
+	}
+	if s.tr, err = newTracer(s.sb, exts, bootstrap, c.Uprobes, c.Self, c.Rootfs); err != nil {
 		s.sb.Close()
 		return nil, err
 	}
@@ -219,7 +235,7 @@ func newTracer(sb container.Sandbox, exts []container.Extension, bootstrap strin
 		targets = append(targets, target{container.ExtensionsDir + "/" + e.Name, e.Path})
 	}
 	if len(exts) == 0 && bootstrap != "" {
-		targets = append(targets, target{container.BootstrapPath, bootstrap})
+		targets = append(targets, target{sb.RuntimePath(), bootstrap})
 	}
 	for _, e := range targets {
 		p := sb.HostPath(e.inside)

@@ -56,7 +56,13 @@ func (c Config) Validate() error {
 			return bad("--uprobe %q: want SYMBOL or FILE:SYMBOL", u)
 		}
 	}
-	if c.Runtime != "" && c.Runtime != "sim" {
+	for _, f := range []struct{ flag, path string }{{"--function", c.Function}, {"--image", c.Image}} {
+		if _, err := os.Stat(f.path); f.path != "" && err != nil {
+			return bad("%s %s: %v", f.flag, f.path, unwrapPath(err))
+		}
+	}
+	// A function package or an image brings its own runtime.
+	if c.Runtime != "" && c.Runtime != "sim" && c.Function == "" && c.Image == "" {
 		if st, err := os.Stat(c.Runtime); err != nil {
 			return bad("--runtime %s: %v (give 'sim' or the path of a bootstrap executable)", c.Runtime, unwrapPath(err))
 		} else if st.IsDir() || st.Mode()&0o111 == 0 {

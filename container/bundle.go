@@ -20,10 +20,12 @@ type rootfsLayout struct {
 	files []string
 }
 
-// buildRootfs assembles the sandbox's root filesystem in dir: the extensions
-// under /opt/extensions, the bootstrap, the interpreter and library closure of
-// each (from the host or cfg.Rootfs), Lambda's /etc files, and empty mount
-// points for what the runtime mounts. It is done once per build under test.
+// buildRootfs assembles the sandbox's root filesystem in dir: the image's
+// files when there is one, the layers under /opt and the function under
+// /var/task, the extensions under /opt/extensions, the bootstrap, the
+// interpreter and library closure of each (from the host, cfg.Rootfs or the
+// image), Lambda's /etc files, and empty mount points for what the runtime
+// mounts. It is done once per build under test.
 func buildRootfs(cfg *Config, dir string) (*rootfsLayout, error) {
 	src := "/"
 	if cfg.Rootfs != "" {
@@ -33,8 +35,28 @@ func buildRootfs(cfg *Config, dir string) (*rootfsLayout, error) {
 		}
 		src = abs
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var unpacked []string
+	if cfg.Image != "" {
+		var err error
+		if src, unpacked, err = layOutImage(cfg, dir); err != nil {
+			return nil, err
+		}
+	}
+	rootfs := cfg.Rootfs
+	if cfg.Image != "" {
+		rootfs = src // the extensions' libraries are the image's
+	}
 	t := newTree(src, dir)
-	for _, d := range []string{ExtensionsDir, "/var/runtime", "/var/task", "/tmp", "/proc", "/dev", "/sys", OutMount, "/etc", "/opt/lib", "/opt/bin"} {
+	made := []string{ExtensionsDir, "/var/runtime", "/var/task", "/tmp", "/proc", "/dev", "/sys", OutMount, "/etc", "/opt/lib", "/opt/bin"}
+	if cfg.Image != "" {
+		if err := unlinkOwned(dir, append(made, InitprofPath, "/etc/hosts", "/etc/passwd", "/etc/group")); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range made {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
 		}
@@ -47,12 +69,38 @@ func buildRootfs(cfg *Config, dir string) (*rootfsLayout, error) {
 	if err := writeFile(dir, InitprofPath, "", 0o755); err != nil {
 		return nil, err
 	}
+	zipped, err := layOutZips(cfg, dir)
+	if err != nil {
+		return nil, err
+	}
+	t.record(append(unpacked, zipped...))
+	if cfg.Image != "" {
+		if err := imageExtensions(cfg, dir); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkPlaced(cfg); err != nil {
+		return nil, err
+	}
 	for _, e := range cfg.Extensions {
 		inside := path.Join(ExtensionsDir, e.Name)
 		if err := t.place(e.Path, inside, 0o755); err != nil {
 			return nil, fmt.Errorf("extension %s: %v", e.Name, err)
 		}
-		if err := addLoadable(t, t, cfg.Rootfs, e.Path, inside, "extension "+e.Name, 0); err != nil {
+		if err := addLoadable(t, t, rootfs, e.Path, inside, "extension "+e.Name, 0); err != nil {
+			return nil, err
+		}
+	}
+	// What the archives brought is in place already; its loader and
+	// libraries come along as a plain extension's do.
+	for _, e := range cfg.placed {
+		inside := path.Join(ExtensionsDir, e.Name)
+		if err := addLoadable(t, t, rootfs, e.Path, inside, "extension "+e.Name+" (from "+filepath.Base(e.Layer)+")", 0); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Function != "" {
+		if err := addLoadable(t, t, rootfs, inRoot(dir, cfg.runtimePath()), cfg.runtimePath(), "bootstrap (from "+filepath.Base(cfg.Function)+")", 0); err != nil {
 			return nil, err
 		}
 	}
@@ -60,7 +108,7 @@ func buildRootfs(cfg *Config, dir string) (*rootfsLayout, error) {
 		if err := t.place(cfg.Bootstrap, BootstrapPath, 0o755); err != nil {
 			return nil, fmt.Errorf("bootstrap: %v", err)
 		}
-		if err := addLoadable(t, t, cfg.Rootfs, cfg.Bootstrap, BootstrapPath, "bootstrap", 0); err != nil {
+		if err := addLoadable(t, t, rootfs, cfg.Bootstrap, BootstrapPath, "bootstrap", 0); err != nil {
 			return nil, err
 		}
 	}

@@ -36,13 +36,17 @@ const cfsPeriod = 100000
 // tmpSizeMB is the size of /tmp, Lambda's default ephemeral storage.
 const tmpSizeMB = 512
 
-// Extension is one file placed at /opt/extensions/<Name>.
+// Extension is one file placed at /opt/extensions/<Name>, or a layer zip.
 type Extension struct {
 	// Name is the basename under /opt/extensions. The platform registers it by
 	// this name, so it must match what the extension sends (e.g. "datadog-agent").
 	Name string
 	// Path is the host path of the executable.
 	Path string
+	// Layer, set instead of Name and Path, is a Lambda layer zip: it joins
+	// Config.Layers at its place in the list, so one argument list (and
+	// compare's NAME=LAYER.zip) can mix plain executables and layers.
+	Layer string
 }
 
 // Config describes one build under test and how its sandbox runs.
@@ -104,6 +108,33 @@ type Config struct {
 	// RuntimeTimeout bounds each OCI runtime command: create, start, delete
 	// (default 30s).
 	RuntimeTimeout time.Duration
+
+	// Layers are Lambda layer zips, laid out under /opt in order, a later
+	// layer's file winning (container/layers); every file of their
+	// extensions/ runs as an extension beside Extensions.
+	Layers []string
+	// Function is a function's deployment zip, unpacked at /var/task; its
+	// top-level bootstrap is the runtime, run as /var/task/bootstrap (not
+	// copied to /var/runtime: a bootstrap that finds its files next to
+	// itself must find them). Not with Bootstrap.
+	Function string
+	// Image is a container image tarball (docker save, or an OCI layout in
+	// a tar) that becomes the whole rootfs: its ENTRYPOINT+CMD is the
+	// runtime, its ENV and WORKDIR apply, and the files of its
+	// /opt/extensions run as extensions, as Lambda runs an image function.
+	// OCI sandbox only; not with Rootfs, Layers, Function or Bootstrap
+	// (Lambda attaches no layers to an image function).
+	Image string
+
+	// runtime is the runtime's command line inside the sandbox, found
+	// while laying the rootfs out (nil: Bootstrap, or the simulated one).
+	runtime []string
+	// imageEnv and cwd come from the image's config.
+	imageEnv []string
+	cwd      string
+	// placed are the extensions the layers or the image brought, Path the
+	// sandbox's copy.
+	placed []Extension
 }
 
 // memoryMB returns the effective memory size.
@@ -155,8 +186,12 @@ func (c *Config) check() error {
 	if m < 128 || m > 10240 {
 		return fmt.Errorf("memory %d MB is outside Lambda's range 128-10240", m)
 	}
-	if len(c.Extensions) == 0 && len(c.Init) == 0 && c.Bootstrap == "" {
-		return fmt.Errorf("no extension given: name at least one executable to run in /opt/extensions, or a bootstrap to profile a function's own init")
+	c.splitLayers()
+	if len(c.Extensions) == 0 && len(c.Init) == 0 && c.Bootstrap == "" && len(c.Layers) == 0 && c.Function == "" && c.Image == "" {
+		return fmt.Errorf("no extension given: name at least one executable or layer zip to run in /opt/extensions, or a bootstrap, function zip or image to profile a function's own init")
+	}
+	if err := c.checkPackages(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for _, e := range c.Extensions {
@@ -248,7 +283,12 @@ func LambdaEnv(memoryMB int) []string {
 // env is PID 1's environment: Lambda's variables, then the customer's, which
 // win on a clash as they do on Lambda for the variables a customer may set.
 func (c *Config) env() []string {
-	return mergeEnv(LambdaEnv(c.memoryMB()), c.Env)
+	return mergeEnv(LambdaEnv(c.memoryMB()), c.allEnv())
+}
+
+// allEnv is the image's ENV, then the customer's variables, which win.
+func (c *Config) allEnv() []string {
+	return append(append([]string(nil), c.imageEnv...), c.Env...)
 }
 
 func mergeEnv(base, extra []string) []string {
@@ -267,7 +307,7 @@ func mergeEnv(base, extra []string) []string {
 }
 
 // platformArgs is PID 1's command line for the platform, given where the
-// sandbox put the extensions, the bootstrap and the timeline. The platform
+// sandbox put the extensions, the runtime's executable and the timeline. The platform
 // builds every child's environment from scratch (as Lambda does), so the
 // memory size and the customer's variables travel as flags. PlatformArgs come
 // last, so the caller can override any of these (pflag keeps the last value).
@@ -280,8 +320,14 @@ func (c *Config) platformArgs(initprof, extDir, bootstrap, timeline string) []st
 	}
 	if bootstrap != "" {
 		args = append(args, "--runtime", bootstrap)
+		if len(c.runtime) > 1 {
+			// An image's CMD after its ENTRYPOINT.
+			for _, a := range c.runtime[1:] {
+				args = append(args, "--runtime-arg", a)
+			}
+		}
 	}
-	for _, kv := range c.Env {
+	for _, kv := range c.allEnv() {
 		args = append(args, "--env", kv)
 	}
 	return append(args, c.PlatformArgs...)
@@ -303,6 +349,14 @@ type Sandbox interface {
 	// resolved. Uprobes are keyed by inode, so they must be attached to these
 	// copies, not to the files the user named.
 	HostPath(inside string) string
+	// Extensions are the files of /opt/extensions: Config.Extensions and
+	// those the layers or the image brought (Path the sandbox's copy),
+	// sorted by name.
+	Extensions() []Extension
+	// RuntimePath is the runtime's executable as the sandbox's processes
+	// see it (/var/runtime/bootstrap, a function's /var/task/bootstrap, an
+	// image's ENTRYPOINT), "" for the simulated runtime.
+	RuntimePath() string
 	// Close removes the bundle (and the work directory when it made one).
 	Close() error
 }

@@ -130,6 +130,10 @@ func (s *ociSandbox) Kind() string { return s.kind }
 
 func (s *ociSandbox) Files() []string { return append([]string(nil), s.rootfs.files...) }
 
+func (s *ociSandbox) Extensions() []Extension { return s.cfg.allExtensions() }
+
+func (s *ociSandbox) RuntimePath() string { return s.cfg.runtimePath() }
+
 // HostPath resolves inside within the bundle's rootfs.
 func (s *ociSandbox) HostPath(inside string) string {
 	if p, err := elfinfo.ResolveInRoot(s.rootfs.dir, inside); err == nil {
@@ -172,11 +176,7 @@ func (s *ociSandbox) Create(ctx context.Context, runID string) (Instance, error)
 	}
 	args := s.cfg.Init
 	if len(args) == 0 {
-		boot := ""
-		if s.cfg.Bootstrap != "" {
-			boot = BootstrapPath
-		}
-		args = s.cfg.platformArgs(InitprofPath, ExtensionsDir, boot, OutMount+"/"+TimelineName)
+		args = s.cfg.platformArgs(InitprofPath, ExtensionsDir, s.cfg.runtimePath(), OutMount+"/"+TimelineName)
 		if s.cfg.switchesCPU() {
 			quota, period := CPUQuota(s.cfg.memoryMB())
 			if in.cpu, err = startCPUSwitch(in.outDir, in.cgroup, quota, period); err != nil {

@@ -90,8 +90,29 @@ func (s *processSandbox) layout() error {
 		// Fail now, not inside the run, when a library is missing.
 		return addLoadable(host, t, "", from, inside, what, 0)
 	}
+	if s.cfg.Image != "" {
+		return badInput("--image needs --sandbox oci: an image is a root filesystem, and the process sandbox runs on this machine's")
+	}
+	zipped, err := layOutZips(&s.cfg, s.base)
+	if err != nil {
+		return err
+	}
+	t.record(zipped)
+	if err := checkPlaced(&s.cfg); err != nil {
+		return err
+	}
 	for _, e := range s.cfg.Extensions {
 		if err := add(e.Path, filepath.Join(ExtensionsDir, e.Name), "extension "+e.Name); err != nil {
+			return err
+		}
+	}
+	for _, e := range s.cfg.placed {
+		if err := add(e.Path, filepath.Join(ExtensionsDir, e.Name), "extension "+e.Name+" (from "+filepath.Base(e.Layer)+")"); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Function != "" {
+		if err := add(inRoot(s.base, s.cfg.runtimePath()), s.cfg.runtimePath(), "bootstrap (from "+filepath.Base(s.cfg.Function)+")"); err != nil {
 			return err
 		}
 	}
@@ -129,18 +150,31 @@ func (s *processSandbox) kind() string {
 
 func (s *processSandbox) Files() []string { return append([]string(nil), s.files...) }
 
+func (s *processSandbox) Extensions() []Extension { return s.cfg.allExtensions() }
+
+func (s *processSandbox) RuntimePath() string { return s.cfg.runtimePath() }
+
 // HostPath maps /opt/extensions, /var/runtime and the libraries found through
 // $ORIGIN into the stand-in base directory; every other path (the interpreter,
 // the host's libraries) is the host's own.
 func (s *processSandbox) HostPath(inside string) string {
 	p := inside
-	if strings.HasPrefix(inside, ExtensionsDir+"/") || strings.HasPrefix(inside, "/var/runtime/") || s.moved[path.Clean(inside)] {
+	if strings.HasPrefix(inside, ExtensionsDir+"/") || strings.HasPrefix(inside, "/var/runtime/") || s.moved[path.Clean(inside)] || s.unpacked(inside) {
 		p = filepath.Join(s.base, inside)
 	}
 	if r, err := filepath.EvalSymlinks(p); err == nil {
 		return r
 	}
 	return p
+}
+
+// unpacked says whether inside is where the layers or the function zip
+// were unpacked in the stand-in base (/opt, /var/task).
+func (s *processSandbox) unpacked(inside string) bool {
+	if len(s.cfg.Layers) == 0 && s.cfg.Function == "" {
+		return false
+	}
+	return strings.HasPrefix(inside, "/opt/") || strings.HasPrefix(inside, "/var/task/")
 }
 
 // Close removes the stand-in base directory. Runs still alive are deleted
@@ -168,8 +202,8 @@ func (s *processSandbox) Create(ctx context.Context, runID string) (Instance, er
 	args := s.cfg.Init
 	if len(args) == 0 {
 		boot := ""
-		if s.cfg.Bootstrap != "" {
-			boot = filepath.Join(s.base, BootstrapPath)
+		if p := s.cfg.runtimePath(); p != "" {
+			boot = filepath.Join(s.base, p)
 		}
 		args = append(s.cfg.platformArgs(s.cfg.Initprof, filepath.Join(s.base, ExtensionsDir), boot, filepath.Join(in.outDir, TimelineName)), "--wait-fd", "3")
 	}

@@ -133,6 +133,11 @@ func (t *tree) copyFile(from, inside string, mode os.FileMode) error {
 		return nil
 	}
 	to := filepath.Join(t.dst, inside)
+	if from == to {
+		// Already in place: an archive unpacked into the rootfs itself.
+		t.files[to] = true
+		return nil
+	}
 	if t.files[to] {
 		if prev := t.from[to]; prev != from && !sameContent(prev, from) {
 			return fmt.Errorf("%s is wanted from both %s and %s, which differ", inside, prev, from)
@@ -164,6 +169,15 @@ func sameContent(a, b string) bool {
 // (an extension going to /opt/extensions/NAME).
 func (t *tree) place(from, inside string, mode os.FileMode) error {
 	return t.copyFile(from, path.Clean("/"+inside), mode)
+}
+
+// record notes files already written into the rootfs (an unpacked image or
+// layer): they are evicted with the rest, and never copied onto again.
+func (t *tree) record(files []string) {
+	for _, f := range files {
+		t.files[f] = true
+		t.from[f] = f
+	}
 }
 
 // Files returns the host paths of every regular file copied (for a dry run,

@@ -118,19 +118,19 @@ func TestBadInputs(t *testing.T) {
 		cfg  Config
 		want []string
 	}{
-		{"missing file", Config{Extensions: []Extension{{"x", filepath.Join(dir, "nope")}}}, []string{"extension x", "nope", "no such file"}},
-		{"directory", Config{Extensions: []Extension{{"x", dir}}}, []string{"is a directory"}},
-		{"not executable", Config{Extensions: []Extension{{"x", noexec}}}, []string{"not executable"}},
-		{"not ELF", Config{Extensions: []Extension{{"x", text}}}, []string{"notes.txt", "not an ELF executable or a #! script"}},
-		{"wrong architecture", Config{Extensions: []Extension{{"x", arm}}}, []string{"built for aarch64", "x86_64"}},
-		{"empty name", Config{Extensions: []Extension{{"", p}}}, []string{"not a plain file name"}},
-		{"slash in name", Config{Extensions: []Extension{{"a/b", p}}}, []string{`"a/b"`, "not a plain file name"}},
-		{"duplicate names", Config{Extensions: []Extension{{"x", p}, {"x", p}}}, []string{`two extensions are named "x"`}},
+		{"missing file", Config{Extensions: []Extension{{Name: "x", Path: filepath.Join(dir, "nope")}}}, []string{"extension x", "nope", "no such file"}},
+		{"directory", Config{Extensions: []Extension{{Name: "x", Path: dir}}}, []string{"is a directory"}},
+		{"not executable", Config{Extensions: []Extension{{Name: "x", Path: noexec}}}, []string{"not executable"}},
+		{"not ELF", Config{Extensions: []Extension{{Name: "x", Path: text}}}, []string{"notes.txt", "not an ELF executable or a #! script"}},
+		{"wrong architecture", Config{Extensions: []Extension{{Name: "x", Path: arm}}}, []string{"built for aarch64", "x86_64"}},
+		{"empty name", Config{Extensions: []Extension{{Name: "", Path: p}}}, []string{"not a plain file name"}},
+		{"slash in name", Config{Extensions: []Extension{{Name: "a/b", Path: p}}}, []string{`"a/b"`, "not a plain file name"}},
+		{"duplicate names", Config{Extensions: []Extension{{Name: "x", Path: p}, {Name: "x", Path: p}}}, []string{`two extensions are named "x"`}},
 		{"no extension", Config{}, []string{"no extension given"}},
-		{"memory too small", Config{Extensions: []Extension{{"x", p}}, MemoryMB: 64}, []string{"memory 64 MB", "128-10240"}},
-		{"bad env", Config{Extensions: []Extension{{"x", p}}, Env: []string{"NOEQUALS"}}, []string{`"NOEQUALS"`, "KEY=VALUE"}},
-		{"missing bootstrap", Config{Extensions: []Extension{{"x", p}}, Bootstrap: filepath.Join(dir, "boot")}, []string{"bootstrap", "no such file"}},
-		{"rootfs not a dir", Config{Extensions: []Extension{{"x", p}}, Rootfs: text}, []string{"rootfs", "not a directory"}},
+		{"memory too small", Config{Extensions: []Extension{{Name: "x", Path: p}}, MemoryMB: 64}, []string{"memory 64 MB", "128-10240"}},
+		{"bad env", Config{Extensions: []Extension{{Name: "x", Path: p}}, Env: []string{"NOEQUALS"}}, []string{`"NOEQUALS"`, "KEY=VALUE"}},
+		{"missing bootstrap", Config{Extensions: []Extension{{Name: "x", Path: p}}, Bootstrap: filepath.Join(dir, "boot")}, []string{"bootstrap", "no such file"}},
+		{"rootfs not a dir", Config{Extensions: []Extension{{Name: "x", Path: p}}, Rootfs: text}, []string{"rootfs", "not a directory"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,7 +181,7 @@ func TestUnresolvableLibrary(t *testing.T) {
 	}
 	os.Remove(filepath.Join(dir, "libinitproftest.so"))
 	p := probeBinary(t)
-	cfg := Config{Extensions: []Extension{{"broken", filepath.Join(dir, "ext")}}, Initprof: p}
+	cfg := Config{Extensions: []Extension{{Name: "broken", Path: filepath.Join(dir, "ext")}}, Initprof: p}
 	tests := []struct {
 		name string
 		make func(Config) (Sandbox, error)

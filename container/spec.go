@@ -58,7 +58,7 @@ func ociSpec(cfg *Config, rootfs, outDir, cgroupsPath string, args []string) *sp
 			User:     specs.User{UID: 0, GID: 0},
 			Args:     args,
 			Env:      cfg.env(),
-			Cwd:      "/var/task",
+			Cwd:      cwd(cfg),
 			// No capabilities: the platform only spawns processes and serves
 			// HTTP on a loopback port above 1024.
 			Capabilities: &specs.LinuxCapabilities{
@@ -88,4 +88,13 @@ func ociSpec(cfg *Config, rootfs, outDir, cgroupsPath string, args []string) *sp
 			},
 		},
 	}
+}
+
+// cwd is the working directory of PID 1 and so of every process: the
+// image's WORKDIR for an image, else /var/task, as Lambda sets it.
+func cwd(cfg *Config) string {
+	if cfg.cwd != "" {
+		return cfg.cwd
+	}
+	return "/var/task"
 }

@@ -20,6 +20,9 @@ type Standalone struct {
 	// Runtime is "sim" (this binary, re-exec'd as the simulated runtime) or
 	// the path of a bootstrap executable.
 	Runtime string
+	// RuntimeArgs are the bootstrap's arguments (an image's CMD after its
+	// ENTRYPOINT).
+	RuntimeArgs []string
 	// RuntimeInit and RuntimeInvoke time the simulated runtime.
 	RuntimeInit, RuntimeInvoke time.Duration
 	Invokes                    int
@@ -113,7 +116,7 @@ func (o Standalone) runtime() (RuntimeSpec, error) {
 		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			return RuntimeSpec{}, badOpt("--runtime %s: not an executable file (use 'sim' for the simulated runtime)", o.Runtime)
 		}
-		return RuntimeSpec{Path: p}, nil
+		return RuntimeSpec{Path: p, Args: o.RuntimeArgs}, nil
 	}
 	exe, err := os.Executable() // reads /proc/self/exe
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/container/layers"
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/export"
@@ -207,7 +208,10 @@ func runCompare(o *runOpts, args []string) error {
 	// not a build that "failed to start".
 	exts := make([][]container.Extension, len(bs))
 	for i, b := range bs {
-		if exts[i], err = coldstart.Extensions([]string{b.path}, name, o.rootfs); err != nil {
+		if exts[i], err = coldstart.Extensions([]string{b.path}, name, o.rootfs); err == nil {
+			err = coldstart.CheckPackages(exts[i], o.function, o.runtime != "sim")
+		}
+		if err != nil {
 			return engineErr(err)
 		}
 	}
@@ -226,6 +230,9 @@ func runCompare(o *runOpts, args []string) error {
 	series := make([]*coldstart.Series, len(bs))
 	for i, b := range bs {
 		results[i] = profile.BuildRuns{Build: b.name, Facts: profile.LoadFacts(b.path)}
+		if layers.IsZip(b.path) { // a layer: its extensions are inside
+			results[i].Facts = []profile.Fact{{Name: "layer", Value: filepath.Base(b.path)}}
+		}
 		s, err := env.eng.NewSeries(b.name, exts[i])
 		if err != nil {
 			err = engineErr(err)

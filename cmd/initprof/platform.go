@@ -53,6 +53,7 @@ Examples:
 			o := platformOpts{}
 			fs.StringVar(&o.ExtensionsDir, "extensions", "", "directory of external extensions (Lambda's /opt/extensions)")
 			fs.StringVar(&o.Runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
+			fs.StringArrayVar(&o.RuntimeArgs, "runtime-arg", nil, "an argument for the runtime executable (an image's CMD after its ENTRYPOINT); repeatable")
 			fs.DurationVar(&o.RuntimeInit, "runtime-init", 0, "sim runtime: time before its first /next")
 			fs.DurationVar(&o.RuntimeInvoke, "runtime-invoke", 0, "sim runtime: time to answer each invoke")
 			fs.IntVar(&o.Invokes, "invokes", 1, "invocations after init")

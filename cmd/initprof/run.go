@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/coldstart"
+	"github.com/initprof/initprof/container/layers"
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
@@ -27,7 +28,7 @@ func init() {
 	register(&command{
 		name:    "run",
 		summary: "profile N cold starts of an extension in a Lambda-like sandbox",
-		usage:   "[flags] EXTENSION...",
+		usage:   "[flags] EXTENSION|LAYER.zip...",
 		long: `Runs the extension(s) N times, each a real cold start in a Lambda-like sandbox
 (an OCI container on runc or crun, with Lambda's memory limit and CPU quota), and
 watches every run with eBPF from execve to the first /next. It prints a phase
@@ -40,6 +41,16 @@ Phases, in order: spawn → exec → exec_done → ldso_start → deps_loaded �
 relocated → constructors_done → entry → main → register → listener_bound →
 subscribe → next. "load" is exec → entry (loading, relocation, symbol binding);
 "init" is entry → next (the extension's own init steps).
+
+Packaging: an argument that is a zip is a Lambda layer, laid out under /opt
+as Lambda does (in the order given, a later layer's file winning, modes
+kept); every file of its extensions/ runs as an extension. Plain executables
+and layers mix. --function CODE.zip unpacks a function at /var/task and runs
+its bootstrap as the runtime; --image IMAGE.tar (docker save, or an OCI
+layout tarred) becomes the whole root filesystem, its ENTRYPOINT/CMD the
+runtime and its /opt/extensions the extensions. Archives are checked first
+as Lambda checks them (paths and links that leave the layer, nothing to run,
+the wrong architecture, 5 layers, 250 MB unzipped, 10 GB for an image).
 
 Storage: with --cache cold, the files of the sandbox (the extensions, the
 runtime, the loader and libraries of the OCI rootfs) are served as Lambda
@@ -90,6 +101,9 @@ Examples:
   initprof run ./target/release/my-extension
   initprof run -n 30 --memory 512 --name datadog-agent ./bottlecap
   initprof run --runtime sim --runtime-init 180ms ./ext      # a python-like runtime
+  initprof run datadog-layer.zip my-layer.zip                 # the extensions of two layers
+  initprof run --function code.zip ext-layer.zip              # a provided.al2023 function and a layer
+  initprof run --image function.tar                           # a container image function
   initprof run --checkpoint 'INIT \| phase=(\w+)' ./ext       # log-line checkpoints
   initprof run --sandbox process ./ext                        # no OCI runtime here
   initprof run --flamegraph --sample-hz 5000 ./ext            # + CPU flamegraphs per phase
@@ -111,6 +125,8 @@ type runOpts struct {
 	memory        int
 	initCPU       float64
 	runtime       string
+	function      string // --function CODE.zip
+	image         string // --image IMAGE.tar
 	runtimeInit   time.Duration
 	runtimeInvoke time.Duration
 	invokes       int
@@ -152,6 +168,8 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 	fs.IntVar(&o.memory, "memory", 1024, "function memory in MB: the memory limit, and the invoke-time CPU quota (memory/1769 of one CPU)")
 	fs.Float64Var(&o.initCPU, "init-cpu", coldstart.DefaultInitCPU, "vCPUs during init, whatever the memory (Lambda's Init Durations do not vary with it); 0 applies the invoke quota during init too (not Lambda)")
 	fs.StringVar(&o.runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
+	fs.StringVar(&o.function, "function", "", "a function's deployment zip: unpacked at /var/task, its bootstrap is the runtime (provided.al2023)")
+	fs.StringVar(&o.image, "image", "", "a container image tarball (docker save, or an OCI layout in a tar): the rootfs, its ENTRYPOINT/CMD the runtime, its /opt/extensions the extensions")
 	fs.DurationVar(&o.runtimeInit, "runtime-init", 15*time.Millisecond, "sim runtime: its init time (python ≈ 180ms, provided.al2023 ≈ 15ms)")
 	fs.DurationVar(&o.runtimeInvoke, "runtime-invoke", time.Millisecond, "sim runtime: time to answer an invoke")
 	fs.IntVar(&o.invokes, "invokes", 1, "invokes after init in each run")
@@ -178,8 +196,14 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 // see as given (run counts, --cache, and the zero values that the Config
 // reads as defaults), then the engine's configuration (Config.Validate).
 func (o *runOpts) validate(args []string) error {
-	if len(args) == 0 && o.runtime == "sim" {
-		return badInput("no extension given; usage: initprof run [flags] EXTENSION..., or profile a function's own init with --runtime BOOTSTRAP and no extension")
+	if len(args) == 0 && o.runtime == "sim" && o.function == "" && o.image == "" {
+		return badInput("no extension given; usage: initprof run [flags] EXTENSION|LAYER.zip..., or profile a function's own init with --runtime BOOTSTRAP, --function CODE.zip or --image IMAGE.tar and no extension")
+	}
+	if (o.function != "" || o.image != "") && o.runtime != "sim" {
+		return badInput("--runtime with --function or --image: the function's bootstrap (or the image's ENTRYPOINT/CMD) is the runtime; give one of them")
+	}
+	if o.function != "" && o.image != "" {
+		return badInput("--function and --image: a function is either a zip or an image")
 	}
 	if o.runs < 1 {
 		return badInput("--runs must be at least 1")
@@ -198,6 +222,9 @@ func (o *runOpts) validate(args []string) error {
 	}
 	if o.name != "" && len(args) > 1 {
 		return badInput("--name renames one extension; %d were given", len(args))
+	}
+	if o.name != "" && len(args) == 1 && layers.IsZip(args[0]) {
+		return badInput("--name renames a plain executable; a layer names its extensions by their files in extensions/")
 	}
 	if o.name != "" {
 		if e := extension.CheckExtensionName(o.name); e != nil {
@@ -223,6 +250,7 @@ type runEnv struct {
 func (o *runOpts) engineConfig() (coldstart.Config, error) {
 	c := coldstart.Config{
 		MemoryMB: o.memory, InitCPU: o.initCPU, Runtime: o.runtime, RuntimeInit: o.runtimeInit, RuntimeInvoke: o.runtimeInvoke,
+		Function: o.function, Image: o.image,
 		Invokes: o.invokes, InitTimeout: o.initTimeout, Env: o.env, Uprobes: o.uprobes,
 		Sandbox: o.sandbox, OCIRuntime: o.ociRuntime, Rootfs: o.rootfs, Warm: o.cache == "warm",
 		Emulated: o.emulated, Progress: func(s string) { progressf("%s", s) },
@@ -288,6 +316,9 @@ func runRun(o *runOpts, args []string) error {
 	if err != nil {
 		return engineErr(err)
 	}
+	if err := coldstart.CheckPackages(exts, o.function, o.runtime != "sim"); err != nil {
+		return engineErr(err)
+	}
 	if o.runtime != "sim" {
 		// The bootstrap gets the extensions' checks: an ELF (or #! script)
 		// for this machine whose libraries resolve.
@@ -308,7 +339,8 @@ func runRun(o *runOpts, args []string) error {
 
 	name := strings.Join(args, " ")
 	if name == "" {
-		name = "function " + o.runtime // no extension: the function's own init
+		// No extension: the function's own init.
+		name = "function " + firstOf(o.function, o.image, o.runtime)
 	}
 	s, err := env.eng.NewSeries(name, exts)
 	if err != nil {
@@ -375,6 +407,16 @@ func runRun(o *runOpts, args []string) error {
 		return withCode(exitInitFailed, fmt.Errorf("init failed in some runs (see the report); status: %s", profile.InitStatuses(s.Runs())))
 	}
 	return nil
+}
+
+// firstOf is the first non-empty string.
+func firstOf(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // touchedName is the pprof profile of what init touched (pprofout.Touched).
