@@ -229,12 +229,9 @@ func Compare(builds []BuildRuns) *Comparison {
 			for _, ph := range p.Phases {
 				push(metricKey{p.Name, ph.Name})
 			}
-		}
-	}
-	// What init touched, after the time rows of each process: in all, then
-	// per phase in phase order (rows no build has are dropped below).
-	for _, rep := range reports {
-		for _, p := range rep.Processes {
+			// What init touched, after the process's time rows: in all,
+			// then per phase in phase order (rows no build has are
+			// dropped below).
 			push(metricKey{p.Name, MetricTouchedPages})
 			push(metricKey{p.Name, MetricTouchedChunks})
 			push(metricKey{p.Name, MetricFetchWait})
