@@ -12,24 +12,13 @@ import (
 	"github.com/initprof/initprof/internal/testutil"
 	"github.com/initprof/initprof/profile/flame"
 	"github.com/initprof/initprof/profile/pprofout"
-	"github.com/initprof/initprof/profile/sample"
 	"github.com/initprof/initprof/profile/sample/sampletest"
 )
 
 // fixtureProfile writes a small cpu.pb.gz with two phases.
 func fixtureProfile(t *testing.T, dir, name string, relocN int) string {
 	t.Helper()
-	m := &sample.Mapping{Start: 0x1000, End: 0x9000, Path: "/lib64/ld-linux-x86-64.so.2"}
-	fr := func(n string) sample.Frame { return sample.Frame{Func: n, Mapping: m, Addr: 0x1000 + uint64(len(n))} }
-	var stacks []sample.Stack
-	for i := 0; i < relocN; i++ {
-		stacks = append(stacks, sample.Stack{Phase: "relocate", Process: "cext", Run: "1", Build: name,
-			Frames: []sample.Frame{fr("do_lookup_x"), fr("_dl_relocate_object"), fr("dl_main"), fr("_dl_start")}})
-	}
-	for i := 0; i < 5; i++ {
-		stacks = append(stacks, sample.Stack{Phase: "constructors", Process: "cext", Run: "1", Build: name,
-			Frames: []sample.Frame{fr("cext_hot_spin"), fr("hot_ctor"), fr("_dl_init"), fr("_dl_start_user")}})
-	}
+	stacks := sampletest.FlameStacks(name, relocN)
 	p := filepath.Join(dir, name+".pb.gz")
 	if err := pprofout.WriteFile(p, stacks, pprofout.Meta{PeriodNs: 250000}); err != nil {
 		t.Fatal(err)

@@ -194,3 +194,21 @@ func (s Stats) Rate() float64 { return float64(s.Complete) / float64(max(s.Sampl
 
 // AvgFrames is the mean number of user frames per sample.
 func (s Stats) AvgFrames() float64 { return float64(s.Frames) / float64(max(s.Samples, 1)) }
+
+// FlameStacks are the stacks of a small CPU profile of build name, for the
+// flamegraph tests: relocN samples in relocate (ld.so's symbol lookup) and 5
+// in constructors (a hot constructor).
+func FlameStacks(name string, relocN int) []sample.Stack {
+	m := &sample.Mapping{Start: 0x1000, End: 0x9000, Path: "/lib64/ld-linux-x86-64.so.2"}
+	fr := func(n string) sample.Frame { return sample.Frame{Func: n, Mapping: m, Addr: 0x1000 + uint64(len(n))} }
+	var stacks []sample.Stack
+	for i := 0; i < relocN; i++ {
+		stacks = append(stacks, sample.Stack{Phase: "relocate", Process: "cext", Run: "1", Build: name,
+			Frames: []sample.Frame{fr("do_lookup_x"), fr("_dl_relocate_object"), fr("dl_main"), fr("_dl_start")}})
+	}
+	for i := 0; i < 5; i++ {
+		stacks = append(stacks, sample.Stack{Phase: "constructors", Process: "cext", Run: "1", Build: name,
+			Frames: []sample.Frame{fr("cext_hot_spin"), fr("hot_ctor"), fr("_dl_init"), fr("_dl_start_user")}})
+	}
+	return stacks
+}
