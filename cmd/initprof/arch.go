@@ -36,18 +36,16 @@ func runInVM(o *runOpts, args []string) error {
 
 // compareInVM is compare's counterpart of runInVM: the builds are compared
 // interleaved inside one guest, so emulation slows them all alike.
-func compareInVM(o *runOpts, bs []buildArg) error {
+func compareInVM(o *runOpts, bs []coldstart.Build) error {
 	if err := o.validate([]string{"-"}); err != nil {
 		return err
 	}
 	items := make([]coldstart.VMItem, len(bs))
 	for i, b := range bs {
-		items[i] = coldstart.VMItem{Label: b.name, Path: b.path}
+		items[i] = coldstart.VMItem{Label: b.Name, Path: b.Path}
 	}
-	if o.name == "" {
-		// Every build runs under one name, as compare does on the host.
-		o.name = filepath.Base(bs[0].path)
-	}
+	// Every build runs under one name, as compare does on the host.
+	o.name = coldstart.ExtensionName(bs, o.name)
 	if err := inVM(o, "compare", items); err != nil || o.ci == nil {
 		return err
 	}

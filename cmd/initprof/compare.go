@@ -8,14 +8,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/coldstart"
-	"github.com/initprof/initprof/container"
-	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/export"
 	"github.com/initprof/initprof/profile/outdir"
@@ -156,37 +153,11 @@ func (c *ciOpts) finish(cmp *profile.Comparison, results []profile.BuildRuns, st
 	return nil
 }
 
-// buildArg is one NAME=PATH argument.
-type buildArg struct{ name, path string }
-
-func parseBuilds(args []string) ([]buildArg, error) {
-	if len(args) < 2 {
-		return nil, badInput("compare needs at least two builds, as NAME=PATH NAME=PATH")
-	}
-	var bs []buildArg
-	seen := map[string]bool{}
-	for _, a := range args {
-		name, path, ok := strings.Cut(a, "=")
-		if !ok || name == "" || path == "" {
-			return nil, badInput("%q: want NAME=PATH, e.g. prod=./target/release/ext", a)
-		}
-		if strings.ContainsAny(name, " /\t") {
-			return nil, badInput("build name %q: use letters, digits, '-', '_' or '.'", name)
-		}
-		if seen[name] {
-			return nil, badInput("build name %q is used twice", name)
-		}
-		seen[name] = true
-		bs = append(bs, buildArg{name, path})
-	}
-	return bs, nil
-}
-
 func runCompare(o *runOpts, args []string) error {
 	cleanupStale(o.ociRuntime)
-	bs, err := parseBuilds(args)
+	bs, err := coldstart.ParseBuilds(args)
 	if err != nil {
-		return err
+		return engineErr(err)
 	}
 	if vmRun, err := coldstart.NeedsVM(o.arch); err != nil {
 		return engineErr(err)
@@ -199,17 +170,8 @@ func runCompare(o *runOpts, args []string) error {
 	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
-	name := o.name
-	if name == "" {
-		name = filepath.Base(bs[0].path)
-	}
-	// Check every build before running any: a bad path is the user's typo,
-	// not a build that "failed to start".
-	exts := make([][]container.Extension, len(bs))
-	for i, b := range bs {
-		if exts[i], err = coldstart.Extensions([]string{b.path}, name, o.rootfs); err != nil {
-			return engineErr(err)
-		}
+	if err := coldstart.CheckBuilds(bs, coldstart.ExtensionName(bs, o.name), o.rootfs); err != nil {
+		return engineErr(err)
 	}
 	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {
 		return err
@@ -222,83 +184,24 @@ func runCompare(o *runOpts, args []string) error {
 	defer stop()
 	defer env.eng.Close()
 
-	results := make([]profile.BuildRuns, len(bs))
-	series := make([]*coldstart.Series, len(bs))
-	for i, b := range bs {
-		results[i] = profile.BuildRuns{Build: b.name, Facts: profile.LoadFacts(b.path)}
-		s, err := env.eng.NewSeries(b.name, exts[i])
-		if err != nil {
-			err = engineErr(err)
-			var ee *exitError
-			if errors.As(err, &ee) && ee.code == exitPrivileges {
-				return err
-			}
-			results[i].Err = err.Error()
-			progressf("%s: cannot be measured: %v", b.name, err)
-			continue
-		}
-		defer s.Close()
-		series[i] = s
+	c, err := env.eng.NewComparison(bs)
+	if err != nil {
+		return engineErr(err)
 	}
-
+	defer c.Close()
 	bar := newProgress(o.runs * len(bs))
-	rounds := coldstart.Interleave(ctx, series, o.runs, o.seed, func(j int, r profile.Run, err error) {
-		switch {
-		case err != nil:
-			results[j].Err = err.Error()
-			progressf("%s: dropped from the comparison: %v", bs[j].name, err)
-		case r.InitStatus != "success" && r.Index == 0:
-			results[j].Err = fmt.Sprintf("init failed in the sandbox (status %s); see results-%s.json", r.InitStatus, bs[j].name)
-			progressf("%s: %s", bs[j].name, results[j].Err)
-			bar.step(r)
-		default:
-			bar.step(r)
-		}
-	})
+	c.Run(ctx, o.runs, o.seed, bar.step)
 	bar.done()
-
-	var intr *profile.Interrupted
-	if ctx.Err() != nil {
-		most := 0
-		for _, s := range series {
-			if s != nil {
-				most = max(most, len(s.Runs()))
-			}
-		}
-		intr = &profile.Interrupted{Runs: most, Planned: o.runs}
-		progressf("%s; writing what was measured", intr)
+	if c.Interrupted != nil {
+		progressf("%s; writing what was measured", c.Interrupted)
 	}
-	files := map[string]func(io.Writer) error{}
-	for j, s := range series {
-		if s != nil && len(s.Runs()) > 0 {
-			results[j].Runs = s.Runs()
-			rep := s.Report()
-			if intr != nil {
-				rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
-			}
-			files[profile.ResultsFileName(bs[j].name)] = rep.WriteJSON
-		}
-	}
-	cmp := profile.Compare(results)
-	cmp.Seed = rounds.Seed
-	cmp.Notes = append(cmp.Notes, fmt.Sprintf("run order: each round ran the builds in a fresh random order (--seed %d repeats it)", rounds.Seed))
-	if o.emulated {
-		cmp.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); shifts between builds are real arm64 code paths, their sizes are not Graviton's"}, cmp.Notes...)
-	}
-	if intr != nil {
-		cmp.Interrupted = intr
-		cmp.Notes = append(cmp.Notes, "interrupted: the comparison covers the runs made before the interrupt")
-	}
+	cmp := c.Comparison
 	if o.sample.flamegraph && ctx.Err() == nil {
-		if err := compareFlamegraphs(ctx, env, series, results); err != nil {
+		if err := compareFlamegraphs(ctx, env, c.Series, c.Builds); err != nil {
 			progressf("flamegraphs: %v", err)
 		}
 	}
-	files["compare.txt"] = cmp.WriteText
-	files["compare.json"] = cmp.WriteJSON
-	files["compare.md"] = func(w io.Writer) error { return export.CompareMarkdown(w, cmp) }
-	files["bench.txt"] = cmp.WriteBench
-	if err := outdir.WriteFiles(env.out, files); err != nil {
+	if err := outdir.WriteFiles(env.out, outdir.CompareFiles(cmp, c.Reports)); err != nil {
 		return err
 	}
 	switch {
@@ -318,7 +221,7 @@ func runCompare(o *runOpts, args []string) error {
 		return withCode(exitInterrupted, errors.New("interrupted"))
 	}
 	if o.ci != nil {
-		return o.ci.finish(cmp, results, os.Stdout)
+		return o.ci.finish(cmp, c.Builds, os.Stdout)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,7 +19,6 @@ import (
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/outdir"
-	"github.com/initprof/initprof/profile/pprofout"
 )
 
 func init() {
@@ -317,18 +315,11 @@ func runRun(o *runOpts, args []string) error {
 	defer s.Close()
 
 	bar := newProgress(o.runs)
-	for i := 0; i < o.runs && ctx.Err() == nil; i++ {
-		r, err := s.Run(ctx, i)
-		if err != nil {
-			bar.done()
-			if ctx.Err() != nil {
-				break
-			}
-			return err
-		}
-		bar.step(r)
-	}
+	err = s.RunN(ctx, o.runs, bar.step)
 	bar.done()
+	if err != nil {
+		return err
+	}
 	if ctx.Err() != nil {
 		if len(s.Runs()) == 0 {
 			return withCode(exitInterrupted, errors.New("interrupted before the first run finished; nothing was left behind"))
@@ -340,10 +331,7 @@ func runRun(o *runOpts, args []string) error {
 	if ctx.Err() != nil {
 		rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
 	}
-	outs := map[string]func(io.Writer) error{"report.txt": rep.WriteText, "results.json": rep.WriteJSON}
-	if pprofout.HasTouched(s.Runs()) {
-		outs[touchedName] = func(w io.Writer) error { return pprofout.WriteTouched(w, s.Runs()) }
-	}
+	outs := outdir.RunFiles(rep)
 	if err := outdir.WriteFiles(env.out, outs); err != nil {
 		return err
 	}
@@ -355,8 +343,9 @@ func runRun(o *runOpts, args []string) error {
 		return err
 	}
 	progressf("wrote %s and %s", filepath.Join(env.out, "report.txt"), filepath.Join(env.out, "results.json"))
-	if _, ok := outs[touchedName]; ok {
-		progressf("wrote %s (what init touched; go tool pprof -top -files %s ranks the crates/packages)", filepath.Join(env.out, touchedName), filepath.Join(env.out, touchedName))
+	if _, ok := outs[outdir.Touched]; ok {
+		touched := filepath.Join(env.out, outdir.Touched)
+		progressf("wrote %s (what init touched; go tool pprof -top -files %s ranks the crates/packages)", touched, touched)
 	}
 	if o.sample.flamegraph && ctx.Err() == nil {
 		sruns, err := sampleSeries(ctx, s, &o.sample)
@@ -376,9 +365,6 @@ func runRun(o *runOpts, args []string) error {
 	}
 	return nil
 }
-
-// touchedName is the pprof profile of what init touched (pprofout.Touched).
-const touchedName = "touched.pb.gz"
 
 // progress prints one line per run to stderr, rewritten in place on a terminal.
 type progress struct {
