@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container/vm"
@@ -76,38 +75,24 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 		return err
 	}
 	o.out = out
-	job := coldstart.VMJob{
-		Name: o.name, Rootfs: o.rootfs, OCI: o.sandboxSet && o.sandbox == "oci", OCIRuntime: o.ociRuntime,
-		MemoryMB: o.memory, Items: items, Progress: func(s string) { progressf("%s", s) },
-		Storage: coldstart.VMStorage{Warm: o.cache == "warm", Storage: o.storage, ReadAheadKiB: o.readAheadKiB,
-			ChunkLatency: o.model.latency, ChunkMix: o.model.mix, BaseMix: o.model.baseMix, Seed: o.model.seed},
-		Timeout: time.Duration(o.runs*len(items))*(o.initTimeout+30*time.Second) + 5*time.Minute,
-		Command: []string{cmd,
-			"-n", fmt.Sprint(o.runs), "--memory", fmt.Sprint(o.memory), "--invokes", fmt.Sprint(o.invokes),
-			"--init-timeout", o.initTimeout.String(), "--runtime-init", o.runtimeInit.String(),
-			"--runtime-invoke", o.runtimeInvoke.String(), "--init-cpu", fmt.Sprint(o.initCPU)},
+	cfg, err := o.engineConfig()
+	if err != nil {
+		return err
 	}
-	if cmd == "compare" && o.seed != 0 {
-		job.Command = append(job.Command, "--seed", fmt.Sprint(o.seed))
-	}
-	if cmd == "compare" && o.ci != nil {
-		job.Command = append(job.Command, "--format", o.ci.format)
-	}
-	for _, kv := range o.env {
-		job.Command = append(job.Command, "--env", kv)
-	}
-	for _, u := range o.uprobes {
-		job.Command = append(job.Command, "--uprobe", u)
-	}
-	for _, c := range o.checkpoints {
-		job.Command = append(job.Command, "--checkpoint", c)
-	}
-	if o.sample.flamegraph {
-		job.Command = append(job.Command, "--flamegraph", "--sample-hz", fmt.Sprint(o.sample.Hz), "--sample-runs", fmt.Sprint(o.sample.Runs))
-		if o.sample.OffCPU {
-			job.Command = append(job.Command, "--offcpu")
+	g := coldstart.GuestCommand{Cmd: cmd, Runs: o.runs}
+	if cmd == "compare" {
+		g.Seed = o.seed
+		if o.ci != nil {
+			g.Format = o.ci.format
 		}
 	}
+	if o.sample.flamegraph {
+		g.Sample = &o.sample.SampleOptions
+	}
+	job := coldstart.NewVMJob(cfg, g, items)
+	job.Name, job.OCI = o.name, o.sandboxSet && o.sandbox == "oci"
+	job.Storage = coldstart.VMStorage{Warm: o.cache == "warm", Storage: o.storage, ReadAheadKiB: o.readAheadKiB,
+		ChunkLatency: o.model.latency, ChunkMix: o.model.mix, BaseMix: o.model.baseMix, Seed: o.model.seed}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
