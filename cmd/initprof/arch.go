@@ -58,7 +58,7 @@ func compareInVM(o *runOpts, bs []coldstart.Build) error {
 	for _, b := range in.Builds {
 		builds = append(builds, profile.BuildRuns{Build: b.Name, Runs: b.Report.Runs})
 	}
-	return o.ci.finish(in.Comparison, builds, os.Stdout)
+	return ciErr(o.ci.Finish(in.Comparison, builds, os.Stdout, func(m string) { progressf("%s", m) }))
 }
 
 // inVM runs `initprof CMD` in the arm64 microVM over items (the engine's
@@ -83,7 +83,7 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 	if cmd == "compare" {
 		g.Seed = o.seed
 		if o.ci != nil {
-			g.Format = o.ci.format
+			g.Format = o.ci.Format
 		}
 	}
 	if o.sample.flamegraph {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -81,76 +80,33 @@ func setupCompare(fs *pflag.FlagSet) func([]string) error {
 	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions for every build (default: the first build's file name)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the per-round shuffled run order (0: pick one; the report gives it)")
 	sampleFlags(fs, &o.sample)
-	var c ciOpts
-	fs.StringVar(&c.format, "format", "text", "what to print: text (compare.txt), markdown (a GitHub table for a PR comment, also written to compare.md) or json")
-	fs.StringVar(&c.exportJSON, "export-json", "", "also write hyperfine's --export-json shape to FILE (Init Duration in seconds; see above)")
-	fs.StringVar(&c.failIf, "fail-if", "", "exit 5 when a build's significant slowdown passes a threshold, e.g. 'init_duration>+5%' (see above)")
+	var c export.CI
+	fs.StringVar(&c.Format, "format", "text", "what to print: text (compare.txt), markdown (a GitHub table for a PR comment, also written to compare.md) or json")
+	fs.StringVar(&c.ExportJSON, "export-json", "", "also write hyperfine's --export-json shape to FILE (Init Duration in seconds; see above)")
+	fs.StringVar(&c.FailIf, "fail-if", "", "exit 5 when a build's significant slowdown passes a threshold, e.g. 'init_duration>+5%' (see above)")
 	return func(args []string) error {
 		o.sandboxSet = fs.Changed("sandbox")
-		if err := c.parse(o); err != nil {
-			return err
+		if err := c.Parse(); err != nil {
+			return ciErr(err)
+		}
+		if c.Format == "json" {
+			o.json = true
 		}
 		o.ci = &c
 		return runCompare(o, args)
 	}
 }
 
-// ciOpts are compare's outputs for PRs and CI.
-type ciOpts struct {
-	format, exportJSON, failIf string
-	gates                      []profile.FailIf
-}
-
-func (c *ciOpts) parse(o *runOpts) error {
-	switch c.format {
-	case "text", "markdown", "md":
-	case "json":
-		o.json = true
-	default:
-		return badInput("--format %q: use text, markdown or json", c.format)
+// ciErr gives the errors of compare's CI outputs (export.CI) their exit
+// codes: 5 (exitRegression) for a gate that tripped.
+func ciErr(err error) error {
+	switch {
+	case errors.Is(err, export.ErrRegression):
+		return withCode(exitRegression, err)
+	case errors.Is(err, export.ErrUsage):
+		return withCode(exitBadInput, err)
 	}
-	if c.failIf != "" {
-		g, err := profile.ParseFailIf(c.failIf)
-		if err != nil {
-			return badInput("%v", err)
-		}
-		c.gates = g
-	}
-	return nil
-}
-
-// finish writes the CI outputs of a finished comparison and applies
-// --fail-if; an error carries exit code 5 (exitRegression).
-func (c *ciOpts) finish(cmp *profile.Comparison, results []profile.BuildRuns, stdout io.Writer) error {
-	if c.exportJSON != "" {
-		f, err := os.Create(c.exportJSON)
-		if err != nil {
-			return badInput("--export-json: %v", err)
-		}
-		err = export.WriteHyperfine(f, results)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		progressf("wrote %s (hyperfine's JSON shape)", c.exportJSON)
-	}
-	if len(c.gates) == 0 {
-		return nil
-	}
-	regs, err := cmp.Regressions(c.gates)
-	if err != nil {
-		return badInput("%v", err)
-	}
-	for _, r := range regs {
-		fmt.Fprintln(stdout, r)
-	}
-	if len(regs) > 0 {
-		return withCode(exitRegression, fmt.Errorf("--fail-if %s: %d regression(s)", c.failIf, len(regs)))
-	}
-	progressf("--fail-if %s: no significant regression past the threshold", c.failIf)
-	return nil
+	return err
 }
 
 func runCompare(o *runOpts, args []string) error {
@@ -207,7 +163,7 @@ func runCompare(o *runOpts, args []string) error {
 	switch {
 	case o.json:
 		err = cmp.WriteJSON(os.Stdout)
-	case o.ci != nil && (o.ci.format == "markdown" || o.ci.format == "md"):
+	case o.ci != nil && o.ci.Markdown():
 		err = export.CompareMarkdown(os.Stdout, cmp)
 	default:
 		err = cmp.WriteText(os.Stdout)
@@ -221,7 +177,7 @@ func runCompare(o *runOpts, args []string) error {
 		return withCode(exitInterrupted, errors.New("interrupted"))
 	}
 	if o.ci != nil {
-		return o.ci.finish(cmp, c.Builds, os.Stdout)
+		return ciErr(o.ci.Finish(cmp, c.Builds, os.Stdout, func(m string) { progressf("%s", m) }))
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/export"
 	"github.com/initprof/initprof/profile/outdir"
 )
 
@@ -130,7 +131,7 @@ type runOpts struct {
 	arch          string
 	emulated      bool
 	sample        sampleOpts
-	ci            *ciOpts // compare's PR/CI outputs
+	ci            *export.CI // compare's PR/CI outputs
 }
 
 func setupRun(fs *pflag.FlagSet) func([]string) error {
