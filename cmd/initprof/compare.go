@@ -193,11 +193,7 @@ func compareFlamegraphs(ctx context.Context, env *runEnv, ss []*coldstart.Series
 			continue
 		}
 		dir := filepath.Join(env.out, "flame-"+s.Name())
-		sruns, err := sampleSeries(ctx, s, &env.o.sample)
-		if err == nil || len(sruns) > 0 {
-			err = errors.Join(err, writeFlamegraphs(env, s, sruns, dir))
-		}
-		if err != nil {
+		if err := flamegraphs(ctx, s, &env.o.sample, dir); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
 			continue
 		}

@@ -349,11 +349,7 @@ func runRun(o *runOpts, args []string) error {
 		progressf("wrote %s (what init touched; go tool pprof -top -files %s ranks the crates/packages)", touched, touched)
 	}
 	if o.sample.flamegraph && ctx.Err() == nil {
-		sruns, err := sampleSeries(ctx, s, &o.sample)
-		if err == nil || len(sruns) > 0 {
-			err = errors.Join(err, writeFlamegraphs(env, s, sruns, env.out))
-		}
-		if err != nil {
+		if err := flamegraphs(ctx, s, &o.sample, env.out); err != nil {
 			return err
 		}
 	}
