@@ -67,8 +67,8 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
-	if o.runtime != "sim" {
-		return badInput("--runtime %s: the microVM runs the simulated runtime only", o.runtime)
+	if o.Runtime != "sim" {
+		return badInput("--runtime %s: the microVM runs the simulated runtime only", o.Runtime)
 	}
 	out, err := outDir(o.out, o.force, cmd+"-arm64")
 	if err != nil {
@@ -90,8 +90,8 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 		g.Sample = &o.sample.SampleOptions
 	}
 	job := coldstart.NewVMJob(cfg, g, items)
-	job.Name, job.OCI = o.name, o.sandboxSet && o.sandbox == "oci"
-	job.Storage = coldstart.VMStorage{Warm: o.cache == "warm", Storage: o.storage, ReadAheadKiB: o.readAheadKiB,
+	job.Name, job.OCI = o.name, o.sandboxSet && o.Sandbox == "oci"
+	job.Storage = coldstart.VMStorage{Warm: o.cache == "warm", Storage: o.Storage, ReadAheadKiB: o.readAheadKiB,
 		ChunkLatency: o.model.latency, ChunkMix: o.model.mix, BaseMix: o.model.baseMix, Seed: o.model.seed}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

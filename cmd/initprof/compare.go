@@ -110,7 +110,7 @@ func ciErr(err error) error {
 }
 
 func runCompare(o *runOpts, args []string) error {
-	cleanupStale(o.ociRuntime)
+	cleanupStale(o.OCIRuntime)
 	bs, err := coldstart.ParseBuilds(args)
 	if err != nil {
 		return engineErr(err)
@@ -126,7 +126,7 @@ func runCompare(o *runOpts, args []string) error {
 	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
-	if err := coldstart.CheckBuilds(bs, coldstart.ExtensionName(bs, o.name), o.rootfs); err != nil {
+	if err := coldstart.CheckBuilds(bs, coldstart.ExtensionName(bs, o.name), o.Rootfs); err != nil {
 		return engineErr(err)
 	}
 	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {

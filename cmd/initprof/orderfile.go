@@ -99,7 +99,7 @@ func runOrderfile(o *runOpts, args []string, file, format, symbols, extend strin
 	if plan.Warn != "" {
 		progressf("%s", plan.Warn)
 	}
-	exts, err := coldstart.Extensions(args, o.name, o.rootfs)
+	exts, err := coldstart.Extensions(args, o.name, o.Rootfs)
 	if err != nil {
 		return engineErr(err)
 	}

@@ -103,35 +103,25 @@ Examples:
 	})
 }
 
+// runOpts are the flags of run, compare and orderfile: the engine's
+// Config, bound to its flags where a flag gives a field as is, and the rest.
 type runOpts struct {
-	runs          int
-	seed          uint64 // compare: the run-order seed
-	sandboxSet    bool   // --sandbox was given (the microVM's default differs)
-	memory        int
-	initCPU       float64
-	runtime       string
-	runtimeInit   time.Duration
-	runtimeInvoke time.Duration
-	invokes       int
-	initTimeout   time.Duration
-	env           []string
-	uprobes       []string
-	checkpoints   []string
-	out           string
-	force         bool
-	json          bool
-	name          string
-	sandbox       string
-	ociRuntime    string
-	rootfs        string
-	cache         string
-	storage       string
-	readAheadKiB  int
-	model         modelFlags
-	arch          string
-	emulated      bool
-	sample        sampleOpts
-	ci            *export.CI // compare's PR/CI outputs
+	coldstart.Config
+	runs         int
+	seed         uint64 // compare: the run-order seed
+	sandboxSet   bool   // --sandbox was given (the microVM's default differs)
+	initCPU      float64
+	checkpoints  []string
+	out          string
+	force        bool
+	json         bool
+	name         string
+	cache        string
+	readAheadKiB int
+	model        modelFlags
+	arch         string
+	sample       sampleOpts
+	ci           *export.CI // compare's PR/CI outputs
 }
 
 func setupRun(fs *pflag.FlagSet) func([]string) error {
@@ -148,28 +138,28 @@ func setupRun(fs *pflag.FlagSet) func([]string) error {
 // runFlags defines the flags run and compare share.
 func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 	fs.IntVarP(&o.runs, "runs", "n", runs, "cold starts to run (per build)")
-	fs.IntVar(&o.memory, "memory", 1024, "function memory in MB: the memory limit, and the invoke-time CPU quota (memory/1769 of one CPU)")
+	fs.IntVar(&o.MemoryMB, "memory", 1024, "function memory in MB: the memory limit, and the invoke-time CPU quota (memory/1769 of one CPU)")
 	fs.Float64Var(&o.initCPU, "init-cpu", coldstart.DefaultInitCPU, "vCPUs during init, whatever the memory (Lambda's Init Durations do not vary with it); 0 applies the invoke quota during init too (not Lambda)")
-	fs.StringVar(&o.runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
-	fs.DurationVar(&o.runtimeInit, "runtime-init", 15*time.Millisecond, "sim runtime: its init time (python ≈ 180ms, provided.al2023 ≈ 15ms)")
-	fs.DurationVar(&o.runtimeInvoke, "runtime-invoke", time.Millisecond, "sim runtime: time to answer an invoke")
-	fs.IntVar(&o.invokes, "invokes", 1, "invokes after init in each run")
-	fs.DurationVar(&o.initTimeout, "init-timeout", 10*time.Second, "Lambda's init limit")
-	fs.StringArrayVar(&o.env, "env", nil, "customer environment variable K=V; repeatable")
-	fs.StringArrayVar(&o.uprobes, "uprobe", nil, "extra checkpoint: SYMBOL (in the extension) or FILE:SYMBOL; repeatable")
+	fs.StringVar(&o.Runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
+	fs.DurationVar(&o.RuntimeInit, "runtime-init", 15*time.Millisecond, "sim runtime: its init time (python ≈ 180ms, provided.al2023 ≈ 15ms)")
+	fs.DurationVar(&o.RuntimeInvoke, "runtime-invoke", time.Millisecond, "sim runtime: time to answer an invoke")
+	fs.IntVar(&o.Invokes, "invokes", 1, "invokes after init in each run")
+	fs.DurationVar(&o.InitTimeout, "init-timeout", 10*time.Second, "Lambda's init limit")
+	fs.StringArrayVar(&o.Env, "env", nil, "customer environment variable K=V; repeatable")
+	fs.StringArrayVar(&o.Uprobes, "uprobe", nil, "extra checkpoint: SYMBOL (in the extension) or FILE:SYMBOL; repeatable")
 	fs.StringArrayVar(&o.checkpoints, "checkpoint", nil, "log-line checkpoint REGEX (first group names it), e.g. 'INIT \\| phase=(\\w+)'; repeatable")
 	fs.StringVar(&o.out, "out", "", "output directory (default initprof-out/run-TIMESTAMP)")
 	fs.BoolVar(&o.force, "force", false, "reuse a non-empty --out: the previous run's outputs there (reports, results, flamegraphs) are removed first")
 	fs.BoolVar(&o.json, "json", false, "print the JSON result to stdout instead of the text report")
-	fs.StringVar(&o.sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation); in the arm64 microVM the default is 'process', and 'oci' brings arm64 runc (or crun)")
-	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "runc, crun or a path (default: runc, then crun, on PATH)")
-	fs.StringVar(&o.rootfs, "rootfs", "", "take the interpreter and libraries from this root filesystem (e.g. an exported Lambda base image)")
+	fs.StringVar(&o.Sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation); in the arm64 microVM the default is 'process', and 'oci' brings arm64 runc (or crun)")
+	fs.StringVar(&o.OCIRuntime, "oci-runtime", "", "runc, crun or a path (default: runc, then crun, on PATH)")
+	fs.StringVar(&o.Rootfs, "rootfs", "", "take the interpreter and libraries from this root filesystem (e.g. an exported Lambda base image)")
 	fs.StringVar(&o.cache, "cache", "cold", "'cold' evicts the sandbox's files from the page cache before each run; 'warm' keeps it")
-	fs.StringVar(&o.storage, "storage", "", "where the sandbox's files come from: 'lambda' (the default with --cache cold: Lambda's lazy loading, the first read of each 512 KiB chunk pays a tiered-cache fetch, served by a FUSE layer) or 'local' (this machine's disk)")
+	fs.StringVar(&o.Storage, "storage", "", "where the sandbox's files come from: 'lambda' (the default with --cache cold: Lambda's lazy loading, the first read of each 512 KiB chunk pays a tiered-cache fetch, served by a FUSE layer) or 'local' (this machine's disk)")
 	fs.IntVar(&o.readAheadKiB, "readahead", 128, "--storage lambda: the FUSE mount's readahead in KiB (Lambda's guest reads its ext4 block device with Linux's default 128 KiB); it decides how many chunks a read touches")
 	o.model.define(fs)
 	fs.StringVar(&o.arch, "arch", "", "the extension's architecture, amd64 or arm64; arm64 on an x86 host runs in an emulated arm64 microVM")
-	fs.BoolVar(&o.emulated, "emulated", false, "label the report as emulated (set by initprof itself inside the microVM)")
+	fs.BoolVar(&o.Emulated, "emulated", false, "label the report as emulated (set by initprof itself inside the microVM)")
 	fs.MarkHidden("emulated")
 }
 
@@ -177,7 +167,7 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 // see as given (run counts, --cache, and the zero values that the Config
 // reads as defaults), then the engine's configuration (Config.Validate).
 func (o *runOpts) validate(args []string) error {
-	if len(args) == 0 && o.runtime == "sim" {
+	if len(args) == 0 && o.Runtime == "sim" {
 		return badInput("no extension given; usage: initprof run [flags] EXTENSION..., or profile a function's own init with --runtime BOOTSTRAP and no extension")
 	}
 	if o.runs < 1 {
@@ -192,8 +182,8 @@ func (o *runOpts) validate(args []string) error {
 	if o.readAheadKiB < 4 || o.readAheadKiB > 64<<10 {
 		return badInput("--readahead %d: give KiB between 4 and 65536 (128 is Linux's default)", o.readAheadKiB)
 	}
-	if o.initTimeout <= 0 {
-		return badInput("--init-timeout %s: must be positive (Lambda's is 10s)", o.initTimeout)
+	if o.InitTimeout <= 0 {
+		return badInput("--init-timeout %s: must be positive (Lambda's is 10s)", o.InitTimeout)
 	}
 	if o.name != "" && len(args) > 1 {
 		return badInput("--name renames one extension; %d were given", len(args))
@@ -220,13 +210,9 @@ type runEnv struct {
 
 // engineConfig turns the flags into the engine's configuration.
 func (o *runOpts) engineConfig() (coldstart.Config, error) {
-	c := coldstart.Config{
-		MemoryMB: o.memory, InitCPU: o.initCPU, Runtime: o.runtime, RuntimeInit: o.runtimeInit, RuntimeInvoke: o.runtimeInvoke,
-		Invokes: o.invokes, InitTimeout: o.initTimeout, Env: o.env, Uprobes: o.uprobes,
-		Sandbox: o.sandbox, OCIRuntime: o.ociRuntime, Rootfs: o.rootfs, Warm: o.cache == "warm",
-		Emulated: o.emulated, Progress: func(s string) { progressf("%s", s) },
-		Storage: o.storage, ReadAhead: o.readAheadKiB << 10,
-	}
+	c := o.Config
+	c.InitCPU, c.Warm, c.ReadAhead = o.initCPU, o.cache == "warm", o.readAheadKiB<<10
+	c.Progress = func(s string) { progressf("%s", s) }
 	m, err := o.model.model()
 	if err != nil {
 		return c, badInput("%v", err)
@@ -271,7 +257,7 @@ func engineErr(err error) error {
 }
 
 func runRun(o *runOpts, args []string) error {
-	cleanupStale(o.ociRuntime)
+	cleanupStale(o.OCIRuntime)
 	if vmRun, err := coldstart.NeedsVM(o.arch); err != nil {
 		return engineErr(err)
 	} else if vmRun {
@@ -283,14 +269,14 @@ func runRun(o *runOpts, args []string) error {
 	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
-	exts, err := coldstart.Extensions(args, o.name, o.rootfs)
+	exts, err := coldstart.Extensions(args, o.name, o.Rootfs)
 	if err != nil {
 		return engineErr(err)
 	}
-	if o.runtime != "sim" {
+	if o.Runtime != "sim" {
 		// The bootstrap gets the extensions' checks: an ELF (or #! script)
 		// for this machine whose libraries resolve.
-		if _, err := coldstart.Extensions([]string{o.runtime}, "bootstrap", o.rootfs); err != nil {
+		if _, err := coldstart.Extensions([]string{o.Runtime}, "bootstrap", o.Rootfs); err != nil {
 			return engineErr(fmt.Errorf("--runtime: %w", err))
 		}
 	}
@@ -307,7 +293,7 @@ func runRun(o *runOpts, args []string) error {
 
 	name := strings.Join(args, " ")
 	if name == "" {
-		name = "function " + o.runtime // no extension: the function's own init
+		name = "function " + o.Runtime // no extension: the function's own init
 	}
 	s, err := env.eng.NewSeries(name, exts)
 	if err != nil {
