@@ -266,3 +266,17 @@ func ensureTracefs() error {
 	}
 	return nil
 }
+
+// CleanupStale removes what initprof processes that died without cleaning
+// up (SIGKILL, a crash) left behind (container.CleanupStaleAll): call it
+// before making sandboxes. progress receives what it removed and what it
+// could not remove; a failure never stops the caller.
+func CleanupStale(ociRuntime string, progress func(string)) {
+	st, err := container.CleanupStaleAll(ociRuntime)
+	if !st.Empty() {
+		progress(fmt.Sprintf("removed what dead initprof processes left behind: %s", st))
+	}
+	if err != nil {
+		progress(fmt.Sprintf("warning: could not remove everything dead initprof processes left behind: %v", err))
+	}
+}

@@ -277,3 +277,26 @@ func traceOf(r profile.Run) ([]trace.Process, []trace.Slice) {
 	}
 	return ps, sl
 }
+
+// WriteSampleOutputs writes every sampling output of runs (SampleProfile,
+// outputs.Write) into dir, made if need be, and reports SampleProfile's
+// findings (each after the build's name) and the files it wrote through
+// Config.Progress.
+func (s *Series) WriteSampleOutputs(runs []SampledRun, o SampleOptions, dir string) error {
+	in, lines, err := s.SampleProfile(runs, o.Hz, o.OffCPU)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	paths, err := outputs.Write(dir, in)
+	if err != nil {
+		return fmt.Errorf("writing the flamegraphs: %w", err)
+	}
+	for _, l := range lines {
+		s.e.progressf("%s: %s", s.name, l)
+	}
+	s.e.progressf("wrote %s", strings.Join(paths, ", "))
+	return nil
+}

@@ -165,6 +165,26 @@ func (s *Series) Run(ctx context.Context, i int) (profile.Run, error) {
 	return r, nil
 }
 
+// RunN performs cold starts 0 to n-1 (Run), calling onRun after each, and
+// stops early, between runs, when ctx is done. A run that fails because ctx
+// was done is not an error: the caller checks ctx.Err() and keeps what was
+// measured (Runs).
+func (s *Series) RunN(ctx context.Context, n int, onRun func(profile.Run)) error {
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		r, err := s.Run(ctx, i)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if onRun != nil {
+			onRun(r)
+		}
+	}
+	return nil
+}
+
 // InitFailed says whether any run's init did not succeed.
 func (s *Series) InitFailed() bool {
 	for _, r := range s.runs {

@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 
+	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/probes"
 )
 
@@ -22,6 +24,29 @@ type TraceOptions struct {
 	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
+}
+
+// Command sets Argv and Name from a command line as typed: args[0] looked
+// up on PATH and made absolute, as it is traced; and LdSo from ldso: ""
+// is the executable's PT_INTERP, "none" no loader. Errors are of kind
+// BadInput.
+func (o *TraceOptions) Command(args []string, ldso string) error {
+	if len(args) == 0 {
+		return kindErr(BadInput, errors.New("no command given: initprof trace -- COMMAND [ARGS...]"))
+	}
+	bin, err := exec.LookPath(args[0])
+	if err != nil {
+		return kindErr(BadInput, fmt.Errorf("command %q: %v", args[0], err))
+	}
+	bin, _ = filepath.Abs(bin)
+	switch ldso {
+	case "":
+		ldso = elfinfo.Interp(bin)
+	case "none":
+		ldso = ""
+	}
+	o.Argv, o.Name, o.LdSo = append([]string{bin}, args[1:]...), args[0], ldso
+	return nil
 }
 
 // TraceResult is what the probes saw.

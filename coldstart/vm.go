@@ -270,3 +270,54 @@ func (s VMStorage) args() []string {
 	}
 	return args
 }
+
+// GuestCommand is the guest's initprof command of a VMJob: Cmd ("run" or
+// "compare") with its run count and, for compare, its seed and --format.
+type GuestCommand struct {
+	Cmd    string
+	Runs   int
+	Seed   uint64 // compare's run-order seed; 0: the guest picks one
+	Format string // compare's --format; "": the guest's default
+	// Sample, when set, adds the sampling runs (--flamegraph) to the guest's.
+	Sample *SampleOptions
+}
+
+// NewVMJob is the job that makes the cold starts cfg describes (its
+// memory, runtime timing, invokes, init CPU and timeout, environment,
+// uprobes and checkpoints, passed on as given: the guest applies the
+// defaults) with g in the microVM, over items. Its timeout
+// allows every run its init timeout and 30 s, and 5 minutes to boot. The
+// caller sets Name, OCI and Storage.
+func NewVMJob(cfg Config, g GuestCommand, items []VMItem) VMJob {
+	initCPU := max(cfg.InitCPU, 0) // negative: the invoke quota, --init-cpu 0
+	job := VMJob{
+		Rootfs: cfg.Rootfs, OCIRuntime: cfg.OCIRuntime, MemoryMB: cfg.MemoryMB, Items: items, Progress: cfg.Progress,
+		Timeout: time.Duration(g.Runs*len(items))*(cfg.InitTimeout+30*time.Second) + 5*time.Minute,
+		Command: []string{g.Cmd,
+			"-n", fmt.Sprint(g.Runs), "--memory", fmt.Sprint(cfg.MemoryMB), "--invokes", fmt.Sprint(cfg.Invokes),
+			"--init-timeout", cfg.InitTimeout.String(), "--runtime-init", cfg.RuntimeInit.String(),
+			"--runtime-invoke", cfg.RuntimeInvoke.String(), "--init-cpu", fmt.Sprint(initCPU)},
+	}
+	if g.Seed != 0 {
+		job.Command = append(job.Command, "--seed", fmt.Sprint(g.Seed))
+	}
+	if g.Format != "" {
+		job.Command = append(job.Command, "--format", g.Format)
+	}
+	for _, kv := range cfg.Env {
+		job.Command = append(job.Command, "--env", kv)
+	}
+	for _, u := range cfg.Uprobes {
+		job.Command = append(job.Command, "--uprobe", u)
+	}
+	for _, c := range cfg.Checkpoints {
+		job.Command = append(job.Command, "--checkpoint", c.String())
+	}
+	if g.Sample != nil {
+		job.Command = append(job.Command, "--flamegraph", "--sample-hz", fmt.Sprint(g.Sample.Hz), "--sample-runs", fmt.Sprint(g.Sample.Runs))
+		if g.Sample.OffCPU {
+			job.Command = append(job.Command, "--offcpu")
+		}
+	}
+	return job
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -100,4 +101,37 @@ func descendants(pid int) []int {
 		}
 	}
 	return out
+}
+
+// RunStandalone runs p, made from cfg, as a platform on its own
+// (Standalone): by hand on the host, or as the process sandbox's platform.
+// Outside a container (not PID 1) the orphans of the extensions (a helper
+// double-forked out of its process group and session) become our children,
+// so that KillLeftovers finds them when the environment is discarded; in a
+// container, PID 1 is the subreaper anyway and the runtime kills what is
+// left. The summary of the timeline (Summarize) goes to summary; warn
+// receives what else is worth saying (processes killed, no summary, a
+// timeline that could not be written).
+func RunStandalone(ctx context.Context, p *Platform, cfg Config, summary io.Writer, warn func(string)) (*Result, error) {
+	standalone := os.Getpid() != 1
+	if standalone {
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
+	res, err := p.Run(ctx)
+	if standalone {
+		if n := KillLeftovers(); n > 0 {
+			warn(fmt.Sprintf("killed %d process(es) the extensions or the runtime left running", n))
+		}
+	}
+	if res != nil && len(res.Timeline) > 0 {
+		if s, serr := Summarize(res.Timeline); serr == nil {
+			s.WriteText(summary)
+		} else {
+			warn(fmt.Sprintf("no summary: %v", serr))
+		}
+	}
+	if cfg.Timeline != nil && cfg.Timeline.Err() != nil {
+		warn(fmt.Sprintf("timeline: %v", cfg.Timeline.Err()))
+	}
+	return res, err
 }

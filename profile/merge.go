@@ -100,6 +100,20 @@ func ResultsFileName(build string) string {
 	}, build) + ".json"
 }
 
+// LoadAllResults reads the results of every path (LoadResults), in order:
+// what merge pools.
+func LoadAllResults(paths []string) ([]ResultsFile, error) {
+	var files []ResultsFile
+	for _, p := range paths {
+		fs, err := LoadResults(p)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, fs...)
+	}
+	return files, nil
+}
+
 func unwrapPathErr(err error) error {
 	if pe, ok := err.(*os.PathError); ok {
 		return pe.Err

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/container/vm"
@@ -36,18 +35,16 @@ func runInVM(o *runOpts, args []string) error {
 
 // compareInVM is compare's counterpart of runInVM: the builds are compared
 // interleaved inside one guest, so emulation slows them all alike.
-func compareInVM(o *runOpts, bs []buildArg) error {
+func compareInVM(o *runOpts, bs []coldstart.Build) error {
 	if err := o.validate([]string{"-"}); err != nil {
 		return err
 	}
 	items := make([]coldstart.VMItem, len(bs))
 	for i, b := range bs {
-		items[i] = coldstart.VMItem{Label: b.name, Path: b.path}
+		items[i] = coldstart.VMItem{Label: b.Name, Path: b.Path}
 	}
-	if o.name == "" {
-		// Every build runs under one name, as compare does on the host.
-		o.name = filepath.Base(bs[0].path)
-	}
+	// Every build runs under one name, as compare does on the host.
+	o.name = coldstart.ExtensionName(bs, o.name)
 	if err := inVM(o, "compare", items); err != nil || o.ci == nil {
 		return err
 	}
@@ -61,7 +58,7 @@ func compareInVM(o *runOpts, bs []buildArg) error {
 	for _, b := range in.Builds {
 		builds = append(builds, profile.BuildRuns{Build: b.Name, Runs: b.Report.Runs})
 	}
-	return o.ci.finish(in.Comparison, builds, os.Stdout)
+	return ciErr(o.ci.Finish(in.Comparison, builds, os.Stdout, func(m string) { progressf("%s", m) }))
 }
 
 // inVM runs `initprof CMD` in the arm64 microVM over items (the engine's
@@ -70,46 +67,32 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
-	if o.runtime != "sim" {
-		return badInput("--runtime %s: the microVM runs the simulated runtime only", o.runtime)
+	if o.Runtime != "sim" {
+		return badInput("--runtime %s: the microVM runs the simulated runtime only", o.Runtime)
 	}
 	out, err := outDir(o.out, o.force, cmd+"-arm64")
 	if err != nil {
 		return err
 	}
 	o.out = out
-	job := coldstart.VMJob{
-		Name: o.name, Rootfs: o.rootfs, OCI: o.sandboxSet && o.sandbox == "oci", OCIRuntime: o.ociRuntime,
-		MemoryMB: o.memory, Items: items, Progress: func(s string) { progressf("%s", s) },
-		Storage: coldstart.VMStorage{Warm: o.cache == "warm", Storage: o.storage, ReadAheadKiB: o.readAheadKiB,
-			ChunkLatency: o.model.latency, ChunkMix: o.model.mix, BaseMix: o.model.baseMix, Seed: o.model.seed},
-		Timeout: time.Duration(o.runs*len(items))*(o.initTimeout+30*time.Second) + 5*time.Minute,
-		Command: []string{cmd,
-			"-n", fmt.Sprint(o.runs), "--memory", fmt.Sprint(o.memory), "--invokes", fmt.Sprint(o.invokes),
-			"--init-timeout", o.initTimeout.String(), "--runtime-init", o.runtimeInit.String(),
-			"--runtime-invoke", o.runtimeInvoke.String(), "--init-cpu", fmt.Sprint(o.initCPU)},
+	cfg, err := o.engineConfig()
+	if err != nil {
+		return err
 	}
-	if cmd == "compare" && o.seed != 0 {
-		job.Command = append(job.Command, "--seed", fmt.Sprint(o.seed))
-	}
-	if cmd == "compare" && o.ci != nil {
-		job.Command = append(job.Command, "--format", o.ci.format)
-	}
-	for _, kv := range o.env {
-		job.Command = append(job.Command, "--env", kv)
-	}
-	for _, u := range o.uprobes {
-		job.Command = append(job.Command, "--uprobe", u)
-	}
-	for _, c := range o.checkpoints {
-		job.Command = append(job.Command, "--checkpoint", c)
-	}
-	if o.sample.flamegraph {
-		job.Command = append(job.Command, "--flamegraph", "--sample-hz", fmt.Sprint(o.sample.Hz), "--sample-runs", fmt.Sprint(o.sample.Runs))
-		if o.sample.OffCPU {
-			job.Command = append(job.Command, "--offcpu")
+	g := coldstart.GuestCommand{Cmd: cmd, Runs: o.runs}
+	if cmd == "compare" {
+		g.Seed = o.seed
+		if o.ci != nil {
+			g.Format = o.ci.Format
 		}
 	}
+	if o.sample.flamegraph {
+		g.Sample = &o.sample.SampleOptions
+	}
+	job := coldstart.NewVMJob(cfg, g, items)
+	job.Name, job.OCI = o.name, o.sandboxSet && o.Sandbox == "oci"
+	job.Storage = coldstart.VMStorage{Warm: o.cache == "warm", Storage: o.Storage, ReadAheadKiB: o.readAheadKiB,
+		ChunkLatency: o.model.latency, ChunkMix: o.model.mix, BaseMix: o.model.baseMix, Seed: o.model.seed}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

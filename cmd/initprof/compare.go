@@ -4,19 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/coldstart"
-	"github.com/initprof/initprof/container"
-	"github.com/initprof/initprof/container/layers"
-	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/export"
 	"github.com/initprof/initprof/profile/outdir"
@@ -85,109 +80,40 @@ func setupCompare(fs *pflag.FlagSet) func([]string) error {
 	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions for every build (default: the first build's file name)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the per-round shuffled run order (0: pick one; the report gives it)")
 	sampleFlags(fs, &o.sample)
-	var c ciOpts
-	fs.StringVar(&c.format, "format", "text", "what to print: text (compare.txt), markdown (a GitHub table for a PR comment, also written to compare.md) or json")
-	fs.StringVar(&c.exportJSON, "export-json", "", "also write hyperfine's --export-json shape to FILE (Init Duration in seconds; see above)")
-	fs.StringVar(&c.failIf, "fail-if", "", "exit 5 when a build's significant slowdown passes a threshold, e.g. 'init_duration>+5%' (see above)")
+	var c export.CI
+	fs.StringVar(&c.Format, "format", "text", "what to print: text (compare.txt), markdown (a GitHub table for a PR comment, also written to compare.md) or json")
+	fs.StringVar(&c.ExportJSON, "export-json", "", "also write hyperfine's --export-json shape to FILE (Init Duration in seconds; see above)")
+	fs.StringVar(&c.FailIf, "fail-if", "", "exit 5 when a build's significant slowdown passes a threshold, e.g. 'init_duration>+5%' (see above)")
 	return func(args []string) error {
 		o.sandboxSet = fs.Changed("sandbox")
-		if err := c.parse(o); err != nil {
-			return err
+		if err := c.Parse(); err != nil {
+			return ciErr(err)
+		}
+		if c.Format == "json" {
+			o.json = true
 		}
 		o.ci = &c
 		return runCompare(o, args)
 	}
 }
 
-// ciOpts are compare's outputs for PRs and CI.
-type ciOpts struct {
-	format, exportJSON, failIf string
-	gates                      []profile.FailIf
-}
-
-func (c *ciOpts) parse(o *runOpts) error {
-	switch c.format {
-	case "text", "markdown", "md":
-	case "json":
-		o.json = true
-	default:
-		return badInput("--format %q: use text, markdown or json", c.format)
+// ciErr gives the errors of compare's CI outputs (export.CI) their exit
+// codes: 5 (exitRegression) for a gate that tripped.
+func ciErr(err error) error {
+	switch {
+	case errors.Is(err, export.ErrRegression):
+		return withCode(exitRegression, err)
+	case errors.Is(err, export.ErrUsage):
+		return withCode(exitBadInput, err)
 	}
-	if c.failIf != "" {
-		g, err := profile.ParseFailIf(c.failIf)
-		if err != nil {
-			return badInput("%v", err)
-		}
-		c.gates = g
-	}
-	return nil
-}
-
-// finish writes the CI outputs of a finished comparison and applies
-// --fail-if; an error carries exit code 5 (exitRegression).
-func (c *ciOpts) finish(cmp *profile.Comparison, results []profile.BuildRuns, stdout io.Writer) error {
-	if c.exportJSON != "" {
-		f, err := os.Create(c.exportJSON)
-		if err != nil {
-			return badInput("--export-json: %v", err)
-		}
-		err = export.WriteHyperfine(f, results)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		progressf("wrote %s (hyperfine's JSON shape)", c.exportJSON)
-	}
-	if len(c.gates) == 0 {
-		return nil
-	}
-	regs, err := cmp.Regressions(c.gates)
-	if err != nil {
-		return badInput("%v", err)
-	}
-	for _, r := range regs {
-		fmt.Fprintln(stdout, r)
-	}
-	if len(regs) > 0 {
-		return withCode(exitRegression, fmt.Errorf("--fail-if %s: %d regression(s)", c.failIf, len(regs)))
-	}
-	progressf("--fail-if %s: no significant regression past the threshold", c.failIf)
-	return nil
-}
-
-// buildArg is one NAME=PATH argument.
-type buildArg struct{ name, path string }
-
-func parseBuilds(args []string) ([]buildArg, error) {
-	if len(args) < 2 {
-		return nil, badInput("compare needs at least two builds, as NAME=PATH NAME=PATH")
-	}
-	var bs []buildArg
-	seen := map[string]bool{}
-	for _, a := range args {
-		name, path, ok := strings.Cut(a, "=")
-		if !ok || name == "" || path == "" {
-			return nil, badInput("%q: want NAME=PATH, e.g. prod=./target/release/ext", a)
-		}
-		if strings.ContainsAny(name, " /\t") {
-			return nil, badInput("build name %q: use letters, digits, '-', '_' or '.'", name)
-		}
-		if seen[name] {
-			return nil, badInput("build name %q is used twice", name)
-		}
-		seen[name] = true
-		bs = append(bs, buildArg{name, path})
-	}
-	return bs, nil
+	return err
 }
 
 func runCompare(o *runOpts, args []string) error {
-	cleanupStale(o.ociRuntime)
-	bs, err := parseBuilds(args)
+	cleanupStale(o.OCIRuntime)
+	bs, err := coldstart.ParseBuilds(args)
 	if err != nil {
-		return err
+		return engineErr(err)
 	}
 	if vmRun, err := coldstart.NeedsVM(o.arch); err != nil {
 		return engineErr(err)
@@ -200,20 +126,8 @@ func runCompare(o *runOpts, args []string) error {
 	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
-	name := o.name
-	if name == "" {
-		name = filepath.Base(bs[0].path)
-	}
-	// Check every build before running any: a bad path is the user's typo,
-	// not a build that "failed to start".
-	exts := make([][]container.Extension, len(bs))
-	for i, b := range bs {
-		if exts[i], err = coldstart.Extensions([]string{b.path}, name, o.rootfs); err == nil {
-			err = coldstart.CheckPackages(exts[i], o.function, o.runtime != "sim")
-		}
-		if err != nil {
-			return engineErr(err)
-		}
+	if err := coldstart.CheckBuilds(bs, coldstart.ExtensionName(bs, o.name), o.Rootfs, o.Function, o.Runtime != "sim"); err != nil {
+		return engineErr(err)
 	}
 	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {
 		return err
@@ -226,92 +140,30 @@ func runCompare(o *runOpts, args []string) error {
 	defer stop()
 	defer env.eng.Close()
 
-	results := make([]profile.BuildRuns, len(bs))
-	series := make([]*coldstart.Series, len(bs))
-	for i, b := range bs {
-		results[i] = profile.BuildRuns{Build: b.name, Facts: profile.LoadFacts(b.path)}
-		if layers.IsZip(b.path) { // a layer: its extensions are inside
-			results[i].Facts = []profile.Fact{{Name: "layer", Value: filepath.Base(b.path)}}
-		}
-		s, err := env.eng.NewSeries(b.name, exts[i])
-		if err != nil {
-			err = engineErr(err)
-			var ee *exitError
-			if errors.As(err, &ee) && ee.code == exitPrivileges {
-				return err
-			}
-			results[i].Err = err.Error()
-			progressf("%s: cannot be measured: %v", b.name, err)
-			continue
-		}
-		defer s.Close()
-		series[i] = s
+	c, err := env.eng.NewComparison(bs)
+	if err != nil {
+		return engineErr(err)
 	}
-
+	defer c.Close()
 	bar := newProgress(o.runs * len(bs))
-	rounds := coldstart.Interleave(ctx, series, o.runs, o.seed, func(j int, r profile.Run, err error) {
-		switch {
-		case err != nil:
-			results[j].Err = err.Error()
-			progressf("%s: dropped from the comparison: %v", bs[j].name, err)
-		case r.InitStatus != "success" && r.Index == 0:
-			results[j].Err = fmt.Sprintf("init failed in the sandbox (status %s); see results-%s.json", r.InitStatus, bs[j].name)
-			progressf("%s: %s", bs[j].name, results[j].Err)
-			bar.step(r)
-		default:
-			bar.step(r)
-		}
-	})
+	c.Run(ctx, o.runs, o.seed, bar.step)
 	bar.done()
-
-	var intr *profile.Interrupted
-	if ctx.Err() != nil {
-		most := 0
-		for _, s := range series {
-			if s != nil {
-				most = max(most, len(s.Runs()))
-			}
-		}
-		intr = &profile.Interrupted{Runs: most, Planned: o.runs}
-		progressf("%s; writing what was measured", intr)
+	if c.Interrupted != nil {
+		progressf("%s; writing what was measured", c.Interrupted)
 	}
-	files := map[string]func(io.Writer) error{}
-	for j, s := range series {
-		if s != nil && len(s.Runs()) > 0 {
-			results[j].Runs = s.Runs()
-			rep := s.Report()
-			if intr != nil {
-				rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
-			}
-			files[profile.ResultsFileName(bs[j].name)] = rep.WriteJSON
-		}
-	}
-	cmp := profile.Compare(results)
-	cmp.Seed = rounds.Seed
-	cmp.Notes = append(cmp.Notes, fmt.Sprintf("run order: each round ran the builds in a fresh random order (--seed %d repeats it)", rounds.Seed))
-	if o.emulated {
-		cmp.Notes = append([]string{"EMULATED: " + vm.EmulatedNote + " (arm64 under qemu TCG); shifts between builds are real arm64 code paths, their sizes are not Graviton's"}, cmp.Notes...)
-	}
-	if intr != nil {
-		cmp.Interrupted = intr
-		cmp.Notes = append(cmp.Notes, "interrupted: the comparison covers the runs made before the interrupt")
-	}
+	cmp := c.Comparison
 	if o.sample.flamegraph && ctx.Err() == nil {
-		if err := compareFlamegraphs(ctx, env, series, results); err != nil {
+		if err := compareFlamegraphs(ctx, env, c.Series, c.Builds); err != nil {
 			progressf("flamegraphs: %v", err)
 		}
 	}
-	files["compare.txt"] = cmp.WriteText
-	files["compare.json"] = cmp.WriteJSON
-	files["compare.md"] = func(w io.Writer) error { return export.CompareMarkdown(w, cmp) }
-	files["bench.txt"] = cmp.WriteBench
-	if err := outdir.WriteFiles(env.out, files); err != nil {
+	if err := outdir.WriteFiles(env.out, outdir.CompareFiles(cmp, c.Reports)); err != nil {
 		return err
 	}
 	switch {
 	case o.json:
 		err = cmp.WriteJSON(os.Stdout)
-	case o.ci != nil && (o.ci.format == "markdown" || o.ci.format == "md"):
+	case o.ci != nil && o.ci.Markdown():
 		err = export.CompareMarkdown(os.Stdout, cmp)
 	default:
 		err = cmp.WriteText(os.Stdout)
@@ -325,7 +177,7 @@ func runCompare(o *runOpts, args []string) error {
 		return withCode(exitInterrupted, errors.New("interrupted"))
 	}
 	if o.ci != nil {
-		return o.ci.finish(cmp, results, os.Stdout)
+		return ciErr(o.ci.Finish(cmp, c.Builds, os.Stdout, func(m string) { progressf("%s", m) }))
 	}
 	return nil
 }
@@ -341,11 +193,7 @@ func compareFlamegraphs(ctx context.Context, env *runEnv, ss []*coldstart.Series
 			continue
 		}
 		dir := filepath.Join(env.out, "flame-"+s.Name())
-		sruns, err := sampleSeries(ctx, s, &env.o.sample)
-		if err == nil || len(sruns) > 0 {
-			err = errors.Join(err, writeFlamegraphs(env, s, sruns, dir))
-		}
-		if err != nil {
+		if err := flamegraphs(ctx, s, &env.o.sample, dir); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
 			continue
 		}

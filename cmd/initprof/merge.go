@@ -1,14 +1,12 @@
 package main
 
 import (
-	"github.com/initprof/initprof/profile/outdir"
-	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/outdir"
 )
 
 func init() {
@@ -55,13 +53,9 @@ func runMerge(out string, force bool, args []string) error {
 	if len(args) == 0 {
 		return badInput("give the result directories to merge: initprof merge --out DIR RESULT_DIR...")
 	}
-	var files []profile.ResultsFile
-	for _, a := range args {
-		fs, err := profile.LoadResults(a)
-		if err != nil {
-			return badInput("%v", err)
-		}
-		files = append(files, fs...)
+	files, err := profile.LoadAllResults(args)
+	if err != nil {
+		return badInput("%v", err)
 	}
 	reps, err := profile.Merge(files)
 	if err != nil {
@@ -70,18 +64,7 @@ func runMerge(out string, force bool, args []string) error {
 	if out, err = outDir(out, force, "merge"); err != nil {
 		return err
 	}
-	outs := map[string]func(io.Writer) error{}
-	if len(reps) == 1 {
-		outs["results.json"], outs["report.txt"] = reps[0].WriteJSON, reps[0].WriteText
-	} else {
-		var builds []profile.BuildRuns
-		for _, r := range reps {
-			builds = append(builds, profile.BuildRuns{Build: r.Build, Runs: r.Runs})
-			outs[profile.ResultsFileName(r.Build)] = r.WriteJSON
-		}
-		cmp := profile.Compare(builds)
-		outs["compare.txt"], outs["compare.json"] = cmp.WriteText, cmp.WriteJSON
-	}
+	outs, print := outdir.MergeFiles(reps)
 	if err := outdir.WriteFiles(out, outs); err != nil {
 		return err
 	}
@@ -91,14 +74,5 @@ func runMerge(out string, force bool, args []string) error {
 	}
 	progressf("merged %d runs of %d build(s) from %d file(s) into %s", runs, len(reps), len(files), out)
 	writeReportHTML(out)
-	if len(reps) == 1 {
-		return reps[0].WriteText(os.Stdout)
-	}
-	f, err := os.Open(filepath.Join(out, "compare.txt"))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(os.Stdout, f)
-	return err
+	return print(os.Stdout)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,30 +92,14 @@ func runOrderfile(o *runOpts, args []string, file, format, symbols, extend strin
 	if err := o.validate(args); err != nil {
 		return err
 	}
-	src := args[0]
-	if symbols != "" {
-		src = symbols
+	plan, err := coldstart.PlanOrder(args[0], coldstart.OrderOptions{Format: f, Output: file, Symbols: symbols, Extend: extend, MinRuns: minRuns})
+	if err != nil {
+		return engineErr(err)
 	}
-	syms, err := orderfile.ReadSymbols(src)
-	switch {
-	case errors.Is(err, orderfile.ErrNoSymbols) && symbols == "":
-		return badInput("%s: %v; or give --symbols with an unstripped build of the same code", src, err)
-	case err != nil:
-		return badInput("%s: %v", src, err)
-	case syms.Lang == "go":
-		return badInput("%s: %s", src, syms.Why)
+	if plan.Warn != "" {
+		progressf("%s", plan.Warn)
 	}
-	var prev []byte
-	if extend != "" {
-		if prev, err = os.ReadFile(extend); err != nil {
-			return badInput("--extend: %v", err)
-		}
-	}
-	warn, how := syms.Advice(file, f)
-	if warn != "" {
-		progressf("%s", warn)
-	}
-	exts, err := coldstart.Extensions(args, o.name, o.rootfs)
+	exts, err := coldstart.Extensions(args, o.name, o.Rootfs)
 	if err != nil {
 		return engineErr(err)
 	}
@@ -136,42 +119,22 @@ func runOrderfile(o *runOpts, args []string, file, format, symbols, extend strin
 	}
 	defer s.Close()
 	bar := newProgress(o.runs)
-	for i := 0; i < o.runs && ctx.Err() == nil; i++ {
-		r, err := s.Run(ctx, i)
-		if err != nil {
-			bar.done()
-			if ctx.Err() != nil {
-				break
-			}
-			return err
-		}
-		bar.step(r)
-	}
+	err = s.RunN(ctx, o.runs, bar.step)
 	bar.done()
+	if err != nil {
+		return err
+	}
 	if ctx.Err() != nil {
 		return withCode(exitInterrupted, errors.New("interrupted: no ordering file written"))
 	}
 	if s.InitFailed() {
 		return withCode(exitInitFailed, fmt.Errorf("init failed in some runs (status: %s): an order from a failing init is not init's; no ordering file written", profile.InitStatuses(s.Runs())))
 	}
-	runs, err := s.SymbolTouches(exts[0].Name, symbols)
+	res, data, err := plan.Make(s, exts[0].Name)
 	if err != nil {
 		return engineErr(err)
 	}
-	res := orderfile.Make(runs, syms, minRuns)
-	if extend != "" {
-		if err := res.Extend(bytes.NewReader(prev), syms); err != nil {
-			return badInput("--extend %s: %v", extend, err)
-		}
-	}
-	if len(res.Kept) == 0 {
-		return fmt.Errorf("init touched none of %s's symbols in %d of %d runs: nothing to order", src, res.MinRuns, res.Runs)
-	}
-	var b bytes.Buffer
-	if err := orderfile.Write(&b, f, res.Kept); err != nil {
-		return err
-	}
-	if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(file, data, 0o644); err != nil {
 		return badInput("-o %s: %v", file, err)
 	}
 	rep := s.Report()
@@ -179,8 +142,8 @@ func runOrderfile(o *runOpts, args []string, file, format, symbols, extend strin
 		return err
 	}
 	fmt.Printf("%s: %s\n", file, res.Summary())
-	if how != "" {
-		fmt.Printf("to apply it: %s\n", how)
+	if plan.How != "" {
+		fmt.Printf("to apply it: %s\n", plan.How)
 	}
 	progressf("the runs' report is %s", filepath.Join(env.out, "report.txt"))
 	return nil

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/sys/unix"
 
 	"github.com/initprof/initprof/container"
 	"github.com/initprof/initprof/extension"
@@ -124,31 +123,7 @@ func runPlatform(o platformOpts, args []string) error {
 			return withCode(exitInterrupted, err)
 		}
 	}
-	// Outside a container (standalone, or the process sandbox's platform)
-	// orphans of the extensions (a helper double-forked out of its process
-	// group and session) become our children, so that extension.KillLeftovers finds
-	// them when the environment is discarded. In a container, PID 1 is the
-	// subreaper anyway and the runtime kills what is left.
-	standalone := os.Getpid() != 1
-	if standalone {
-		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	}
-	res, err := p.Run(ctx)
-	if standalone {
-		if n := extension.KillLeftovers(); n > 0 {
-			fmt.Fprintf(os.Stderr, "initprof platform: killed %d process(es) the extensions or the runtime left running\n", n)
-		}
-	}
-	if res != nil && len(res.Timeline) > 0 {
-		if s, serr := extension.Summarize(res.Timeline); serr == nil {
-			s.WriteText(os.Stdout)
-		} else {
-			fmt.Fprintf(os.Stderr, "initprof platform: no summary: %v\n", serr)
-		}
-	}
-	if cfg.Timeline != nil && cfg.Timeline.Err() != nil {
-		fmt.Fprintf(os.Stderr, "initprof platform: timeline: %v\n", cfg.Timeline.Err())
-	}
+	res, err := extension.RunStandalone(ctx, p, cfg, os.Stdout, func(m string) { fmt.Fprintf(os.Stderr, "initprof platform: %s\n", m) })
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return withCode(exitInterrupted, err)

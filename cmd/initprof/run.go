@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,8 +19,8 @@ import (
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/export"
 	"github.com/initprof/initprof/profile/outdir"
-	"github.com/initprof/initprof/profile/pprofout"
 )
 
 func init() {
@@ -118,37 +117,25 @@ Examples:
 	})
 }
 
+// runOpts are the flags of run, compare and orderfile: the engine's
+// Config, bound to its flags where a flag gives a field as is, and the rest.
 type runOpts struct {
-	runs          int
-	seed          uint64 // compare: the run-order seed
-	sandboxSet    bool   // --sandbox was given (the microVM's default differs)
-	memory        int
-	initCPU       float64
-	runtime       string
-	function      string // --function CODE.zip
-	image         string // --image IMAGE.tar
-	runtimeInit   time.Duration
-	runtimeInvoke time.Duration
-	invokes       int
-	initTimeout   time.Duration
-	env           []string
-	uprobes       []string
-	checkpoints   []string
-	out           string
-	force         bool
-	json          bool
-	name          string
-	sandbox       string
-	ociRuntime    string
-	rootfs        string
-	cache         string
-	storage       string
-	readAheadKiB  int
-	model         modelFlags
-	arch          string
-	emulated      bool
-	sample        sampleOpts
-	ci            *ciOpts // compare's PR/CI outputs
+	coldstart.Config
+	runs         int
+	seed         uint64 // compare: the run-order seed
+	sandboxSet   bool   // --sandbox was given (the microVM's default differs)
+	initCPU      float64
+	checkpoints  []string
+	out          string
+	force        bool
+	json         bool
+	name         string
+	cache        string
+	readAheadKiB int
+	model        modelFlags
+	arch         string
+	sample       sampleOpts
+	ci           *export.CI // compare's PR/CI outputs
 }
 
 func setupRun(fs *pflag.FlagSet) func([]string) error {
@@ -165,30 +152,30 @@ func setupRun(fs *pflag.FlagSet) func([]string) error {
 // runFlags defines the flags run and compare share.
 func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 	fs.IntVarP(&o.runs, "runs", "n", runs, "cold starts to run (per build)")
-	fs.IntVar(&o.memory, "memory", 1024, "function memory in MB: the memory limit, and the invoke-time CPU quota (memory/1769 of one CPU)")
+	fs.IntVar(&o.MemoryMB, "memory", 1024, "function memory in MB: the memory limit, and the invoke-time CPU quota (memory/1769 of one CPU)")
 	fs.Float64Var(&o.initCPU, "init-cpu", coldstart.DefaultInitCPU, "vCPUs during init, whatever the memory (Lambda's Init Durations do not vary with it); 0 applies the invoke quota during init too (not Lambda)")
-	fs.StringVar(&o.runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
-	fs.StringVar(&o.function, "function", "", "a function's deployment zip: unpacked at /var/task, its bootstrap is the runtime (provided.al2023)")
-	fs.StringVar(&o.image, "image", "", "a container image tarball (docker save, or an OCI layout in a tar): the rootfs, its ENTRYPOINT/CMD the runtime, its /opt/extensions the extensions")
-	fs.DurationVar(&o.runtimeInit, "runtime-init", 15*time.Millisecond, "sim runtime: its init time (python ≈ 180ms, provided.al2023 ≈ 15ms)")
-	fs.DurationVar(&o.runtimeInvoke, "runtime-invoke", time.Millisecond, "sim runtime: time to answer an invoke")
-	fs.IntVar(&o.invokes, "invokes", 1, "invokes after init in each run")
-	fs.DurationVar(&o.initTimeout, "init-timeout", 10*time.Second, "Lambda's init limit")
-	fs.StringArrayVar(&o.env, "env", nil, "customer environment variable K=V; repeatable")
-	fs.StringArrayVar(&o.uprobes, "uprobe", nil, "extra checkpoint: SYMBOL (in the extension) or FILE:SYMBOL; repeatable")
+	fs.StringVar(&o.Runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
+	fs.StringVar(&o.Function, "function", "", "a function's deployment zip: unpacked at /var/task, its bootstrap is the runtime (provided.al2023)")
+	fs.StringVar(&o.Image, "image", "", "a container image tarball (docker save, or an OCI layout in a tar): the rootfs, its ENTRYPOINT/CMD the runtime, its /opt/extensions the extensions")
+	fs.DurationVar(&o.RuntimeInit, "runtime-init", 15*time.Millisecond, "sim runtime: its init time (python ≈ 180ms, provided.al2023 ≈ 15ms)")
+	fs.DurationVar(&o.RuntimeInvoke, "runtime-invoke", time.Millisecond, "sim runtime: time to answer an invoke")
+	fs.IntVar(&o.Invokes, "invokes", 1, "invokes after init in each run")
+	fs.DurationVar(&o.InitTimeout, "init-timeout", 10*time.Second, "Lambda's init limit")
+	fs.StringArrayVar(&o.Env, "env", nil, "customer environment variable K=V; repeatable")
+	fs.StringArrayVar(&o.Uprobes, "uprobe", nil, "extra checkpoint: SYMBOL (in the extension) or FILE:SYMBOL; repeatable")
 	fs.StringArrayVar(&o.checkpoints, "checkpoint", nil, "log-line checkpoint REGEX (first group names it), e.g. 'INIT \\| phase=(\\w+)'; repeatable")
 	fs.StringVar(&o.out, "out", "", "output directory (default initprof-out/run-TIMESTAMP)")
 	fs.BoolVar(&o.force, "force", false, "reuse a non-empty --out: the previous run's outputs there (reports, results, flamegraphs) are removed first")
 	fs.BoolVar(&o.json, "json", false, "print the JSON result to stdout instead of the text report")
-	fs.StringVar(&o.sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation); in the arm64 microVM the default is 'process', and 'oci' brings arm64 runc (or crun)")
-	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "runc, crun or a path (default: runc, then crun, on PATH)")
-	fs.StringVar(&o.rootfs, "rootfs", "", "take the interpreter and libraries from this root filesystem (e.g. an exported Lambda base image)")
+	fs.StringVar(&o.Sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation); in the arm64 microVM the default is 'process', and 'oci' brings arm64 runc (or crun)")
+	fs.StringVar(&o.OCIRuntime, "oci-runtime", "", "runc, crun or a path (default: runc, then crun, on PATH)")
+	fs.StringVar(&o.Rootfs, "rootfs", "", "take the interpreter and libraries from this root filesystem (e.g. an exported Lambda base image)")
 	fs.StringVar(&o.cache, "cache", "cold", "'cold' evicts the sandbox's files from the page cache before each run; 'warm' keeps it")
-	fs.StringVar(&o.storage, "storage", "", "where the sandbox's files come from: 'lambda' (the default with --cache cold: Lambda's lazy loading, the first read of each 512 KiB chunk pays a tiered-cache fetch, served by a FUSE layer) or 'local' (this machine's disk)")
+	fs.StringVar(&o.Storage, "storage", "", "where the sandbox's files come from: 'lambda' (the default with --cache cold: Lambda's lazy loading, the first read of each 512 KiB chunk pays a tiered-cache fetch, served by a FUSE layer) or 'local' (this machine's disk)")
 	fs.IntVar(&o.readAheadKiB, "readahead", 128, "--storage lambda: the FUSE mount's readahead in KiB (Lambda's guest reads its ext4 block device with Linux's default 128 KiB); it decides how many chunks a read touches")
 	o.model.define(fs)
 	fs.StringVar(&o.arch, "arch", "", "the extension's architecture, amd64 or arm64; arm64 on an x86 host runs in an emulated arm64 microVM")
-	fs.BoolVar(&o.emulated, "emulated", false, "label the report as emulated (set by initprof itself inside the microVM)")
+	fs.BoolVar(&o.Emulated, "emulated", false, "label the report as emulated (set by initprof itself inside the microVM)")
 	fs.MarkHidden("emulated")
 }
 
@@ -196,13 +183,13 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 // see as given (run counts, --cache, and the zero values that the Config
 // reads as defaults), then the engine's configuration (Config.Validate).
 func (o *runOpts) validate(args []string) error {
-	if len(args) == 0 && o.runtime == "sim" && o.function == "" && o.image == "" {
+	if len(args) == 0 && o.Runtime == "sim" && o.Function == "" && o.Image == "" {
 		return badInput("no extension given; usage: initprof run [flags] EXTENSION|LAYER.zip..., or profile a function's own init with --runtime BOOTSTRAP, --function CODE.zip or --image IMAGE.tar and no extension")
 	}
-	if (o.function != "" || o.image != "") && o.runtime != "sim" {
+	if (o.Function != "" || o.Image != "") && o.Runtime != "sim" {
 		return badInput("--runtime with --function or --image: the function's bootstrap (or the image's ENTRYPOINT/CMD) is the runtime; give one of them")
 	}
-	if o.function != "" && o.image != "" {
+	if o.Function != "" && o.Image != "" {
 		return badInput("--function and --image: a function is either a zip or an image")
 	}
 	if o.runs < 1 {
@@ -217,8 +204,8 @@ func (o *runOpts) validate(args []string) error {
 	if o.readAheadKiB < 4 || o.readAheadKiB > 64<<10 {
 		return badInput("--readahead %d: give KiB between 4 and 65536 (128 is Linux's default)", o.readAheadKiB)
 	}
-	if o.initTimeout <= 0 {
-		return badInput("--init-timeout %s: must be positive (Lambda's is 10s)", o.initTimeout)
+	if o.InitTimeout <= 0 {
+		return badInput("--init-timeout %s: must be positive (Lambda's is 10s)", o.InitTimeout)
 	}
 	if o.name != "" && len(args) > 1 {
 		return badInput("--name renames one extension; %d were given", len(args))
@@ -248,14 +235,9 @@ type runEnv struct {
 
 // engineConfig turns the flags into the engine's configuration.
 func (o *runOpts) engineConfig() (coldstart.Config, error) {
-	c := coldstart.Config{
-		MemoryMB: o.memory, InitCPU: o.initCPU, Runtime: o.runtime, RuntimeInit: o.runtimeInit, RuntimeInvoke: o.runtimeInvoke,
-		Function: o.function, Image: o.image,
-		Invokes: o.invokes, InitTimeout: o.initTimeout, Env: o.env, Uprobes: o.uprobes,
-		Sandbox: o.sandbox, OCIRuntime: o.ociRuntime, Rootfs: o.rootfs, Warm: o.cache == "warm",
-		Emulated: o.emulated, Progress: func(s string) { progressf("%s", s) },
-		Storage: o.storage, ReadAhead: o.readAheadKiB << 10,
-	}
+	c := o.Config
+	c.InitCPU, c.Warm, c.ReadAhead = o.initCPU, o.cache == "warm", o.readAheadKiB<<10
+	c.Progress = func(s string) { progressf("%s", s) }
 	m, err := o.model.model()
 	if err != nil {
 		return c, badInput("%v", err)
@@ -300,7 +282,7 @@ func engineErr(err error) error {
 }
 
 func runRun(o *runOpts, args []string) error {
-	cleanupStale(o.ociRuntime)
+	cleanupStale(o.OCIRuntime)
 	if vmRun, err := coldstart.NeedsVM(o.arch); err != nil {
 		return engineErr(err)
 	} else if vmRun {
@@ -312,17 +294,17 @@ func runRun(o *runOpts, args []string) error {
 	if err := o.sample.validate(o.runs); err != nil {
 		return err
 	}
-	exts, err := coldstart.Extensions(args, o.name, o.rootfs)
+	exts, err := coldstart.Extensions(args, o.name, o.Rootfs)
 	if err != nil {
 		return engineErr(err)
 	}
-	if err := coldstart.CheckPackages(exts, o.function, o.runtime != "sim"); err != nil {
+	if err := coldstart.CheckPackages(exts, o.Function, o.Runtime != "sim"); err != nil {
 		return engineErr(err)
 	}
-	if o.runtime != "sim" {
+	if o.Runtime != "sim" {
 		// The bootstrap gets the extensions' checks: an ELF (or #! script)
 		// for this machine whose libraries resolve.
-		if _, err := coldstart.Extensions([]string{o.runtime}, "bootstrap", o.rootfs); err != nil {
+		if _, err := coldstart.Extensions([]string{o.Runtime}, "bootstrap", o.Rootfs); err != nil {
 			return engineErr(fmt.Errorf("--runtime: %w", err))
 		}
 	}
@@ -340,7 +322,7 @@ func runRun(o *runOpts, args []string) error {
 	name := strings.Join(args, " ")
 	if name == "" {
 		// No extension: the function's own init.
-		name = "function " + firstOf(o.function, o.image, o.runtime)
+		name = "function " + firstOf(o.Function, o.Image, o.Runtime)
 	}
 	s, err := env.eng.NewSeries(name, exts)
 	if err != nil {
@@ -349,18 +331,11 @@ func runRun(o *runOpts, args []string) error {
 	defer s.Close()
 
 	bar := newProgress(o.runs)
-	for i := 0; i < o.runs && ctx.Err() == nil; i++ {
-		r, err := s.Run(ctx, i)
-		if err != nil {
-			bar.done()
-			if ctx.Err() != nil {
-				break
-			}
-			return err
-		}
-		bar.step(r)
-	}
+	err = s.RunN(ctx, o.runs, bar.step)
 	bar.done()
+	if err != nil {
+		return err
+	}
 	if ctx.Err() != nil {
 		if len(s.Runs()) == 0 {
 			return withCode(exitInterrupted, errors.New("interrupted before the first run finished; nothing was left behind"))
@@ -372,10 +347,7 @@ func runRun(o *runOpts, args []string) error {
 	if ctx.Err() != nil {
 		rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
 	}
-	outs := map[string]func(io.Writer) error{"report.txt": rep.WriteText, "results.json": rep.WriteJSON}
-	if pprofout.HasTouched(s.Runs()) {
-		outs[touchedName] = func(w io.Writer) error { return pprofout.WriteTouched(w, s.Runs()) }
-	}
+	outs := outdir.RunFiles(rep)
 	if err := outdir.WriteFiles(env.out, outs); err != nil {
 		return err
 	}
@@ -387,15 +359,12 @@ func runRun(o *runOpts, args []string) error {
 		return err
 	}
 	progressf("wrote %s and %s", filepath.Join(env.out, "report.txt"), filepath.Join(env.out, "results.json"))
-	if _, ok := outs[touchedName]; ok {
-		progressf("wrote %s (what init touched; go tool pprof -top -files %s ranks the crates/packages)", filepath.Join(env.out, touchedName), filepath.Join(env.out, touchedName))
+	if _, ok := outs[outdir.Touched]; ok {
+		touched := filepath.Join(env.out, outdir.Touched)
+		progressf("wrote %s (what init touched; go tool pprof -top -files %s ranks the crates/packages)", touched, touched)
 	}
 	if o.sample.flamegraph && ctx.Err() == nil {
-		sruns, err := sampleSeries(ctx, s, &o.sample)
-		if err == nil || len(sruns) > 0 {
-			err = errors.Join(err, writeFlamegraphs(env, s, sruns, env.out))
-		}
-		if err != nil {
+		if err := flamegraphs(ctx, s, &o.sample, env.out); err != nil {
 			return err
 		}
 	}
@@ -418,9 +387,6 @@ func firstOf(ss ...string) string {
 	}
 	return ""
 }
-
-// touchedName is the pprof profile of what init touched (pprofout.Touched).
-const touchedName = "touched.pb.gz"
 
 // progress prints one line per run to stderr, rewritten in place on a terminal.
 type progress struct {

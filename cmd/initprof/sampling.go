@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"strings"
+	"errors"
 
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/coldstart"
-	"github.com/initprof/initprof/profile/sample/outputs"
 )
 
 // sampleOpts are the flags of the sampling runs.
@@ -38,32 +35,15 @@ func (o *sampleOpts) validate(runs int) error {
 	return engineErr(o.Validate(runs))
 }
 
-// sampleSeries makes the sampling runs of s (coldstart.Series.Sample) with
-// a progress line per run.
-func sampleSeries(ctx context.Context, s *coldstart.Series, so *sampleOpts) ([]coldstart.SampledRun, error) {
+// flamegraphs makes the sampling runs of s (coldstart.Series.Sample) with a
+// progress line per run, and writes their outputs into dir
+// (Series.WriteSampleOutputs), also when only some of the runs were made.
+func flamegraphs(ctx context.Context, s *coldstart.Series, so *sampleOpts, dir string) error {
 	bar := newProgress(so.Runs)
-	defer bar.done()
 	runs, err := s.Sample(ctx, so.SampleOptions, bar.step)
-	return runs, engineErr(err)
-}
-
-// writeFlamegraphs writes every sampling output of the sampling runs into
-// dir (coldstart.Series.SampleProfile makes their input).
-func writeFlamegraphs(env *runEnv, s *coldstart.Series, runs []coldstart.SampledRun, dir string) error {
-	in, lines, err := s.SampleProfile(runs, env.o.sample.Hz, env.o.sample.OffCPU)
-	if err != nil {
-		return err
+	bar.done()
+	if err = engineErr(err); err == nil || len(runs) > 0 {
+		err = errors.Join(err, s.WriteSampleOutputs(runs, so.SampleOptions, dir))
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	paths, err := outputs.Write(dir, in)
-	if err != nil {
-		return fmt.Errorf("writing the flamegraphs: %w", err)
-	}
-	for _, l := range lines {
-		progressf("%s: %s", s.Name(), l)
-	}
-	progressf("wrote %s", strings.Join(paths, ", "))
-	return nil
+	return err
 }

@@ -1,18 +1,12 @@
 package main
 
-import "github.com/initprof/initprof/container"
+import "github.com/initprof/initprof/coldstart"
 
 // cleanupStale removes what initprof processes that died without cleaning
-// up (SIGKILL, a crash) left behind, and says what it removed. Every command
-// that creates sandboxes calls it first; a failure to remove something is
-// reported and never stops the command.
-func cleanupStale(ociRuntime string) container.Stale {
-	st, err := container.CleanupStaleAll(ociRuntime)
-	if !st.Empty() {
-		progressf("removed what dead initprof processes left behind: %s", st)
-	}
-	if err != nil {
-		progressf("warning: could not remove everything dead initprof processes left behind: %v", err)
-	}
-	return st
+// up (SIGKILL, a crash) left behind, and says what it removed
+// (coldstart.CleanupStale). Every command that creates sandboxes calls it
+// first; a failure to remove something is reported and never stops the
+// command.
+func cleanupStale(ociRuntime string) {
+	coldstart.CleanupStale(ociRuntime, func(m string) { progressf("%s", m) })
 }

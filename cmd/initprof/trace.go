@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/initprof/initprof/coldstart"
-	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/probes"
 	"github.com/spf13/pflag"
 )
@@ -45,24 +42,14 @@ Examples:
 }
 
 func runTrace(args []string, ldso string, ups []string, all bool) error {
-	if len(args) == 0 {
-		return badInput("no command given: initprof trace -- COMMAND [ARGS...]")
-	}
-	bin, err := exec.LookPath(args[0])
-	if err != nil {
-		return badInput("command %q: %v", args[0], err)
-	}
-	bin, _ = filepath.Abs(bin)
-	if ldso == "" {
-		ldso = elfinfo.Interp(bin)
-	} else if ldso == "none" {
-		ldso = ""
+	o := coldstart.TraceOptions{Uprobes: ups, Stdin: os.Stdin, Stdout: os.Stderr, Stderr: os.Stderr}
+	if err := o.Command(args, ldso); err != nil {
+		return engineErr(err)
 	}
 	// SIGINT stops the command; the engine still detaches the probes.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := coldstart.Trace(ctx, coldstart.TraceOptions{Argv: append([]string{bin}, args[1:]...), Name: args[0], LdSo: ldso, Uprobes: ups,
-		Stdin: os.Stdin, Stdout: os.Stderr, Stderr: os.Stderr})
+	res, err := coldstart.Trace(ctx, o)
 	if err != nil {
 		return engineErr(err)
 	}
