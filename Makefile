@@ -7,7 +7,7 @@ GOFLAGS_B := -trimpath
 # initprof runs as PID 1 inside foreign root filesystems, so it must be static.
 export CGO_ENABLED ?= 0
 
-.PHONY: fidelity fidelity-bench all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples rust-ordered rust-bottlecap-samples demo-bottlecap demo-bottlecap-compare
+.PHONY: fidelity fidelity-bench all build build-arm64 samples test test-short bench demo generate generate-check lint deps clean arm64-kernel arm64-sysroot test-arm64 arm64-samples rust-samples rust-ordered rust-bottlecap-samples rust-bottlecap-ordered demo-bottlecap demo-bottlecap-compare
 
 all: build
 
@@ -86,8 +86,8 @@ DEMO_RUNS ?= 20
 RUST_VARIANTS := prod o3 lazy relr static-pie nonpie ordered
 # The bottlecap-sized sample (crates.io dependencies, ~8 MB stripped): the
 # variants its Makefile's `demo` target builds.
-BOTTLECAP_VARIANTS := prod o3 lazy static-pie
-demo: deps build samples rust-samples rust-ordered rust-bottlecap-samples
+BOTTLECAP_VARIANTS := prod o3 lazy static-pie ordered
+demo: deps build samples rust-samples rust-ordered rust-bottlecap-samples rust-bottlecap-ordered
 	@echo "== initprof doctor"; ./$(BIN) doctor || true
 	@echo; echo "== initprof inspect (load-cost facts of the builds)"
 	./$(BIN) inspect build/samples/rustext-prod build/samples/rustext-lazy build/samples/rustext-static-pie
@@ -100,7 +100,7 @@ demo: deps build samples rust-samples rust-ordered rust-bottlecap-samples
 # The same comparison for the bottlecap-sized sample alone (crates.io dependency
 # set, ~8 MB stripped). Its first build takes about 7 minutes per cargo profile on
 # 2 cores (prod and o3); later builds are cached in build/rust-bottlecap-target.
-demo-bottlecap: deps build rust-bottlecap-samples demo-bottlecap-compare
+demo-bottlecap: deps build rust-bottlecap-samples rust-bottlecap-ordered demo-bottlecap-compare
 
 demo-bottlecap-compare:
 	@echo; echo "== initprof inspect: the bottlecap-sized sample (crates.io dependency set)"
@@ -124,6 +124,11 @@ rust-ordered: build rust-samples
 # build fetches the crates into CARGO_HOME) and the variants `make demo` compares.
 rust-bottlecap-samples:
 	$(MAKE) -C testdata/rustext-bottlecap demo
+
+# prod relinked with lld and an orderfile from `initprof orderfile` (needs root
+# and BPF, like the demo's compare; about 5 minutes on 2 cores).
+rust-bottlecap-ordered: build rust-bottlecap-samples
+	$(MAKE) -C testdata/rustext-bottlecap ordered
 
 clean:
 	rm -rf bin build

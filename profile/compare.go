@@ -339,8 +339,8 @@ func (c *Comparison) pairVerdict(base, other *Report, i int) string {
 			}
 			// Load on Lambda is fetching chunks: say when their count moved.
 			if ch, ok := c.row(ext, MetricTouchedChunks).tested(i); ok && ch.Test.P < c.Alpha {
-				text += fmt.Sprintf("; chunks touched %s → %s (%s, %s)", strconv.FormatFloat(c.row(ext, MetricTouchedChunks).Cells[0].Summary.Median, 'f', -1, 64),
-					strconv.FormatFloat(ch.Summary.Median, 'f', -1, 64), c.row(ext, MetricTouchedChunks).FormatShift(ch.Shift.Estimate), stats.FormatP(ch.Test.P))
+				text += fmt.Sprintf("; chunks touched %s → %s (%s, %s)", fmtCount(c.row(ext, MetricTouchedChunks).Cells[0].Summary.Median),
+					fmtCount(ch.Summary.Median), c.row(ext, MetricTouchedChunks).FormatShift(ch.Shift.Estimate), stats.FormatP(ch.Test.P))
 			}
 			parts = append(parts, text)
 		} else {
@@ -484,7 +484,13 @@ func (r CompareRow) FormatValue(v float64) string {
 	if r.Unit == "" {
 		return fmtDur(v)
 	}
-	return strconv.FormatFloat(v, 'f', -1, 64)
+	return fmtCount(v)
+}
+
+// fmtCount prints a count, or an interpolated quantile of counts, to one
+// decimal at most: "18", "18.3".
+func fmtCount(v float64) string {
+	return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64)
 }
 
 // FormatShift prints a signed shift in the row's unit.
@@ -493,9 +499,9 @@ func (r CompareRow) FormatShift(v float64) string {
 		return signedDur(v)
 	}
 	if v > 0 {
-		return "+" + strconv.FormatFloat(v, 'f', -1, 64)
+		return "+" + fmtCount(v)
 	}
-	return strconv.FormatFloat(v, 'f', -1, 64)
+	return fmtCount(v)
 }
 
 // WriteText writes compare.txt: the builds, the verdicts, then one block per
