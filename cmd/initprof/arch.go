@@ -44,7 +44,7 @@ func compareInVM(o *runOpts, bs []coldstart.Build) error {
 		items[i] = coldstart.VMItem{Label: b.Name, Path: b.Path}
 	}
 	// Every build runs under one name, as compare does on the host.
-	o.name = coldstart.ExtensionName(bs, o.name)
+	o.inv.Name = coldstart.ExtensionName(bs, o.inv.Name)
 	if err := inVM(o, "compare", items); err != nil || o.ci == nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func compareInVM(o *runOpts, bs []coldstart.Build) error {
 // inVM runs `initprof CMD` in the arm64 microVM over items (the engine's
 // coldstart.RunInVM) and brings its output directory back to --out.
 func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
-	if err := o.sample.validate(o.runs); err != nil {
+	if err := o.sample.validate(o.inv.Runs); err != nil {
 		return err
 	}
 	if o.Runtime != "sim" {
@@ -79,7 +79,7 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 	if err != nil {
 		return err
 	}
-	g := coldstart.GuestCommand{Cmd: cmd, Runs: o.runs}
+	g := coldstart.GuestCommand{Cmd: cmd, Runs: o.inv.Runs}
 	if cmd == "compare" {
 		g.Seed = o.seed
 		if o.ci != nil {
@@ -90,9 +90,8 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 		g.Sample = &o.sample.SampleOptions
 	}
 	job := coldstart.NewVMJob(cfg, g, items)
-	job.Name, job.OCI = o.name, o.sandboxSet && o.Sandbox == "oci"
-	job.Storage = coldstart.VMStorage{Warm: o.cache == "warm", Storage: o.Storage, ReadAheadKiB: o.readAheadKiB,
-		ChunkLatency: o.model.latency, ChunkMix: o.model.mix, BaseMix: o.model.baseMix, Seed: o.model.seed}
+	job.Name, job.OCI = o.inv.Name, o.sandboxSet && o.Sandbox == "oci"
+	job.Storage = o.inv.VMStorage(o.Storage)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -61,7 +61,7 @@ Examples:
 func setupOrderfile(fs *pflag.FlagSet) func([]string) error {
 	o := &runOpts{}
 	runFlags(fs, o, 5)
-	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions (default: the file name)")
+	fs.StringVar(&o.inv.Name, "name", "", "the extension's name in /opt/extensions (default: the file name)")
 	var file, format, symbols, extend string
 	var minRuns int
 	fs.StringVarP(&file, "output", "o", "", "the ordering file to write (required)")
@@ -86,8 +86,8 @@ func runOrderfile(o *runOpts, args []string, file, format, symbols, extend strin
 	if err != nil {
 		return badInput("--format: %v", err)
 	}
-	if minRuns > o.runs {
-		return badInput("--min-runs %d: more than the %d runs (-n)", minRuns, o.runs)
+	if minRuns > o.inv.Runs {
+		return badInput("--min-runs %d: more than the %d runs (-n)", minRuns, o.inv.Runs)
 	}
 	if err := o.validate(args); err != nil {
 		return err
@@ -99,7 +99,7 @@ func runOrderfile(o *runOpts, args []string, file, format, symbols, extend strin
 	if plan.Warn != "" {
 		progressf("%s", plan.Warn)
 	}
-	exts, err := coldstart.Extensions(args, o.name, o.Rootfs)
+	exts, err := coldstart.Extensions(args, o.inv.Name, o.Rootfs)
 	if err != nil {
 		return engineErr(err)
 	}
@@ -118,8 +118,8 @@ func runOrderfile(o *runOpts, args []string, file, format, symbols, extend strin
 		return engineErr(err)
 	}
 	defer s.Close()
-	bar := newProgress(o.runs)
-	err = s.RunN(ctx, o.runs, bar.step)
+	bar := newProgress(o.inv.Runs)
+	err = s.RunN(ctx, o.inv.Runs, bar.step)
 	bar.done()
 	if err != nil {
 		return err
