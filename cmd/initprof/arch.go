@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/initprof/initprof/coldstart"
-	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/htmlreport"
 )
@@ -95,37 +90,10 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := coldstart.RunInVM(ctx, job, out)
-	if ctx.Err() != nil {
-		if res == nil {
-			return withCode(exitInterrupted, errors.New("interrupted; the microVM was stopped"))
-		}
-		// The guest passed the interrupt to the job, which wrote what it
-		// had measured, as on x86.
-		if b, rerr := os.ReadFile(filepath.Join(out, "stdout.txt")); rerr == nil {
-			os.Stdout.Write(b)
-		}
-		return withCode(exitInterrupted, fmt.Errorf("interrupted; the microVM stopped after writing the partial results to %s", out))
+	res, err := coldstart.RunInVMTo(ctx, job, out, os.Stdout)
+	if res != nil {
+		progressf("microVM: kernel %s (%s), boot %.1f s, run %.1f s, total %.1f s; files in %s",
+			res.Kernel, res.Machine, res.Boot.Seconds(), res.Run.Seconds(), res.Total.Seconds(), out)
 	}
-	var ee *vm.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		return engineErr(err)
-	}
-	if b, rerr := os.ReadFile(filepath.Join(out, "stdout.txt")); rerr == nil {
-		os.Stdout.Write(b)
-	}
-	progressf("microVM: kernel %s (%s), boot %.1f s, run %.1f s, total %.1f s; files in %s",
-		res.Kernel, res.Machine, res.Boot.Seconds(), res.Run.Seconds(), res.Total.Seconds(), out)
-	if ee != nil {
-		code := ee.Code
-		if code == exitInitFailed || code == exitBadInput || code == exitPrivileges {
-			return withCode(code, fmt.Errorf("%s in the microVM exited %d:\n%s", cmd, code, indent(ee.ConsoleTail)))
-		}
-		return fmt.Errorf("%s in the microVM exited %d:\n%s", cmd, code, indent(ee.ConsoleTail))
-	}
-	return nil
-}
-
-func indent(s string) string {
-	return "  | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  | ")
+	return engineErr(err)
 }

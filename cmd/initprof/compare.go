@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -129,16 +127,12 @@ func runCompare(o *runOpts, args []string) error {
 	if err := coldstart.CheckBuilds(bs, coldstart.ExtensionName(bs, o.inv.Name), o.Rootfs, o.Function, o.Runtime != "sim"); err != nil {
 		return engineErr(err)
 	}
-	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {
-		return err
-	}
-	env, err := prepare(o)
+	env, err := prepare(o, "compare")
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	defer env.eng.Close()
+	defer env.close()
+	ctx := env.ctx
 
 	c, err := env.eng.NewComparison(bs)
 	if err != nil {

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -103,16 +100,12 @@ func runOrderfile(o *runOpts, args []string, file, format, symbols, extend strin
 	if err != nil {
 		return engineErr(err)
 	}
-	if o.out, err = outDir(o.out, o.force, "orderfile"); err != nil {
-		return err
-	}
-	env, err := prepare(o)
+	env, err := prepare(o, "orderfile")
 	if err != nil {
 		return err
 	}
-	defer env.eng.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	defer env.close()
+	ctx := env.ctx
 	s, err := env.eng.NewSeries(args[0], exts)
 	if err != nil {
 		return engineErr(err)

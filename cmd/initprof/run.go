@@ -178,12 +178,14 @@ func (o *runOpts) validate(args []string) error {
 	return engineErr(o.inv.Validate(o.Config, args))
 }
 
-// runEnv is what every series of a command shares: the engine and the
-// output directory.
+// runEnv is what every series of a command shares: the engine, the
+// output directory and the context that SIGINT and SIGTERM cancel.
 type runEnv struct {
-	o   *runOpts
-	eng *coldstart.Engine
-	out string
+	o     *runOpts
+	eng   *coldstart.Engine
+	out   string
+	ctx   context.Context
+	close func() // closes the engine and stops the signal context
 }
 
 // engineConfig turns the flags into the engine's configuration
@@ -194,9 +196,14 @@ func (o *runOpts) engineConfig() (coldstart.Config, error) {
 	return c, engineErr(err)
 }
 
-// prepare opens the engine shared by run and compare; the caller has
-// settled the output directory (outDir) first.
-func prepare(o *runOpts) (*runEnv, error) {
+// prepare settles the output directory (outDir, default initprof-out/KIND-…)
+// and opens the engine and the signal context shared by run, compare and
+// orderfile; the caller defers env.close.
+func prepare(o *runOpts, kind string) (*runEnv, error) {
+	var err error
+	if o.out, err = outDir(o.out, o.force, kind); err != nil {
+		return nil, err
+	}
 	cfg, err := o.engineConfig()
 	if err != nil {
 		return nil, err
@@ -205,7 +212,8 @@ func prepare(o *runOpts) (*runEnv, error) {
 	if err != nil {
 		return nil, engineErr(err)
 	}
-	return &runEnv{o: o, eng: eng, out: o.out}, nil
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return &runEnv{o: o, eng: eng, out: o.out, ctx: ctx, close: func() { eng.Close(); stop() }}, nil
 }
 
 // engineErr gives an engine error its exit code.
@@ -215,6 +223,10 @@ func engineErr(err error) error {
 		return withCode(exitBadInput, err)
 	case coldstart.Privileges:
 		return withCode(exitPrivileges, err)
+	case coldstart.InitFailed:
+		return withCode(exitInitFailed, err)
+	case coldstart.Interrupted:
+		return withCode(exitInterrupted, err)
 	}
 	return err
 }
@@ -246,16 +258,12 @@ func runRun(o *runOpts, args []string) error {
 			return engineErr(fmt.Errorf("--runtime: %w", err))
 		}
 	}
-	if o.out, err = outDir(o.out, o.force, "run"); err != nil {
-		return err
-	}
-	env, err := prepare(o)
+	env, err := prepare(o, "run")
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	defer env.eng.Close()
+	defer env.close()
+	ctx := env.ctx
 
 	name := strings.Join(args, " ")
 	if name == "" {
