@@ -7,7 +7,6 @@ import (
 	"syscall"
 
 	"github.com/initprof/initprof/coldstart"
-	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/htmlreport"
 )
 
@@ -49,11 +48,7 @@ func compareInVM(o *runOpts, bs []coldstart.Build) error {
 	if err != nil {
 		return err
 	}
-	var builds []profile.BuildRuns
-	for _, b := range in.Builds {
-		builds = append(builds, profile.BuildRuns{Build: b.Name, Runs: b.Report.Runs})
-	}
-	return ciErr(o.ci.Finish(in.Comparison, builds, os.Stdout, func(m string) { progressf("%s", m) }))
+	return ciErr(o.ci.Finish(in.Comparison, in.BuildRuns(), os.Stdout, func(m string) { progressf("%s", m) }))
 }
 
 // inVM runs `initprof CMD` in the arm64 microVM over items (the engine's
