@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -244,19 +243,9 @@ func runRun(o *runOpts, args []string) error {
 	if err := o.sample.validate(o.inv.Runs); err != nil {
 		return err
 	}
-	exts, err := coldstart.Extensions(args, o.inv.Name, o.Rootfs)
+	exts, err := coldstart.RunPackages(args, o.inv.Name, o.Config)
 	if err != nil {
 		return engineErr(err)
-	}
-	if err := coldstart.CheckPackages(exts, o.Function, o.Runtime != "sim"); err != nil {
-		return engineErr(err)
-	}
-	if o.Runtime != "sim" {
-		// The bootstrap gets the extensions' checks: an ELF (or #! script)
-		// for this machine whose libraries resolve.
-		if _, err := coldstart.Extensions([]string{o.Runtime}, "bootstrap", o.Rootfs); err != nil {
-			return engineErr(fmt.Errorf("--runtime: %w", err))
-		}
 	}
 	env, err := prepare(o, "run")
 	if err != nil {
@@ -265,12 +254,7 @@ func runRun(o *runOpts, args []string) error {
 	defer env.close()
 	ctx := env.ctx
 
-	name := strings.Join(args, " ")
-	if name == "" {
-		// No extension: the function's own init.
-		name = "function " + firstOf(o.Function, o.Image, o.Runtime)
-	}
-	s, err := env.eng.NewSeries(name, exts)
+	s, err := env.eng.NewSeries(coldstart.SeriesName(args, o.Config), exts)
 	if err != nil {
 		return engineErr(err)
 	}
@@ -322,16 +306,6 @@ func runRun(o *runOpts, args []string) error {
 		return withCode(exitInitFailed, fmt.Errorf("init failed in some runs (see the report); status: %s", profile.InitStatuses(s.Runs())))
 	}
 	return nil
-}
-
-// firstOf is the first non-empty string.
-func firstOf(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // progress prints one line per run to stderr, rewritten in place on a terminal.
