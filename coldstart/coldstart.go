@@ -169,6 +169,11 @@ const (
 	BadInput
 	// Privileges means root (BPF, perf events, cgroups) is missing.
 	Privileges
+	// InitFailed means the extension under test failed its init (in the
+	// arm64 microVM's guest: RunInVMTo).
+	InitFailed
+	// Interrupted means the context ended the work (RunInVMTo).
+	Interrupted
 )
 
 // Error is an engine error with its kind.

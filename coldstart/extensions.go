@@ -102,3 +102,39 @@ func CheckPackages(exts []container.Extension, function string, runtimeGiven boo
 	}
 	return nil
 }
+
+// RunPackages is what initprof run profiles: the extensions args name
+// (Extensions, renamed to name), their layers and c's function zip checked
+// together (CheckPackages), and a bootstrap runtime (c.Runtime not "sim")
+// given an extension's checks: an ELF (or #! script) for this machine whose
+// libraries resolve. Errors are of kind BadInput.
+func RunPackages(args []string, name string, c Config) ([]container.Extension, error) {
+	exts, err := Extensions(args, name, c.Rootfs)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPackages(exts, c.Function, c.Runtime != "sim"); err != nil {
+		return nil, err
+	}
+	if c.Runtime != "sim" {
+		if _, err := Extensions([]string{c.Runtime}, "bootstrap", c.Rootfs); err != nil {
+			return nil, fmt.Errorf("--runtime: %w", err)
+		}
+	}
+	return exts, nil
+}
+
+// SeriesName names the series of a run over args: the arguments as given,
+// or, with no extension, "function " and what brings the function's own
+// init (c's function zip, image or runtime).
+func SeriesName(args []string, c Config) string {
+	if len(args) > 0 {
+		return strings.Join(args, " ")
+	}
+	for _, s := range []string{c.Function, c.Image, c.Runtime} {
+		if s != "" {
+			return "function " + s
+		}
+	}
+	return "function "
+}

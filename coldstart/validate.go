@@ -4,11 +4,108 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/initprof/initprof/container"
+	"github.com/initprof/initprof/container/layers"
+	"github.com/initprof/initprof/container/lazyfs"
 	"github.com/initprof/initprof/extension"
 )
+
+// Invocation is what initprof's run, compare and orderfile flags give
+// beside a Config: the run count, the extension's --name, and the flags
+// that a Config holds in another form (--init-cpu, where 0 is the invoke
+// quota; --cache; --readahead in KiB; --checkpoint as text; the lambda
+// storage model's flags).
+type Invocation struct {
+	Runs         int
+	Name         string
+	InitCPU      float64
+	Cache        string // "cold" or "warm"
+	ReadAheadKiB int
+	Checkpoints  []string
+	Model        lazyfs.ModelFlags
+}
+
+// Validate checks inv and c as the flags gave them, with args the
+// command's extensions or layers: what c cannot see as given (the run
+// count, --cache, and the zero values that c reads as defaults) first,
+// then the Config inv makes of c (Invocation.Config, Config.Validate).
+// Every error is of kind BadInput.
+func (inv Invocation) Validate(c Config, args []string) error {
+	bad := func(format string, args ...any) error { return kindErr(BadInput, fmt.Errorf(format, args...)) }
+	if len(args) == 0 && c.Runtime == "sim" && c.Function == "" && c.Image == "" {
+		return bad("no extension given; usage: initprof run [flags] EXTENSION|LAYER.zip..., or profile a function's own init with --runtime BOOTSTRAP, --function CODE.zip or --image IMAGE.tar and no extension")
+	}
+	if (c.Function != "" || c.Image != "") && c.Runtime != "sim" {
+		return bad("--runtime with --function or --image: the function's bootstrap (or the image's ENTRYPOINT/CMD) is the runtime; give one of them")
+	}
+	if c.Function != "" && c.Image != "" {
+		return bad("--function and --image: a function is either a zip or an image")
+	}
+	if inv.Runs < 1 {
+		return bad("--runs must be at least 1")
+	}
+	if inv.InitCPU < 0 {
+		return bad("--init-cpu %g: give 0 (the invoke quota) or up to 6 vCPUs (Lambda's most)", inv.InitCPU)
+	}
+	if inv.Cache != "cold" && inv.Cache != "warm" {
+		return bad("--cache %q: use 'cold' or 'warm'", inv.Cache)
+	}
+	if inv.ReadAheadKiB < 4 || inv.ReadAheadKiB > 64<<10 {
+		return bad("--readahead %d: give KiB between 4 and 65536 (128 is Linux's default)", inv.ReadAheadKiB)
+	}
+	if c.InitTimeout <= 0 {
+		return bad("--init-timeout %s: must be positive (Lambda's is 10s)", c.InitTimeout)
+	}
+	if inv.Name != "" && len(args) > 1 {
+		return bad("--name renames one extension; %d were given", len(args))
+	}
+	if inv.Name != "" && len(args) == 1 && layers.IsZip(args[0]) {
+		return bad("--name renames a plain executable; a layer names its extensions by their files in extensions/")
+	}
+	if inv.Name != "" {
+		if e := extension.CheckExtensionName(inv.Name); e != nil {
+			return bad("--name: %s (Lambda names an extension after its file in /opt/extensions)", e.Message)
+		}
+	}
+	cfg, err := inv.Config(c)
+	if err != nil {
+		return err
+	}
+	return cfg.Validate()
+}
+
+// Config is c with inv's flags applied: the init CPU (0, the invoke quota,
+// becomes negative), the cache, the readahead in bytes, the storage model
+// and the checkpoints compiled. Errors are of kind BadInput.
+func (inv Invocation) Config(c Config) (Config, error) {
+	c.InitCPU, c.Warm, c.ReadAhead = inv.InitCPU, inv.Cache == "warm", inv.ReadAheadKiB<<10
+	m, err := inv.Model.Model()
+	if err != nil {
+		return c, kindErr(BadInput, err)
+	}
+	c.StorageModel = &m
+	if inv.InitCPU == 0 {
+		c.InitCPU = -1 // the engine's "invoke quota throughout"
+	}
+	for _, s := range inv.Checkpoints {
+		r, err := regexp.Compile(s)
+		if err != nil {
+			return c, kindErr(BadInput, fmt.Errorf("--checkpoint %q: %v", s, err))
+		}
+		c.Checkpoints = append(c.Checkpoints, r)
+	}
+	return c, nil
+}
+
+// VMStorage is the guest's storage (VMJob.Storage) that inv's flags and
+// storage (Config.Storage, as given) describe.
+func (inv Invocation) VMStorage(storage string) VMStorage {
+	return VMStorage{Warm: inv.Cache == "warm", Storage: storage, ReadAheadKiB: inv.ReadAheadKiB,
+		ChunkLatency: inv.Model.Latency, ChunkMix: inv.Model.FunctionMix, BaseMix: inv.Model.BaseMix, Seed: inv.Model.Seed}
+}
 
 // Validate checks c before anything is made, so that a bad option costs no
 // sandbox and no probe; Open checks it too. Zero values stand for the

@@ -2,7 +2,9 @@ package coldstart
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,6 +185,53 @@ func RunInVM(ctx context.Context, job VMJob, out string) (*vm.Result, error) {
 		progress("the arm64 guest kernel crashed (%s): a bug of the guest kernel, not of the extension; booting a fresh microVM (attempt %d of %d)",
 			crash.Line, next, vm.CrashAttempts)
 	})
+}
+
+// RunInVMTo is RunInVM for a command line: it writes the guest's output
+// directory to out and copies its stdout.txt (the guest command's printed
+// report) to stdout, also after an interrupt that left partial results.
+// The error says what the guest's exit means: of kind Interrupted when ctx
+// ended; for a guest that exited non-zero, its exit code and console tail,
+// of kind BadInput, Privileges or InitFailed for the guest's exit codes 2, 3
+// and 4. The Result is nil when the microVM did not finish its job.
+func RunInVMTo(ctx context.Context, job VMJob, out string, stdout io.Writer) (*vm.Result, error) {
+	res, err := RunInVM(ctx, job, out)
+	return vmOutcome(ctx.Err(), res, err, job.Command[0], out, stdout)
+}
+
+// vmOutcome is RunInVMTo's reading of what RunInVM returned.
+func vmOutcome(ctxErr error, res *vm.Result, err error, cmd, out string, stdout io.Writer) (*vm.Result, error) {
+	copyStdout := func() {
+		if b, rerr := os.ReadFile(filepath.Join(out, "stdout.txt")); rerr == nil {
+			stdout.Write(b)
+		}
+	}
+	if ctxErr != nil {
+		if res == nil {
+			return nil, kindErr(Interrupted, errors.New("interrupted; the microVM was stopped"))
+		}
+		// The guest passed the interrupt to the job, which wrote what it
+		// had measured, as on x86.
+		copyStdout()
+		return nil, kindErr(Interrupted, fmt.Errorf("interrupted; the microVM stopped after writing the partial results to %s", out))
+	}
+	var ee *vm.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return nil, err
+	}
+	copyStdout()
+	if ee == nil {
+		return res, nil
+	}
+	err = fmt.Errorf("%s in the microVM exited %d:\n%s", cmd, ee.Code, indent(ee.ConsoleTail))
+	if k, ok := map[int]ErrorKind{2: BadInput, 3: Privileges, 4: InitFailed}[ee.Code]; ok {
+		err = kindErr(k, err)
+	}
+	return res, err
+}
+
+func indent(s string) string {
+	return "  | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  | ")
 }
 
 // arm64Sysroot is the arm64 root file system that dynamically linked

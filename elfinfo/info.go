@@ -207,6 +207,23 @@ func OpenAll(paths []string, rootfs string) ([]*Info, []error) {
 	return infos, errs
 }
 
+// Inspect is OpenAll for `initprof inspect`: err refuses the command up
+// front, when rootfs ("" for this host's /) is not a directory or the one
+// path given is not a usable binary; otherwise errs has an error for each
+// bad file among several, which the caller reports beside the others.
+func Inspect(paths []string, rootfs string) (infos []*Info, errs []error, err error) {
+	if rootfs != "" {
+		if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
+			return nil, nil, fmt.Errorf("--rootfs %s: not a directory", rootfs)
+		}
+	}
+	infos, errs = OpenAll(paths, rootfs)
+	if len(paths) == 1 && len(errs) == 1 {
+		return nil, nil, errs[0]
+	}
+	return infos, errs, nil
+}
+
 // ResolveClosure fills Closure (or ClosureError) for the binary under rootfs.
 func (i *Info) ResolveClosure(rootfs string) {
 	if i.Linkage == "static" || i.Linkage == "static-pie" {

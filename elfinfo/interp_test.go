@@ -72,3 +72,36 @@ func TestOpenAll(t *testing.T) {
 		}
 	}
 }
+
+func TestInspect(t *testing.T) {
+	text := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(text, []byte("not ELF\n"), 0o644)
+	for _, tc := range []struct {
+		name       string
+		paths      []string
+		rootfs     string
+		infos, bad int
+		wantErr    string
+	}{
+		{name: "one binary", paths: []string{"/bin/true"}, infos: 1},
+		{name: "one bad file", paths: []string{text}, wantErr: text},
+		{name: "a bad file among others", paths: []string{"/bin/true", text}, infos: 1, bad: 1},
+		{name: "every file bad", paths: []string{text, text}, bad: 2},
+		{name: "rootfs", paths: []string{"/bin/true"}, rootfs: "/", infos: 1},
+		{name: "rootfs not a directory", paths: []string{"/bin/true"}, rootfs: text, wantErr: "--rootfs " + text + ": not a directory"},
+		{name: "rootfs missing", paths: []string{"/bin/true"}, rootfs: text + ".d", wantErr: "not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			infos, errs, err := Inspect(tc.paths, tc.rootfs)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || infos != nil || errs != nil {
+					t.Fatalf("Inspect = %d infos, %v, %v; want only an error with %q", len(infos), errs, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || len(infos) != tc.infos || len(errs) != tc.bad {
+				t.Errorf("Inspect = %d infos, %d errors (%v), %v; want %d, %d", len(infos), len(errs), errs, err, tc.infos, tc.bad)
+			}
+		})
+	}
+}

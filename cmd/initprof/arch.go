@@ -2,17 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/initprof/initprof/coldstart"
-	"github.com/initprof/initprof/container/vm"
-	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/htmlreport"
 )
 
@@ -44,7 +38,7 @@ func compareInVM(o *runOpts, bs []coldstart.Build) error {
 		items[i] = coldstart.VMItem{Label: b.Name, Path: b.Path}
 	}
 	// Every build runs under one name, as compare does on the host.
-	o.name = coldstart.ExtensionName(bs, o.name)
+	o.inv.Name = coldstart.ExtensionName(bs, o.inv.Name)
 	if err := inVM(o, "compare", items); err != nil || o.ci == nil {
 		return err
 	}
@@ -54,17 +48,13 @@ func compareInVM(o *runOpts, bs []coldstart.Build) error {
 	if err != nil {
 		return err
 	}
-	var builds []profile.BuildRuns
-	for _, b := range in.Builds {
-		builds = append(builds, profile.BuildRuns{Build: b.Name, Runs: b.Report.Runs})
-	}
-	return ciErr(o.ci.Finish(in.Comparison, builds, os.Stdout, func(m string) { progressf("%s", m) }))
+	return ciErr(o.ci.Finish(in.Comparison, in.BuildRuns(), os.Stdout, func(m string) { progressf("%s", m) }))
 }
 
 // inVM runs `initprof CMD` in the arm64 microVM over items (the engine's
 // coldstart.RunInVM) and brings its output directory back to --out.
 func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
-	if err := o.sample.validate(o.runs); err != nil {
+	if err := o.sample.validate(o.inv.Runs); err != nil {
 		return err
 	}
 	if o.Runtime != "sim" {
@@ -79,7 +69,7 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 	if err != nil {
 		return err
 	}
-	g := coldstart.GuestCommand{Cmd: cmd, Runs: o.runs}
+	g := coldstart.GuestCommand{Cmd: cmd, Runs: o.inv.Runs}
 	if cmd == "compare" {
 		g.Seed = o.seed
 		if o.ci != nil {
@@ -90,43 +80,15 @@ func inVM(o *runOpts, cmd string, items []coldstart.VMItem) error {
 		g.Sample = &o.sample.SampleOptions
 	}
 	job := coldstart.NewVMJob(cfg, g, items)
-	job.Name, job.OCI = o.name, o.sandboxSet && o.Sandbox == "oci"
-	job.Storage = coldstart.VMStorage{Warm: o.cache == "warm", Storage: o.Storage, ReadAheadKiB: o.readAheadKiB,
-		ChunkLatency: o.model.latency, ChunkMix: o.model.mix, BaseMix: o.model.baseMix, Seed: o.model.seed}
+	job.Name, job.OCI = o.inv.Name, o.sandboxSet && o.Sandbox == "oci"
+	job.Storage = o.inv.VMStorage(o.Storage)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := coldstart.RunInVM(ctx, job, out)
-	if ctx.Err() != nil {
-		if res == nil {
-			return withCode(exitInterrupted, errors.New("interrupted; the microVM was stopped"))
-		}
-		// The guest passed the interrupt to the job, which wrote what it
-		// had measured, as on x86.
-		if b, rerr := os.ReadFile(filepath.Join(out, "stdout.txt")); rerr == nil {
-			os.Stdout.Write(b)
-		}
-		return withCode(exitInterrupted, fmt.Errorf("interrupted; the microVM stopped after writing the partial results to %s", out))
+	res, err := coldstart.RunInVMTo(ctx, job, out, os.Stdout)
+	if res != nil {
+		progressf("microVM: kernel %s (%s), boot %.1f s, run %.1f s, total %.1f s; files in %s",
+			res.Kernel, res.Machine, res.Boot.Seconds(), res.Run.Seconds(), res.Total.Seconds(), out)
 	}
-	var ee *vm.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		return engineErr(err)
-	}
-	if b, rerr := os.ReadFile(filepath.Join(out, "stdout.txt")); rerr == nil {
-		os.Stdout.Write(b)
-	}
-	progressf("microVM: kernel %s (%s), boot %.1f s, run %.1f s, total %.1f s; files in %s",
-		res.Kernel, res.Machine, res.Boot.Seconds(), res.Run.Seconds(), res.Total.Seconds(), out)
-	if ee != nil {
-		code := ee.Code
-		if code == exitInitFailed || code == exitBadInput || code == exitPrivileges {
-			return withCode(code, fmt.Errorf("%s in the microVM exited %d:\n%s", cmd, code, indent(ee.ConsoleTail)))
-		}
-		return fmt.Errorf("%s in the microVM exited %d:\n%s", cmd, code, indent(ee.ConsoleTail))
-	}
-	return nil
-}
-
-func indent(s string) string {
-	return "  | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  | ")
+	return engineErr(err)
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -77,7 +75,7 @@ Examples:
 func setupCompare(fs *pflag.FlagSet) func([]string) error {
 	o := &runOpts{}
 	runFlags(fs, o, 30)
-	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions for every build (default: the first build's file name)")
+	fs.StringVar(&o.inv.Name, "name", "", "the extension's name in /opt/extensions for every build (default: the first build's file name)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the per-round shuffled run order (0: pick one; the report gives it)")
 	sampleFlags(fs, &o.sample)
 	var c export.CI
@@ -123,30 +121,26 @@ func runCompare(o *runOpts, args []string) error {
 	if err := o.validate([]string{"-"}); err != nil {
 		return err
 	}
-	if err := o.sample.validate(o.runs); err != nil {
+	if err := o.sample.validate(o.inv.Runs); err != nil {
 		return err
 	}
-	if err := coldstart.CheckBuilds(bs, coldstart.ExtensionName(bs, o.name), o.Rootfs, o.Function, o.Runtime != "sim"); err != nil {
+	if err := coldstart.CheckBuilds(bs, coldstart.ExtensionName(bs, o.inv.Name), o.Rootfs, o.Function, o.Runtime != "sim"); err != nil {
 		return engineErr(err)
 	}
-	if o.out, err = outDir(o.out, o.force, "compare"); err != nil {
-		return err
-	}
-	env, err := prepare(o)
+	env, err := prepare(o, "compare")
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	defer env.eng.Close()
+	defer env.close()
+	ctx := env.ctx
 
 	c, err := env.eng.NewComparison(bs)
 	if err != nil {
 		return engineErr(err)
 	}
 	defer c.Close()
-	bar := newProgress(o.runs * len(bs))
-	c.Run(ctx, o.runs, o.seed, bar.step)
+	bar := newProgress(o.inv.Runs * len(bs))
+	c.Run(ctx, o.inv.Runs, o.seed, bar.step)
 	bar.done()
 	if c.Interrupted != nil {
 		progressf("%s; writing what was measured", c.Interrupted)

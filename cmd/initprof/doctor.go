@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -58,14 +57,8 @@ Examples:
 					}
 				}
 				results := append(doctor.Run(), doctor.Leftovers())
-				if *asJSON {
-					enc := json.NewEncoder(os.Stdout)
-					enc.SetIndent("", "  ")
-					if err := enc.Encode(results); err != nil {
-						return err
-					}
-				} else {
-					doctor.WriteTable(os.Stdout, results)
+				if err := doctor.Write(os.Stdout, results, *asJSON); err != nil {
+					return err
 				}
 				return doctorError(results)
 			}

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -73,17 +73,6 @@ type flameOpts struct {
 	width                                               int
 }
 
-func (o flameOpts) filters() map[string]string {
-	m := map[string]string{}
-	for k, v := range map[string]string{pprofout.LabelPhase: o.phase, pprofout.LabelProcess: o.process,
-		pprofout.LabelBuild: o.build, pprofout.LabelRun: o.run} {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	return m
-}
-
 func runFlamegraph(o flameOpts, args []string, stdout io.Writer) error {
 	if len(args) != 1 {
 		return badInput("want exactly one PROFILE (a cpu.pb.gz or stacks.folded), got %d arguments", len(args))
@@ -91,24 +80,17 @@ func runFlamegraph(o flameOpts, args []string, stdout io.Writer) error {
 	if o.width < 200 {
 		return badInput("--width %d is too narrow: use at least 200 pixels", o.width)
 	}
-	f, err := pprofout.LoadFlame(args[0], o.diff, o.filters(), o.value)
+	f, err := pprofout.LoadFlame(args[0], o.diff, pprofout.Filters(o.phase, o.process, o.build, o.run), o.value)
 	if err != nil {
 		return badInput("%v", err)
 	}
-	out := o.out
-	if out == "" {
-		out = pprofout.FlameFileName(o.folded, o.diff != "", o.phase)
+	out, err := f.Save(o.out, stdout, o.folded, o.title, o.width)
+	var oe *pprofout.OutputError
+	if errors.As(err, &oe) {
+		return badInput("%v", err)
 	}
-	var buf bytes.Buffer
-	if err := f.Write(&buf, o.folded, o.title, o.width); err != nil {
+	if err != nil || out == "-" {
 		return err
-	}
-	if out == "-" {
-		_, err = stdout.Write(buf.Bytes())
-		return err
-	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		return badInput("cannot write %s: %v", out, err)
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d %s)\n", out, f.Cur.Total(), f.Unit())
 	return nil

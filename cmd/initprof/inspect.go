@@ -90,14 +90,9 @@ func runInspect(stdout, stderr io.Writer, args []string, jsonOut bool, rootfs st
 	if len(args) == 0 {
 		return badInput("no binary given; usage: initprof inspect [--json] [--rootfs DIR] BINARY...")
 	}
-	if rootfs != "" {
-		if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
-			return badInput("--rootfs %s: not a directory", rootfs)
-		}
-	}
-	infos, errs := elfinfo.OpenAll(args, rootfs)
-	if len(args) == 1 && len(errs) == 1 {
-		return badInput("%v", errs[0])
+	infos, errs, err := elfinfo.Inspect(args, rootfs)
+	if err != nil {
+		return badInput("%v", err)
 	}
 	for _, err := range errs {
 		fmt.Fprintf(stderr, "initprof inspect: %v\n", err)

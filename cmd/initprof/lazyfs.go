@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -26,11 +25,11 @@ itself for --storage lambda; run it by hand only to debug the model.`,
 		setup: func(fs *pflag.FlagSet) func([]string) error {
 			var o lazyfs.ServeOptions
 			var modelJSON string
-			var mf modelFlags
+			var mf lazyfs.ModelFlags
 			fs.StringVar(&o.Backing, "backing", "", "directory to serve")
 			fs.StringVar(&o.Mount, "mount", "", "mount point (an existing directory)")
 			fs.StringVar(&modelJSON, "model-json", "", "the whole storage model as JSON (what initprof passes; overrides the model flags)")
-			mf.define(fs)
+			modelFlags(fs, &mf)
 			fs.IntVar(&o.ReadAhead, "readahead", lazyfs.DefaultReadAhead, "the mount's readahead in bytes")
 			fs.IntVar(&o.Owner, "owner", os.Getppid(), "pid of the initprof that owns the mount (stale cleanup)")
 			fs.BoolVar(&o.Debug, "debug", false, "log every FUSE request to stderr (slow)")
@@ -38,17 +37,11 @@ itself for --storage lambda; run it by hand only to debug the model.`,
 				if o.Backing == "" || o.Mount == "" {
 					return badInput("--backing and --mount are required")
 				}
-				if modelJSON != "" {
-					if err := json.Unmarshal([]byte(modelJSON), &o.Model); err != nil {
-						return badInput("--model-json: %v", err)
-					}
-				} else {
-					m, err := mf.model()
-					if err != nil {
-						return badInput("%v", err)
-					}
-					o.Model = m
+				m, err := mf.ServeModel(modelJSON)
+				if err != nil {
+					return badInput("%v", err)
 				}
+				o.Model = m
 				if err := lazyfs.Serve(o, os.Stdin, os.Stdout); err != nil {
 					return fmt.Errorf("%v", err)
 				}

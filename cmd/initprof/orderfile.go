@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -61,7 +58,7 @@ Examples:
 func setupOrderfile(fs *pflag.FlagSet) func([]string) error {
 	o := &runOpts{}
 	runFlags(fs, o, 5)
-	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions (default: the file name)")
+	fs.StringVar(&o.inv.Name, "name", "", "the extension's name in /opt/extensions (default: the file name)")
 	var file, format, symbols, extend string
 	var minRuns int
 	fs.StringVarP(&file, "output", "o", "", "the ordering file to write (required)")
@@ -86,8 +83,8 @@ func runOrderfile(o *runOpts, args []string, file, format, symbols, extend strin
 	if err != nil {
 		return badInput("--format: %v", err)
 	}
-	if minRuns > o.runs {
-		return badInput("--min-runs %d: more than the %d runs (-n)", minRuns, o.runs)
+	if minRuns > o.inv.Runs {
+		return badInput("--min-runs %d: more than the %d runs (-n)", minRuns, o.inv.Runs)
 	}
 	if err := o.validate(args); err != nil {
 		return err
@@ -99,27 +96,23 @@ func runOrderfile(o *runOpts, args []string, file, format, symbols, extend strin
 	if plan.Warn != "" {
 		progressf("%s", plan.Warn)
 	}
-	exts, err := coldstart.Extensions(args, o.name, o.Rootfs)
+	exts, err := coldstart.Extensions(args, o.inv.Name, o.Rootfs)
 	if err != nil {
 		return engineErr(err)
 	}
-	if o.out, err = outDir(o.out, o.force, "orderfile"); err != nil {
-		return err
-	}
-	env, err := prepare(o)
+	env, err := prepare(o, "orderfile")
 	if err != nil {
 		return err
 	}
-	defer env.eng.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	defer env.close()
+	ctx := env.ctx
 	s, err := env.eng.NewSeries(args[0], exts)
 	if err != nil {
 		return engineErr(err)
 	}
 	defer s.Close()
-	bar := newProgress(o.runs)
-	err = s.RunN(ctx, o.runs, bar.step)
+	bar := newProgress(o.inv.Runs)
+	err = s.RunN(ctx, o.inv.Runs, bar.step)
 	bar.done()
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/initprof/initprof/profile/export"
 	"github.com/initprof/initprof/profile/htmlreport"
 )
 
@@ -62,10 +61,7 @@ func runReport(format string, args []string, stdout io.Writer) error {
 		if err != nil {
 			return badInput("%v", err)
 		}
-		if in.Comparison != nil {
-			return export.CompareMarkdown(stdout, in.Comparison)
-		}
-		return export.ReportMarkdown(stdout, in.Builds[0].Report)
+		return in.WriteMarkdown(stdout)
 	}
 	return badInput("--format %q: use html or markdown", format)
 }

@@ -7,17 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/initprof/initprof/coldstart"
-	"github.com/initprof/initprof/container/layers"
 	"github.com/initprof/initprof/container/vm"
-	"github.com/initprof/initprof/extension"
 	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/export"
 	"github.com/initprof/initprof/profile/outdir"
@@ -121,27 +117,21 @@ Examples:
 // Config, bound to its flags where a flag gives a field as is, and the rest.
 type runOpts struct {
 	coldstart.Config
-	runs         int
-	seed         uint64 // compare: the run-order seed
-	sandboxSet   bool   // --sandbox was given (the microVM's default differs)
-	initCPU      float64
-	checkpoints  []string
-	out          string
-	force        bool
-	json         bool
-	name         string
-	cache        string
-	readAheadKiB int
-	model        modelFlags
-	arch         string
-	sample       sampleOpts
-	ci           *export.CI // compare's PR/CI outputs
+	inv        coldstart.Invocation // the flags the Config holds in another form
+	seed       uint64               // compare: the run-order seed
+	sandboxSet bool                 // --sandbox was given (the microVM's default differs)
+	out        string
+	force      bool
+	json       bool
+	arch       string
+	sample     sampleOpts
+	ci         *export.CI // compare's PR/CI outputs
 }
 
 func setupRun(fs *pflag.FlagSet) func([]string) error {
 	o := &runOpts{}
 	runFlags(fs, o, 10)
-	fs.StringVar(&o.name, "name", "", "the extension's name in /opt/extensions (default: the file name; one extension only)")
+	fs.StringVar(&o.inv.Name, "name", "", "the extension's name in /opt/extensions (default: the file name; one extension only)")
 	sampleFlags(fs, &o.sample)
 	return func(args []string) error {
 		o.sandboxSet = fs.Changed("sandbox")
@@ -151,9 +141,9 @@ func setupRun(fs *pflag.FlagSet) func([]string) error {
 
 // runFlags defines the flags run and compare share.
 func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
-	fs.IntVarP(&o.runs, "runs", "n", runs, "cold starts to run (per build)")
+	fs.IntVarP(&o.inv.Runs, "runs", "n", runs, "cold starts to run (per build)")
 	fs.IntVar(&o.MemoryMB, "memory", 1024, "function memory in MB: the memory limit, and the invoke-time CPU quota (memory/1769 of one CPU)")
-	fs.Float64Var(&o.initCPU, "init-cpu", coldstart.DefaultInitCPU, "vCPUs during init, whatever the memory (Lambda's Init Durations do not vary with it); 0 applies the invoke quota during init too (not Lambda)")
+	fs.Float64Var(&o.inv.InitCPU, "init-cpu", coldstart.DefaultInitCPU, "vCPUs during init, whatever the memory (Lambda's Init Durations do not vary with it); 0 applies the invoke quota during init too (not Lambda)")
 	fs.StringVar(&o.Runtime, "runtime", "sim", "runtime: 'sim' (simulated) or the path of a bootstrap executable")
 	fs.StringVar(&o.Function, "function", "", "a function's deployment zip: unpacked at /var/task, its bootstrap is the runtime (provided.al2023)")
 	fs.StringVar(&o.Image, "image", "", "a container image tarball (docker save, or an OCI layout in a tar): the rootfs, its ENTRYPOINT/CMD the runtime, its /opt/extensions the extensions")
@@ -163,17 +153,17 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 	fs.DurationVar(&o.InitTimeout, "init-timeout", 10*time.Second, "Lambda's init limit")
 	fs.StringArrayVar(&o.Env, "env", nil, "customer environment variable K=V; repeatable")
 	fs.StringArrayVar(&o.Uprobes, "uprobe", nil, "extra checkpoint: SYMBOL (in the extension) or FILE:SYMBOL; repeatable")
-	fs.StringArrayVar(&o.checkpoints, "checkpoint", nil, "log-line checkpoint REGEX (first group names it), e.g. 'INIT \\| phase=(\\w+)'; repeatable")
+	fs.StringArrayVar(&o.inv.Checkpoints, "checkpoint", nil, "log-line checkpoint REGEX (first group names it), e.g. 'INIT \\| phase=(\\w+)'; repeatable")
 	fs.StringVar(&o.out, "out", "", "output directory (default initprof-out/run-TIMESTAMP)")
 	fs.BoolVar(&o.force, "force", false, "reuse a non-empty --out: the previous run's outputs there (reports, results, flamegraphs) are removed first")
 	fs.BoolVar(&o.json, "json", false, "print the JSON result to stdout instead of the text report")
 	fs.StringVar(&o.Sandbox, "sandbox", "oci", "'oci' (runc/crun container) or 'process' (plain host processes, no isolation); in the arm64 microVM the default is 'process', and 'oci' brings arm64 runc (or crun)")
 	fs.StringVar(&o.OCIRuntime, "oci-runtime", "", "runc, crun or a path (default: runc, then crun, on PATH)")
 	fs.StringVar(&o.Rootfs, "rootfs", "", "take the interpreter and libraries from this root filesystem (e.g. an exported Lambda base image)")
-	fs.StringVar(&o.cache, "cache", "cold", "'cold' evicts the sandbox's files from the page cache before each run; 'warm' keeps it")
+	fs.StringVar(&o.inv.Cache, "cache", "cold", "'cold' evicts the sandbox's files from the page cache before each run; 'warm' keeps it")
 	fs.StringVar(&o.Storage, "storage", "", "where the sandbox's files come from: 'lambda' (the default with --cache cold: Lambda's lazy loading, the first read of each 512 KiB chunk pays a tiered-cache fetch, served by a FUSE layer) or 'local' (this machine's disk)")
-	fs.IntVar(&o.readAheadKiB, "readahead", 128, "--storage lambda: the FUSE mount's readahead in KiB (Lambda's guest reads its ext4 block device with Linux's default 128 KiB); it decides how many chunks a read touches")
-	o.model.define(fs)
+	fs.IntVar(&o.inv.ReadAheadKiB, "readahead", 128, "--storage lambda: the FUSE mount's readahead in KiB (Lambda's guest reads its ext4 block device with Linux's default 128 KiB); it decides how many chunks a read touches")
+	modelFlags(fs, &o.inv.Model)
 	fs.StringVar(&o.arch, "arch", "", "the extension's architecture, amd64 or arm64; arm64 on an x86 host runs in an emulated arm64 microVM")
 	fs.BoolVar(&o.Emulated, "emulated", false, "label the report as emulated (set by initprof itself inside the microVM)")
 	fs.MarkHidden("emulated")
@@ -181,84 +171,38 @@ func runFlags(fs *pflag.FlagSet, o *runOpts, runs int) {
 
 // validate checks the arguments and the flags that coldstart.Config does not
 // see as given (run counts, --cache, and the zero values that the Config
-// reads as defaults), then the engine's configuration (Config.Validate).
+// reads as defaults), then the engine's configuration (Config.Validate):
+// coldstart.Invocation.Validate.
 func (o *runOpts) validate(args []string) error {
-	if len(args) == 0 && o.Runtime == "sim" && o.Function == "" && o.Image == "" {
-		return badInput("no extension given; usage: initprof run [flags] EXTENSION|LAYER.zip..., or profile a function's own init with --runtime BOOTSTRAP, --function CODE.zip or --image IMAGE.tar and no extension")
-	}
-	if (o.Function != "" || o.Image != "") && o.Runtime != "sim" {
-		return badInput("--runtime with --function or --image: the function's bootstrap (or the image's ENTRYPOINT/CMD) is the runtime; give one of them")
-	}
-	if o.Function != "" && o.Image != "" {
-		return badInput("--function and --image: a function is either a zip or an image")
-	}
-	if o.runs < 1 {
-		return badInput("--runs must be at least 1")
-	}
-	if o.initCPU < 0 {
-		return badInput("--init-cpu %g: give 0 (the invoke quota) or up to 6 vCPUs (Lambda's most)", o.initCPU)
-	}
-	if o.cache != "cold" && o.cache != "warm" {
-		return badInput("--cache %q: use 'cold' or 'warm'", o.cache)
-	}
-	if o.readAheadKiB < 4 || o.readAheadKiB > 64<<10 {
-		return badInput("--readahead %d: give KiB between 4 and 65536 (128 is Linux's default)", o.readAheadKiB)
-	}
-	if o.InitTimeout <= 0 {
-		return badInput("--init-timeout %s: must be positive (Lambda's is 10s)", o.InitTimeout)
-	}
-	if o.name != "" && len(args) > 1 {
-		return badInput("--name renames one extension; %d were given", len(args))
-	}
-	if o.name != "" && len(args) == 1 && layers.IsZip(args[0]) {
-		return badInput("--name renames a plain executable; a layer names its extensions by their files in extensions/")
-	}
-	if o.name != "" {
-		if e := extension.CheckExtensionName(o.name); e != nil {
-			return badInput("--name: %s (Lambda names an extension after its file in /opt/extensions)", e.Message)
-		}
-	}
-	cfg, err := o.engineConfig()
-	if err != nil {
-		return err
-	}
-	return engineErr(cfg.Validate())
+	return engineErr(o.inv.Validate(o.Config, args))
 }
 
-// runEnv is what every series of a command shares: the engine and the
-// output directory.
+// runEnv is what every series of a command shares: the engine, the
+// output directory and the context that SIGINT and SIGTERM cancel.
 type runEnv struct {
-	o   *runOpts
-	eng *coldstart.Engine
-	out string
+	o     *runOpts
+	eng   *coldstart.Engine
+	out   string
+	ctx   context.Context
+	close func() // closes the engine and stops the signal context
 }
 
-// engineConfig turns the flags into the engine's configuration.
+// engineConfig turns the flags into the engine's configuration
+// (coldstart.Invocation.Config).
 func (o *runOpts) engineConfig() (coldstart.Config, error) {
-	c := o.Config
-	c.InitCPU, c.Warm, c.ReadAhead = o.initCPU, o.cache == "warm", o.readAheadKiB<<10
+	c, err := o.inv.Config(o.Config)
 	c.Progress = func(s string) { progressf("%s", s) }
-	m, err := o.model.model()
-	if err != nil {
-		return c, badInput("%v", err)
-	}
-	c.StorageModel = &m
-	if o.initCPU == 0 {
-		c.InitCPU = -1 // the engine's "invoke quota throughout"
-	}
-	for _, s := range o.checkpoints {
-		r, err := regexp.Compile(s)
-		if err != nil {
-			return c, badInput("--checkpoint %q: %v", s, err)
-		}
-		c.Checkpoints = append(c.Checkpoints, r)
-	}
-	return c, nil
+	return c, engineErr(err)
 }
 
-// prepare opens the engine shared by run and compare; the caller has
-// settled the output directory (outDir) first.
-func prepare(o *runOpts) (*runEnv, error) {
+// prepare settles the output directory (outDir, default initprof-out/KIND-…)
+// and opens the engine and the signal context shared by run, compare and
+// orderfile; the caller defers env.close.
+func prepare(o *runOpts, kind string) (*runEnv, error) {
+	var err error
+	if o.out, err = outDir(o.out, o.force, kind); err != nil {
+		return nil, err
+	}
 	cfg, err := o.engineConfig()
 	if err != nil {
 		return nil, err
@@ -267,7 +211,8 @@ func prepare(o *runOpts) (*runEnv, error) {
 	if err != nil {
 		return nil, engineErr(err)
 	}
-	return &runEnv{o: o, eng: eng, out: o.out}, nil
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return &runEnv{o: o, eng: eng, out: o.out, ctx: ctx, close: func() { eng.Close(); stop() }}, nil
 }
 
 // engineErr gives an engine error its exit code.
@@ -277,6 +222,10 @@ func engineErr(err error) error {
 		return withCode(exitBadInput, err)
 	case coldstart.Privileges:
 		return withCode(exitPrivileges, err)
+	case coldstart.InitFailed:
+		return withCode(exitInitFailed, err)
+	case coldstart.Interrupted:
+		return withCode(exitInterrupted, err)
 	}
 	return err
 }
@@ -291,47 +240,28 @@ func runRun(o *runOpts, args []string) error {
 	if err := o.validate(args); err != nil {
 		return err
 	}
-	if err := o.sample.validate(o.runs); err != nil {
+	if err := o.sample.validate(o.inv.Runs); err != nil {
 		return err
 	}
-	exts, err := coldstart.Extensions(args, o.name, o.Rootfs)
+	exts, err := coldstart.RunPackages(args, o.inv.Name, o.Config)
 	if err != nil {
 		return engineErr(err)
 	}
-	if err := coldstart.CheckPackages(exts, o.Function, o.Runtime != "sim"); err != nil {
-		return engineErr(err)
-	}
-	if o.Runtime != "sim" {
-		// The bootstrap gets the extensions' checks: an ELF (or #! script)
-		// for this machine whose libraries resolve.
-		if _, err := coldstart.Extensions([]string{o.Runtime}, "bootstrap", o.Rootfs); err != nil {
-			return engineErr(fmt.Errorf("--runtime: %w", err))
-		}
-	}
-	if o.out, err = outDir(o.out, o.force, "run"); err != nil {
-		return err
-	}
-	env, err := prepare(o)
+	env, err := prepare(o, "run")
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	defer env.eng.Close()
+	defer env.close()
+	ctx := env.ctx
 
-	name := strings.Join(args, " ")
-	if name == "" {
-		// No extension: the function's own init.
-		name = "function " + firstOf(o.Function, o.Image, o.Runtime)
-	}
-	s, err := env.eng.NewSeries(name, exts)
+	s, err := env.eng.NewSeries(coldstart.SeriesName(args, o.Config), exts)
 	if err != nil {
 		return engineErr(err)
 	}
 	defer s.Close()
 
-	bar := newProgress(o.runs)
-	err = s.RunN(ctx, o.runs, bar.step)
+	bar := newProgress(o.inv.Runs)
+	err = s.RunN(ctx, o.inv.Runs, bar.step)
 	bar.done()
 	if err != nil {
 		return err
@@ -340,12 +270,12 @@ func runRun(o *runOpts, args []string) error {
 		if len(s.Runs()) == 0 {
 			return withCode(exitInterrupted, errors.New("interrupted before the first run finished; nothing was left behind"))
 		}
-		progressf("interrupted after %d of %d runs; writing what was measured", len(s.Runs()), o.runs)
+		progressf("interrupted after %d of %d runs; writing what was measured", len(s.Runs()), o.inv.Runs)
 	}
 
 	rep := s.Report()
 	if ctx.Err() != nil {
-		rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.runs}
+		rep.Interrupted = &profile.Interrupted{Runs: len(s.Runs()), Planned: o.inv.Runs}
 	}
 	outs := outdir.RunFiles(rep)
 	if err := outdir.WriteFiles(env.out, outs); err != nil {
@@ -376,16 +306,6 @@ func runRun(o *runOpts, args []string) error {
 		return withCode(exitInitFailed, fmt.Errorf("init failed in some runs (see the report); status: %s", profile.InitStatuses(s.Runs())))
 	}
 	return nil
-}
-
-// firstOf is the first non-empty string.
-func firstOf(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // progress prints one line per run to stderr, rewritten in place on a terminal.

@@ -18,6 +18,7 @@ package lazyfs
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -439,4 +440,30 @@ func ModelFrom(latencies, functionMix, baseMix string, seed uint64) (Model, erro
 		m.Source = "hit ratios from Brooker et al., USENIX ATC '23 unless overridden; set by flags"
 	}
 	return m, m.Validate()
+}
+
+// ModelFlags are the lambda storage model's parameters as a command line
+// gives them (ModelFrom's arguments); "" and 0 keep a default.
+type ModelFlags struct {
+	Latency, FunctionMix, BaseMix string
+	Seed                          uint64
+}
+
+// Model is DefaultModel with f applied (ModelFrom).
+func (f ModelFlags) Model() (Model, error) {
+	return ModelFrom(f.Latency, f.FunctionMix, f.BaseMix, f.Seed)
+}
+
+// ServeModel is the model of a lazyfs server: modelJSON, the whole model
+// as JSON (what initprof passes to the server it spawns), when given, else
+// f's model.
+func (f ModelFlags) ServeModel(modelJSON string) (Model, error) {
+	if modelJSON == "" {
+		return f.Model()
+	}
+	var m Model
+	if err := json.Unmarshal([]byte(modelJSON), &m); err != nil {
+		return m, fmt.Errorf("--model-json: %v", err)
+	}
+	return m, nil
 }

@@ -1,6 +1,7 @@
 package lazyfs
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"sync"
@@ -254,5 +255,42 @@ func BenchmarkSleepOvershoot(b *testing.B) {
 				b.ReportMetric(float64(over.Microseconds())/float64(b.N), "µs-over/op")
 			})
 		}
+	}
+}
+
+func TestModelFlagsServeModel(t *testing.T) {
+	custom := DefaultModel()
+	custom.Seed = 42
+	js, err := json.Marshal(custom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		flags     ModelFlags
+		modelJSON string
+		err       string
+		seed      uint64
+	}{
+		{name: "defaults", seed: DefaultModel().Seed},
+		{name: "flags", flags: ModelFlags{Latency: "worker=0,az=0,s3=0", Seed: 7}, seed: 7},
+		{name: "bad flags", flags: ModelFlags{FunctionMix: "worker"}, err: "want TIER=SHARE"},
+		{name: "json", modelJSON: string(js), seed: 42},
+		{name: "json over the flags", flags: ModelFlags{Seed: 7}, modelJSON: string(js), seed: 42},
+		{name: "bad json", modelJSON: "{", err: "--model-json: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := tc.flags.ServeModel(tc.modelJSON)
+			switch {
+			case tc.err != "":
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("ServeModel error %v, want %q", err, tc.err)
+				}
+			case err != nil:
+				t.Errorf("ServeModel: %v", err)
+			case m.Seed != tc.seed:
+				t.Errorf("ServeModel seed %d, want %d", m.Seed, tc.seed)
+			}
+		})
 	}
 }

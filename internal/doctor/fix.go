@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,23 @@ func WriteTable(w io.Writer, results []Result) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// WriteJSON prints results as an indented JSON array of {name, status,
+// detail, fix, required, privileges}.
+func WriteJSON(w io.Writer, results []Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(results)
+}
+
+// Write prints results as JSON (WriteJSON) or as a table (WriteTable).
+func Write(w io.Writer, results []Result, asJSON bool) error {
+	if asJSON {
+		return WriteJSON(w, results)
+	}
+	WriteTable(w, results)
+	return nil
 }
 
 // FixARM64 fills the per-user cache with the arm64 microVM's pieces that

@@ -2,12 +2,14 @@ package htmlreport
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/initprof/initprof/profile"
+	"github.com/initprof/initprof/profile/export"
 )
 
 // FromDir gathers a page's input from an output directory of initprof run,
@@ -161,4 +163,27 @@ func unwrap(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// WriteMarkdown writes in as GitHub-flavoured Markdown for a PR comment:
+// the comparison's (export.CompareMarkdown), or else the first build's
+// report (export.ReportMarkdown).
+func (in Input) WriteMarkdown(w io.Writer) error {
+	if in.Comparison != nil {
+		return export.CompareMarkdown(w, in.Comparison)
+	}
+	if len(in.Builds) == 0 {
+		return fmt.Errorf("nothing to write: no comparison and no build")
+	}
+	return export.ReportMarkdown(w, in.Builds[0].Report)
+}
+
+// BuildRuns are the runs of in's builds, as profile.BuildRuns (what
+// export.CI.Finish takes).
+func (in Input) BuildRuns() []profile.BuildRuns {
+	var builds []profile.BuildRuns
+	for _, b := range in.Builds {
+		builds = append(builds, profile.BuildRuns{Build: b.Name, Runs: b.Report.Runs})
+	}
+	return builds
 }

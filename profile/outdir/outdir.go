@@ -47,9 +47,11 @@ type Result struct {
 // Prepare makes the output directory (default initprof-out/KIND-TIMESTAMP,
 // with -2, -3… when that exists), proves it writable by creating a file
 // there, and refuses a non-empty one unless force is set; with force it
-// removes the previous run's outputs (Patterns) and keeps the rest. Every
-// error is the caller's input to fix; the messages name the --out flag.
-func Prepare(out string, force bool, kind string) (Result, error) {
+// removes the previous run's outputs (Patterns) and keeps the rest, and
+// tells warn (nil: nobody) what it removed and how many other files it
+// kept. Every error is the caller's input to fix; the messages name the
+// --out flag.
+func Prepare(out string, force bool, kind string, warn func(string)) (Result, error) {
 	if out == "" {
 		base := filepath.Join("initprof-out", kind+"-"+time.Now().Format("20060102-150405"))
 		out = base
@@ -102,6 +104,12 @@ func Prepare(out string, force bool, kind string) (Result, error) {
 	}
 	sort.Strings(res.Removed)
 	res.Kept = len(ents) - len(res.Removed)
+	if warn != nil && len(res.Removed) > 0 {
+		warn(fmt.Sprintf("warning: --force: removed the previous run's outputs from %s: %s", res.Dir, strings.Join(res.Removed, ", ")))
+	}
+	if warn != nil && res.Kept > 0 {
+		warn(fmt.Sprintf("warning: --force: %s keeps %d file(s) initprof did not write", res.Dir, res.Kept))
+	}
 	return res, nil
 }
 

@@ -55,16 +55,19 @@ func TestPrepare(t *testing.T) {
 		left    []string // entries after success; nil: not checked
 		removed int
 		kept    int
+		warns   []string // in the warnings, in order
 	}{
 		{name: "not empty", dir: used, wantErr: "--force"},
-		{name: "force", dir: used, force: true, left: []string{"notes.md"}, removed: len(old) + 1, kept: 1},
+		{name: "force", dir: used, force: true, left: []string{"notes.md"}, removed: len(old) + 1, kept: 1,
+			warns: []string{"warning: --force: removed the previous run's outputs from ", ": cpu.pb.gz, flame-b, flame-loader.svg, flame.svg, report.txt, results.json, stacks.folded, trace.json", "warning: --force: ", " keeps 1 file(s) initprof did not write"}},
 		{name: "new nested", dir: func(t *testing.T) string { return filepath.Join(t.TempDir(), "new", "deeper") }, left: []string{}},
 		{name: "empty", dir: func(t *testing.T) string { return t.TempDir() }, force: true, left: []string{}},
 		{name: "a file", dir: func(*testing.T) string { return file }, wantErr: "not a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := tc.dir(t)
-			res, err := Prepare(dir, tc.force, "run")
+			var warns []string
+			res, err := Prepare(dir, tc.force, "run", func(m string) { warns = append(warns, m) })
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Prepare(%s) = %v, want an error with %q", dir, err, tc.wantErr)
@@ -85,17 +88,29 @@ func TestPrepare(t *testing.T) {
 			if len(res.Removed) != tc.removed || res.Kept != tc.kept {
 				t.Errorf("removed %v, kept %d; want %d removed, %d kept", res.Removed, res.Kept, tc.removed, tc.kept)
 			}
+			all := strings.Join(warns, "\n")
+			if len(tc.warns) == 0 && all != "" {
+				t.Errorf("warnings %q, want none", all)
+			}
+			rest := all
+			for _, w := range tc.warns {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("warnings %q lack %q (in order)", all, w)
+				}
+				rest = rest[i+len(w):]
+			}
 		})
 	}
 }
 
 func TestPrepareDefaultName(t *testing.T) {
 	t.Chdir(t.TempDir())
-	a, err := Prepare("", false, "run")
+	a, err := Prepare("", false, "run", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Prepare("", false, "run")
+	b, err := Prepare("", false, "run", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package pprofout
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -94,6 +95,50 @@ func (f *Flame) Write(w io.Writer, folded bool, title string, width int) error {
 	default:
 		return flame.WriteSVG(w, f.Cur, flame.Options{Title: title, Subtitle: f.Subtitle(), Width: width, Unit: f.Unit()})
 	}
+}
+
+// OutputError is a flamegraph that could not be written to its file: the
+// caller's input (Flame.Save).
+type OutputError struct {
+	Path string
+	Err  error
+}
+
+func (e *OutputError) Error() string { return fmt.Sprintf("cannot write %s: %v", e.Path, e.Err) }
+func (e *OutputError) Unwrap() error { return e.Err }
+
+// Save draws f (Write) into the file out, or to stdout when out is "-",
+// and returns where it went. out "" is FlameFileName's default for f (its
+// phase filter, its base). A file that cannot be written is an
+// *OutputError; nothing is written when drawing fails.
+func (f *Flame) Save(out string, stdout io.Writer, folded bool, title string, width int) (string, error) {
+	if out == "" {
+		out = FlameFileName(folded, f.BasePath != "", f.Filters[LabelPhase])
+	}
+	var buf bytes.Buffer
+	if err := f.Write(&buf, folded, title, width); err != nil {
+		return "", err
+	}
+	if out == "-" {
+		_, err := stdout.Write(buf.Bytes())
+		return out, err
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		return "", &OutputError{Path: out, Err: err}
+	}
+	return out, nil
+}
+
+// Filters are the label filters of `initprof flamegraph`'s --phase,
+// --process, --build and --run; "" filters nothing.
+func Filters(phase, process, build, run string) map[string]string {
+	m := map[string]string{}
+	for k, v := range map[string]string{LabelPhase: phase, LabelProcess: process, LabelBuild: build, LabelRun: run} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // FlameFileName is the default output file of `initprof flamegraph`:

@@ -2,6 +2,8 @@ package pprofout
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,6 +93,77 @@ func TestFlameFileName(t *testing.T) {
 	} {
 		if got := FlameFileName(tc.folded, tc.diff, tc.phase); got != tc.want {
 			t.Errorf("FlameFileName(%v, %v, %q) = %q, want %q", tc.folded, tc.diff, tc.phase, got, tc.want)
+		}
+	}
+}
+
+func TestFlameSave(t *testing.T) {
+	dir := t.TempDir()
+	a := flameFixture(t, dir, "a", 10)
+	b := flameFixture(t, dir, "b", 30)
+	t.Chdir(dir)
+	for _, tc := range []struct {
+		name     string
+		base     string
+		filters  map[string]string
+		out      string
+		folded   bool
+		wantPath string
+		stdout   string // in stdout; "" expects nothing there
+		inFile   string // in the file written
+		wantErr  string
+		output   bool // the error is an *OutputError
+	}{
+		{name: "default name", wantPath: "flame.svg", inFile: "<svg"},
+		{name: "phase default name", filters: Filters("relocate", "", "", ""), wantPath: "flame-relocate.svg", inFile: "do_lookup_x"},
+		{name: "diff default name", base: a, wantPath: "flame-diff.svg", inFile: "rgb(255,"},
+		{name: "folded default name", folded: true, wantPath: "stacks.folded", inFile: "cext_hot_spin"},
+		{name: "named", out: filepath.Join(dir, "x.svg"), wantPath: filepath.Join(dir, "x.svg"), inFile: "<svg"},
+		{name: "stdout", out: "-", folded: true, wantPath: "-", stdout: "cext_hot_spin"},
+		{name: "unwritable", out: filepath.Join(dir, "no", "such", "x.svg"), wantErr: "cannot write " + filepath.Join(dir, "no", "such", "x.svg"), output: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := LoadFlame(b, tc.base, tc.filters, "samples")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stdout bytes.Buffer
+			path, err := f.Save(tc.out, &stdout, tc.folded, "", 1200)
+			var oe *OutputError
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.As(err, &oe) != tc.output {
+					t.Fatalf("Save = %v, want an error with %q (OutputError: %v)", err, tc.wantErr, tc.output)
+				}
+				return
+			}
+			if err != nil || path != tc.wantPath {
+				t.Fatalf("Save = %q, %v; want %q", path, err, tc.wantPath)
+			}
+			if (tc.stdout == "") != (stdout.Len() == 0) || !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("stdout holds %d bytes, want %q", stdout.Len(), tc.stdout)
+			}
+			if tc.inFile != "" {
+				data, err := os.ReadFile(path)
+				if err != nil || !strings.Contains(string(data), tc.inFile) {
+					t.Errorf("%s: %v, or it lacks %q", path, err, tc.inFile)
+				}
+			}
+		})
+	}
+}
+
+func TestFilters(t *testing.T) {
+	for _, tc := range []struct {
+		phase, process, build, run string
+		want                       string
+	}{
+		{want: "map[]"},
+		{phase: "relocate", want: "map[phase:relocate]"},
+		{phase: "main", process: "cext", build: "o3", run: "2", want: "map[build:o3 phase:main process:cext run:2]"},
+		{run: "0", want: "map[run:0]"},
+	} {
+		if got := fmt.Sprint(Filters(tc.phase, tc.process, tc.build, tc.run)); got != tc.want {
+			t.Errorf("Filters(%q, %q, %q, %q) = %s, want %s", tc.phase, tc.process, tc.build, tc.run, got, tc.want)
 		}
 	}
 }
