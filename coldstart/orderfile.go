@@ -27,6 +27,26 @@ type OrderOptions struct {
 	MinRuns int
 }
 
+// OrderArgs checks an orderfile command line before anything else: one
+// extension, an output file, a known format and no more --min-runs than
+// runs. It returns the format; its errors are of kind BadInput.
+func OrderArgs(args []string, output, format string, minRuns, runs int) (orderfile.Format, error) {
+	if len(args) != 1 {
+		return "", kindErr(BadInput, fmt.Errorf("orderfile takes one extension, %d given; usage: initprof orderfile [flags] -o FILE EXTENSION", len(args)))
+	}
+	if output == "" {
+		return "", kindErr(BadInput, errors.New("-o FILE is required: where to write the ordering file"))
+	}
+	f, err := orderfile.ParseFormat(format)
+	if err != nil {
+		return "", kindErr(BadInput, fmt.Errorf("--format: %v", err))
+	}
+	if minRuns > runs {
+		return "", kindErr(BadInput, fmt.Errorf("--min-runs %d: more than the %d runs (-n)", minRuns, runs))
+	}
+	return f, nil
+}
+
 // OrderPlan is an orderfile's inputs, read and checked before the first
 // cold start: the symbols of the binary, the previous orderfile, and the
 // advice on how to build with it.

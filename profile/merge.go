@@ -274,3 +274,13 @@ func ReadComparison(r io.Reader) (*Comparison, error) {
 	}
 	return &c, nil
 }
+
+// MergedSummary says what a merge joined, e.g. "merged 5 runs of 1
+// build(s) from 2 file(s)".
+func MergedSummary(reps []*Report, files int) string {
+	runs := 0
+	for _, r := range reps {
+		runs += len(r.Runs)
+	}
+	return fmt.Sprintf("merged %d runs of %d build(s) from %d file(s)", runs, len(reps), files)
+}

@@ -189,3 +189,22 @@ func TestMergeBuilds(t *testing.T) {
 		t.Error("an unlabelled run was not labelled with its directory")
 	}
 }
+
+func TestMergedSummary(t *testing.T) {
+	for _, tc := range []struct {
+		runs  []int // runs per build
+		files int
+		want  string
+	}{
+		{[]int{5}, 2, "merged 5 runs of 1 build(s) from 2 file(s)"},
+		{[]int{3, 2}, 4, "merged 5 runs of 2 build(s) from 4 file(s)"},
+	} {
+		var reps []*Report
+		for _, n := range tc.runs {
+			reps = append(reps, &Report{Runs: make([]Run, n)})
+		}
+		if got := MergedSummary(reps, tc.files); got != tc.want {
+			t.Errorf("MergedSummary = %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -68,11 +68,7 @@ func runMerge(out string, force bool, args []string) error {
 	if err := outdir.WriteFiles(out, outs); err != nil {
 		return err
 	}
-	runs := 0
-	for _, r := range reps {
-		runs += len(r.Runs)
-	}
-	progressf("merged %d runs of %d build(s) from %d file(s) into %s", runs, len(reps), len(files), out)
+	progressf("%s into %s", profile.MergedSummary(reps, len(files)), out)
 	writeReportHTML(out)
 	return print(os.Stdout)
 }

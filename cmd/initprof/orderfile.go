@@ -11,7 +11,6 @@ import (
 
 	"github.com/initprof/initprof/coldstart"
 	"github.com/initprof/initprof/profile"
-	"github.com/initprof/initprof/profile/orderfile"
 	"github.com/initprof/initprof/profile/outdir"
 )
 
@@ -73,18 +72,9 @@ func setupOrderfile(fs *pflag.FlagSet) func([]string) error {
 }
 
 func runOrderfile(o *runOpts, args []string, file, format, symbols, extend string, minRuns int) error {
-	if len(args) != 1 {
-		return badInput("orderfile takes one extension, %d given; usage: initprof orderfile [flags] -o FILE EXTENSION", len(args))
-	}
-	if file == "" {
-		return badInput("-o FILE is required: where to write the ordering file")
-	}
-	f, err := orderfile.ParseFormat(format)
+	f, err := coldstart.OrderArgs(args, file, format, minRuns, o.inv.Runs)
 	if err != nil {
-		return badInput("--format: %v", err)
-	}
-	if minRuns > o.inv.Runs {
-		return badInput("--min-runs %d: more than the %d runs (-n)", minRuns, o.inv.Runs)
+		return engineErr(err)
 	}
 	if err := o.validate(args); err != nil {
 		return err
