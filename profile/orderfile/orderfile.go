@@ -72,6 +72,10 @@ var ErrNoSymbols = errors.New("the binary has no symbol table (it is stripped): 
 func ReadSymbols(path string) (*Symbols, error) {
 	f, err := elf.Open(path)
 	if err != nil {
+		var fe *elf.FormatError
+		if errors.As(err, &fe) {
+			return nil, fmt.Errorf("not an ELF executable (%v): give the extension's binary", err)
+		}
 		return nil, err
 	}
 	defer f.Close()

@@ -160,3 +160,13 @@ func TestLLDAcceptsIt(t *testing.T) {
 		t.Errorf("address order %v, want the orderfile's: fixture_cold main fixture_ctor", seen)
 	}
 }
+
+func TestReadSymbolsNotELF(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "script")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadSymbols(p); err == nil || !strings.Contains(err.Error(), "not an ELF executable") {
+		t.Errorf("ReadSymbols(a script) = %v, want a 'not an ELF executable' error", err)
+	}
+}
