@@ -2,11 +2,8 @@ package coldstart
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +14,7 @@ import (
 	"github.com/initprof/initprof/container/vm"
 	"github.com/initprof/initprof/elfinfo"
 	"github.com/initprof/initprof/extension"
+	"github.com/initprof/initprof/internal/selfbin"
 	"github.com/initprof/initprof/probes"
 	"github.com/initprof/initprof/profile"
 	"github.com/initprof/initprof/profile/assemble"
@@ -582,14 +580,9 @@ func (s *Series) storageModelNote() string {
 
 // fileHash is "sha256:HEX" of a file's contents.
 func fileHash(path string) (string, error) {
-	f, err := os.Open(path)
+	h, err := selfbin.SHA256File(path)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return "sha256:" + h, nil
 }

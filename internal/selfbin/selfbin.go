@@ -214,6 +214,15 @@ func Command(goarch string, o Options) (string, error) {
 // fileKey names the running binary's build: the first 16 hex digits of its
 // SHA-256.
 func fileKey(path string) (string, error) {
+	h, err := SHA256File(path)
+	if err != nil {
+		return "", err
+	}
+	return h[:16], nil
+}
+
+// SHA256File is the hex SHA-256 of a file's contents.
+func SHA256File(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -223,7 +232,7 @@ func fileKey(path string) (string, error) {
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("hashing %s: %w", path, err)
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Src is where a build of the running initprof comes from: a module
