@@ -47,15 +47,7 @@ func TestConfigValidate(t *testing.T) {
 		{"runtime", Config{Runtime: exe}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("Validate() = %v, want nil", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Errorf("Validate() = %v, want an error with %q", err, tc.want)
-			case err != nil && KindOf(err) != BadInput:
-				t.Errorf("Validate() = %v of kind %v, want BadInput", err, KindOf(err))
-			}
+			wantBadInput(t, tc.cfg.Validate(), tc.want)
 		})
 	}
 }
@@ -99,15 +91,7 @@ func TestInvocationValidate(t *testing.T) {
 		{"memory (Config.Validate)", flags, cfgWith(func(c *Config) { c.MemoryMB = 64 }), []string{"ext"}, "--memory 64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.inv.Validate(tc.cfg, tc.args)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("Validate() = %v, want nil", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Errorf("Validate() = %v, want an error with %q", err, tc.want)
-			case err != nil && KindOf(err) != BadInput:
-				t.Errorf("Validate() = %v of kind %v, want BadInput", err, KindOf(err))
-			}
+			wantBadInput(t, tc.inv.Validate(tc.cfg, tc.args), tc.want)
 		})
 	}
 }
@@ -156,5 +140,19 @@ func TestInvocationVMStorage(t *testing.T) {
 		if got := tc.inv.VMStorage(tc.storage); got != tc.want {
 			t.Errorf("VMStorage(%q) = %+v, want %+v", tc.storage, got, tc.want)
 		}
+	}
+}
+
+// wantBadInput checks a Validate result: nil when want is "", else a
+// BadInput error whose message holds want.
+func wantBadInput(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("Validate() = %v, want nil", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("Validate() = %v, want an error with %q", err, want)
+	case err != nil && KindOf(err) != BadInput:
+		t.Errorf("Validate() = %v of kind %v, want BadInput", err, KindOf(err))
 	}
 }
